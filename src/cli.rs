@@ -1,0 +1,243 @@
+//! The command line: parse into validated values, run one command, and turn
+//! its outcome into an exit code. Exit codes: 0 success, 1 runtime failure,
+//! 2 bad input (a file, the config or the arguments).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use activegate_lifecycle::config::Config;
+use activegate_lifecycle::translate::{self, Action, TranslateError, manifest::MAX_MANIFEST_BYTES};
+use activegate_lifecycle::{ReadError, read_limited};
+
+use crate::telemetry::{self, LogFormat};
+
+const PROGRAM: &str = "activegate-lifecycle";
+
+/// Keeps Dynatrace ActiveGate running on AWS ECS Fargate, current and healthy.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version, about, long_about = None)]
+struct Cli {
+    /// Log format: `text` for people, `json` (one object per line) for CloudWatch Logs.
+    /// The level is set with RUST_LOG (e.g. `RUST_LOG=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Translate a Kubernetes ActiveGate manifest into an ECS Fargate task definition.
+    Translate(TranslateArgs),
+    /// Validate a config file.
+    CheckConfig {
+        /// The config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the daemon: scheduled rollouts, probes, status server (not implemented yet).
+    Run(Placeholder),
+    /// Reconcile one target now (not implemented yet).
+    Rollout(Placeholder),
+    /// Put the last known good revision back (not implemented yet).
+    Rollback(Placeholder),
+    /// Show what a rollout would change (not implemented yet).
+    Plan(Placeholder),
+    /// Show the state of every target (not implemented yet).
+    Status(Placeholder),
+    /// Run the embedded ECS simulator (not implemented yet).
+    Sim(Placeholder),
+    /// Show a whole rollout cycle against the simulator (not implemented yet).
+    Demo(Placeholder),
+}
+
+#[derive(Debug, clap::Args)]
+struct Placeholder {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TranslateArgs {
+    /// The Kubernetes manifest: multi-document YAML with the ActiveGate StatefulSet (or
+    /// Deployment) and its Service.
+    manifest: PathBuf,
+    /// The config file that supplies what a manifest cannot (roles, secrets' ARNs, logs, network).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The target in the config (needed when it has more than one).
+    #[arg(long, short, requires = "config")]
+    target: Option<String>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Output::TaskDefinition)]
+    output: Output,
+    /// The format of the translation report on stderr.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    report: ReportFormat,
+    /// Exit 2 when a field still needs a setting from the config.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// `aws ecs register-task-definition --cli-input-json` input.
+    TaskDefinition,
+    /// `aws ecs create-service --cli-input-json` input (needs --config).
+    Service,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+/// A failed command: the error, and whether the input or the run was at fault.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Self { code: 2, error: error.into() }
+    }
+    fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Self { code: 1, error: error.into() }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let rendered = e.render().to_string();
+            let rendered = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+            eprint!("{PROGRAM}: error: {rendered}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = telemetry::init(cli.log_format) {
+        eprintln!("{PROGRAM}: error: {message}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(f) => {
+            let mut chain = f.error.chain();
+            if let Some(top) = chain.next() {
+                eprintln!("{PROGRAM}: error: {top}");
+            }
+            for cause in chain {
+                eprintln!("{PROGRAM}:   caused by: {cause}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Translate(args) => translate_command(&args),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Run(_) => not_yet("run"),
+        Command::Rollout(_) => not_yet("rollout"),
+        Command::Rollback(_) => not_yet("rollback"),
+        Command::Plan(_) => not_yet("plan"),
+        Command::Status(_) => not_yet("status"),
+        Command::Sim(_) => not_yet("sim"),
+        Command::Demo(_) => not_yet("demo"),
+    }
+}
+
+fn not_yet(name: &str) -> Result<ExitCode, Failure> {
+    Err(Failure::runtime(anyhow::anyhow!("`{name}` is not implemented yet")))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Failure::runtime(anyhow::Error::new(e).context("cannot write to stdout")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_config(path: &std::path::Path) -> Result<ExitCode, Failure> {
+    let config = Config::load(path).map_err(Failure::bad_input)?;
+    let names: Vec<String> = config.targets.iter().map(|t| t.name.to_string()).collect();
+    print_stdout(&format!(
+        "{}: valid, {} target{}: {}\n",
+        config.path,
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn translate_command(args: &TranslateArgs) -> Result<ExitCode, Failure> {
+    let shown = args.manifest.display().to_string();
+    let bytes = read_limited(&args.manifest, MAX_MANIFEST_BYTES).map_err(|e| match e {
+        ReadError::TooLarge(size) => Failure::bad_input(TranslateError::TooLarge {
+            at: translate::Where::file(&shown),
+            size,
+            limit: MAX_MANIFEST_BYTES,
+        }),
+        ReadError::Io(e) => Failure::bad_input(
+            anyhow::Error::new(e).context(format!("{shown}: cannot read the manifest")),
+        ),
+    })?;
+    let manifest = translate::parse(&shown, &bytes).map_err(Failure::bad_input)?;
+    let settings = match &args.config {
+        Some(path) => {
+            let config = Config::load(path).map_err(Failure::bad_input)?;
+            config
+                .target(args.target.as_deref())
+                .map_err(Failure::bad_input)?
+                .translate_settings()
+        }
+        None => translate::Settings::default(),
+    };
+    let translation = translate::translate(&manifest, &settings).map_err(Failure::bad_input)?;
+    let document = match args.output {
+        Output::TaskDefinition => serde_json::to_string_pretty(&translation.task_definition),
+        Output::Service => {
+            let service =
+                translate::service_document(&translation, &settings).map_err(Failure::bad_input)?;
+            serde_json::to_string_pretty(&service)
+        }
+    }
+    .context("cannot serialise the document")
+    .map_err(Failure::runtime)?;
+    let report = match args.report {
+        ReportFormat::Text => translation.report.to_string(),
+        ReportFormat::Json => translation.report.to_json(),
+    };
+    eprint!("{report}");
+    print_stdout(&format!("{document}\n"))?;
+    let missing = translation.report.count(Action::NeedsSetting);
+    if missing > 0 {
+        tracing::warn!(
+            needs_setting = missing,
+            "the task definition is incomplete: {missing} field(s) need a setting from the config"
+        );
+        if args.strict {
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,659 @@
+//! The daemon's config file (TOML) → a validated [`Config`].
+//!
+//! Every field is checked where it is read: an ARN of the wrong service, a
+//! retention CloudWatch does not offer or a misspelt key fails with the file,
+//! line, column, the field, what was found and what is allowed. The commented
+//! example in `config/activegate-lifecycle.toml` documents every field.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::model::aws::{
+    Cluster, EcsName, LOG_RETENTION_DAYS, LogGroupName, Region, RoleArn, SecretArn,
+    SecretsManagerArn, SecurityGroupId, ServiceRegistryArn, SubnetId, TargetGroupArn,
+};
+use crate::translate::{EntryPoint, LogSettings, Settings};
+
+/// Config files are small; anything larger is the wrong file.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: the config file is {size} bytes; at most {MAX_CONFIG_BYTES} are accepted")]
+    TooLarge { path: String, size: u64 },
+    #[error("{path}: the config file is not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        /// The field, as a TOML path: `target[0].logs.retention_days`.
+        field: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Semantic { path: String, message: String },
+    #[error("{path}: no target named `{name}` (targets: {known})")]
+    UnknownTarget {
+        path: String,
+        name: String,
+        known: String,
+    },
+    #[error("{path}: {count} targets; choose one with --target ({known})")]
+    AmbiguousTarget {
+        path: String,
+        count: usize,
+        known: String,
+    },
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(rename = "target", default)]
+    targets: Vec<toml::Spanned<Target>>,
+}
+
+/// One ActiveGate service the daemon keeps: an ECS cluster + service, and
+/// what only the config can say about its task definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Unique name: lower-case letters, digits and `-`, at most 63.
+    pub name: TargetName,
+    pub region: Region,
+    pub cluster: Cluster,
+    pub service: EcsName,
+    /// Task-definition family; defaults to the manifest's workload name.
+    #[serde(default)]
+    pub family: Option<EcsName>,
+    /// The image to run; defaults to the manifest's image.
+    #[serde(default)]
+    pub image: Option<ImageText>,
+    pub execution_role_arn: RoleArn,
+    #[serde(default)]
+    pub task_role_arn: Option<RoleArn>,
+    /// Tasks to run; defaults to the manifest's replicas, else 2.
+    #[serde(default)]
+    pub desired_count: Option<DesiredCount>,
+    /// The URL OneAgents use to reach these ActiveGates (`DT_DNS_ENTRY_POINT`).
+    #[serde(default)]
+    pub entry_point: Option<EntryPointUrl>,
+    /// Turn the liveness probe into an ECS container health check (needs curl in the image).
+    #[serde(default = "yes")]
+    pub container_health_check: bool,
+    pub network: Network,
+    pub logs: Logs,
+    pub secrets: Secrets,
+    #[serde(default)]
+    pub environment: Environment,
+    #[serde(default)]
+    pub service_discovery: Option<ServiceDiscovery>,
+    #[serde(default)]
+    pub load_balancer: Option<LoadBalancerSettings>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub subnets: NonEmpty<SubnetId>,
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupId>,
+    #[serde(default)]
+    pub assign_public_ip: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    pub group: LogGroupName,
+    #[serde(default = "default_retention")]
+    pub retention_days: RetentionDays,
+    #[serde(default = "default_stream_prefix")]
+    pub stream_prefix: StreamPrefix,
+}
+
+fn default_retention() -> RetentionDays {
+    RetentionDays(30)
+}
+
+fn default_stream_prefix() -> StreamPrefix {
+    StreamPrefix("activegate".into())
+}
+
+/// ARNs only: the values stay in Secrets Manager / SSM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    pub tenant_token: SecretArn,
+    #[serde(default)]
+    pub auth_token: Option<SecretArn>,
+    #[serde(default)]
+    pub registry_credentials: Option<SecretsManagerArn>,
+}
+
+/// ActiveGate settings passed as environment variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    #[serde(rename = "DT_TENANT", default)]
+    pub tenant: Option<TenantId>,
+    #[serde(rename = "DT_SERVER", default)]
+    pub server: Option<ServerList>,
+    #[serde(rename = "DT_NETWORK_ZONE", default)]
+    pub network_zone: Option<NetworkZone>,
+    #[serde(rename = "DT_CAPABILITIES", default)]
+    pub capabilities: Option<CapabilityList>,
+    #[serde(rename = "DT_GROUP", default)]
+    pub group: Option<PlainValue>,
+    #[serde(rename = "DT_DEPLOYMENT_METADATA", default)]
+    pub deployment_metadata: Option<PlainValue>,
+    #[serde(rename = "DT_IGNORE_CLUSTER_RUNTIME_INFO", default)]
+    pub ignore_cluster_runtime_info: Option<bool>,
+}
+
+impl Environment {
+    fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("DT_TENANT", self.tenant.as_ref().map(|v| v.0.clone()));
+        put("DT_SERVER", self.server.as_ref().map(|v| v.0.clone()));
+        put("DT_NETWORK_ZONE", self.network_zone.as_ref().map(|v| v.0.clone()));
+        put("DT_CAPABILITIES", self.capabilities.as_ref().map(|v| v.0.clone()));
+        put("DT_GROUP", self.group.as_ref().map(|v| v.0.clone()));
+        put(
+            "DT_DEPLOYMENT_METADATA",
+            self.deployment_metadata.as_ref().map(|v| v.0.clone()),
+        );
+        put(
+            "DT_IGNORE_CLUSTER_RUNTIME_INFO",
+            self.ignore_cluster_runtime_info.map(|b| b.to_string()),
+        );
+        m
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDiscovery {
+    pub registry_arn: ServiceRegistryArn,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerSettings {
+    pub target_group_arn: TargetGroupArn,
+}
+
+// ---- validated scalar types --------------------------------------------------------------
+
+/// Declares a newtype over a deserialised value, checked by a function that
+/// returns the error message (what was found and what is allowed).
+macro_rules! checked {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = <$inner>::deserialize(d)?;
+                let check: fn(&$inner) -> Result<(), String> = $check;
+                check(&v).map_err(serde::de::Error::custom)?;
+                Ok(Self(v))
+            }
+        }
+    };
+}
+
+checked!(
+    /// A target's name: `[a-z0-9-]{1,63}`, starting with a letter or digit.
+    TargetName(String),
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && !s.starts_with('-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then_some(()).ok_or_else(|| {
+            format!("expected 1 to 63 lower-case letters, digits and `-` (e.g. `prod-eu`), found `{s}`")
+        })
+    }
+);
+
+impl fmt::Display for TargetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+checked!(
+    /// An image reference as text: `repository[:tag][@digest]`.
+    ImageText(String),
+    |s| {
+        let ok = !s.is_empty() && !s.contains(char::is_whitespace) && !s.contains(['<', '>']);
+        ok.then_some(()).ok_or_else(|| {
+            format!("expected an image reference such as `public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512`, found `{s}`")
+        })
+    }
+);
+
+checked!(
+    /// Desired task count: 1 to 100.
+    DesiredCount(u32),
+    |n| (1..=100).contains(n).then_some(()).ok_or_else(|| format!("expected 1 to 100 tasks, found {n}"))
+);
+
+checked!(
+    /// Days CloudWatch Logs keeps the containers' output; one of CloudWatch's values.
+    RetentionDays(u32),
+    |n| LOG_RETENTION_DAYS.contains(n).then_some(()).ok_or_else(|| {
+        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(ToString::to_string).collect();
+        let nearest = LOG_RETENTION_DAYS.iter().min_by_key(|d| d.abs_diff(*n)).copied().unwrap_or(30);
+        format!("{n} days is not a CloudWatch Logs retention; allowed: {} (nearest: {nearest})", allowed.join(", "))
+    })
+);
+
+checked!(
+    /// The awslogs stream prefix.
+    StreamPrefix(String),
+    |s| {
+        let ok = !s.is_empty() && s.len() <= 256 && !s.contains([':', '*']) && !s.contains(char::is_whitespace);
+        ok.then_some(()).ok_or_else(|| format!("expected a non-empty stream prefix without `:`, `*` or spaces, found `{s}`"))
+    }
+);
+
+checked!(
+    /// The Dynatrace environment ID (`DT_TENANT`).
+    TenantId(String),
+    |s| {
+        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then_some(()).ok_or_else(|| format!("expected an environment ID such as `abc12345`, found `{s}`"))
+    }
+);
+
+checked!(
+    /// `DT_SERVER`: comma-separated `https://` communication endpoints.
+    ServerList(String),
+    |s| {
+        let bad: Vec<&str> = s.split(',').map(str::trim).filter(|u| parse_https_url(u).is_none()).collect();
+        if s.trim().is_empty() || !bad.is_empty() {
+            Err(format!(
+                "expected comma-separated https URLs such as `https://abc12345.live.dynatrace.com:443/communication`, found `{}`",
+                bad.first().copied().unwrap_or(s)
+            ))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+checked!(
+    /// `DT_NETWORK_ZONE`: letters, digits, `-`, `_`, `.`; at most 256.
+    NetworkZone(String),
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 256
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && !s.contains("..")
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        ok.then_some(()).ok_or_else(|| {
+            format!("expected a network zone of letters, digits, `-`, `_` with `.` as separator (e.g. `aws.eu-central-1`), found `{s}`")
+        })
+    }
+);
+
+checked!(
+    /// `DT_CAPABILITIES`: comma-separated capability names.
+    CapabilityList(String),
+    |s| {
+        let caps: Vec<&str> = s.split(',').map(str::trim).collect();
+        if let Some(k) = caps.iter().find(|c| c.starts_with("kubernetes")) {
+            return Err(format!("`{k}` needs the Kubernetes API and cannot work on ECS; routing needs `MSGrouter`, the API `restInterface`"));
+        }
+        let ok = caps.iter().all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        ok.then_some(()).ok_or_else(|| format!("expected comma-separated capabilities such as `MSGrouter,restInterface,metrics_ingest`, found `{s}`"))
+    }
+);
+
+checked!(
+    /// A plain environment value: one line, no secret.
+    PlainValue(String),
+    |s| {
+        if s.contains('\n') {
+            Err("expected a single line".into())
+        } else if crate::translate::secrets::contains_dynatrace_token(s) {
+            Err("this looks like a Dynatrace token; tokens belong in Secrets Manager or SSM, named under [target.secrets]".into())
+        } else {
+            Ok(())
+        }
+    }
+);
+
+checked!(
+    /// The entry point URL OneAgents use: `https://HOST[:PORT]/PATH`.
+    EntryPointUrl(String),
+    |s| parse_https_url(s).map(|_| ()).ok_or_else(|| {
+        format!("expected an https URL such as `https://activegate.example.internal:9999/communication`, found `{s}`")
+    })
+);
+
+impl EntryPointUrl {
+    fn entry_point(&self) -> EntryPoint {
+        let (host, port) = parse_https_url(&self.0).expect("checked when the config was read");
+        EntryPoint {
+            url: self.0.clone(),
+            host,
+            port,
+        }
+    }
+}
+
+/// A list that must hold at least one element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonEmpty<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
+        if v.is_empty() {
+            return Err(serde::de::Error::custom("expected at least one element, found an empty list"));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// `https://host[:port][/path]` → (host, port).
+fn parse_https_url(s: &str) -> Option<(String, u16)> {
+    let rest = s.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|&p| p > 0)?),
+        None => (authority, 443),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    host_ok.then(|| (host.to_owned(), port))
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let bytes = crate::read_limited(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+            crate::ReadError::Io(source) => ConfigError::Read {
+                path: shown.clone(),
+                source,
+            },
+            crate::ReadError::TooLarge(size) => ConfigError::TooLarge {
+                path: shown.clone(),
+                size,
+            },
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::NotUtf8 {
+            path: shown.clone(),
+            offset: e.valid_up_to(),
+        })?;
+        Self::parse(&shown, text)
+    }
+
+    /// Validates config text; `path` names it in errors.
+    pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
+        if file.targets.is_empty() {
+            return Err(ConfigError::Semantic {
+                path: path.to_owned(),
+                message: "no [[target]]: the config must describe at least one ActiveGate service".into(),
+            });
+        }
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut services: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for t in &file.targets {
+            let (line, column) = line_column(text, t.span().start);
+            let target = t.get_ref();
+            if !seen.insert(target.name.0.clone()) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    field: "target.name".into(),
+                    message: format!("the name `{}` is used by an earlier target; names must be unique", target.name),
+                });
+            }
+            let key = (target.region.to_string(), target.cluster.to_string(), target.service.to_string());
+            if !services.insert(key) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    field: format!("target `{}`", target.name),
+                    message: format!(
+                        "service `{}` in cluster `{}` ({}) is already managed by an earlier target; two targets on one service would fight",
+                        target.service, target.cluster, target.region
+                    ),
+                });
+            }
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            targets: file.targets.into_iter().map(toml::Spanned::into_inner).collect(),
+        })
+    }
+
+    /// The target with this name, or the only one when no name is given.
+    pub fn target(&self, name: Option<&str>) -> Result<&Target, ConfigError> {
+        let known = || {
+            self.targets
+                .iter()
+                .map(|t| t.name.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self
+                .targets
+                .iter()
+                .find(|t| t.name.0 == n)
+                .ok_or_else(|| ConfigError::UnknownTarget {
+                    path: self.path.clone(),
+                    name: n.to_owned(),
+                    known: known(),
+                }),
+            None if self.targets.len() == 1 => Ok(&self.targets[0]),
+            None => Err(ConfigError::AmbiguousTarget {
+                path: self.path.clone(),
+                count: self.targets.len(),
+                known: known(),
+            }),
+        }
+    }
+}
+
+impl Target {
+    /// What the translator needs from this target.
+    pub fn translate_settings(&self) -> Settings {
+        Settings {
+            target: Some(self.name.0.clone()),
+            family: self.family.clone(),
+            cluster: Some(self.cluster.clone()),
+            service: Some(self.service.clone()),
+            image: self.image.as_ref().map(|i| i.0.clone()),
+            execution_role_arn: Some(self.execution_role_arn.clone()),
+            task_role_arn: self.task_role_arn.clone(),
+            logs: Some(LogSettings {
+                group: self.logs.group.clone(),
+                region: self.region.clone(),
+                stream_prefix: self.logs.stream_prefix.0.clone(),
+            }),
+            tenant_token: Some(self.secrets.tenant_token.clone()),
+            auth_token: self.secrets.auth_token.clone(),
+            registry_credentials: self.secrets.registry_credentials.clone(),
+            environment: self.environment.to_map(),
+            entry_point: self.entry_point.as_ref().map(EntryPointUrl::entry_point),
+            container_health_check: Some(self.container_health_check),
+            desired_count: self.desired_count.as_ref().map(|d| d.0),
+            subnets: self.network.subnets.0.clone(),
+            security_groups: self.network.security_groups.clone(),
+            assign_public_ip: self.network.assign_public_ip,
+            service_registry_arn: self.service_discovery.as_ref().map(|s| s.registry_arn.clone()),
+            target_group_arn: self.load_balancer.as_ref().map(|l| l.target_group_arn.clone()),
+        }
+    }
+}
+
+// ---- error locations ---------------------------------------------------------------------------
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The TOML path of the key whose value (or name) starts at `offset`:
+/// the nearest table header above it, plus the key on its line or above.
+fn field_at(text: &str, offset: usize) -> String {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let lines_before: Vec<&str> = text[..offset].split('\n').collect();
+    let current_prefix = lines_before.last().copied().unwrap_or("");
+    let current_line = {
+        let start = offset - current_prefix.len();
+        text[start..].split('\n').next().unwrap_or("")
+    };
+    let key_of = |line: &str| -> Option<String> {
+        let t = line.trim_start();
+        if t.starts_with('[') || t.starts_with('#') {
+            return None;
+        }
+        let (k, _) = t.split_once('=')?;
+        let k = k.trim().trim_matches('"');
+        (!k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.\"".contains(&b))).then(|| k.to_owned())
+    };
+    // The key: on this line, before the offset, or (for a multi-line array) above.
+    let mut key = if current_prefix.contains('=') {
+        key_of(current_line)
+    } else if key_of(current_line).is_none() && !current_line.trim_start().starts_with('[') {
+        // The offset may be the key itself (unknown field): take the word there.
+        let word: String = text[offset..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        (!word.is_empty()).then_some(word)
+    } else {
+        None
+    };
+    if key.is_none() && !current_prefix.contains('=') {
+        let word: String = text[offset..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        if current_line.trim_start().starts_with(&word) && !word.is_empty() {
+            key = Some(word);
+        }
+    }
+    let mut header = String::new();
+    let mut header_line = None;
+    for (i, line) in lines_before.iter().enumerate().rev() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            header = t.trim_start_matches('[').trim_end_matches(']').trim().to_owned();
+            header_line = Some(i);
+            break;
+        }
+        if key.is_none() && i + 1 < lines_before.len() {
+            if let Some(k) = key_of(line) {
+                key = Some(k);
+            }
+        }
+    }
+    // Index of the [[target]] this falls in.
+    if header == "target" || header.starts_with("target.") {
+        let upto = header_line.map_or(0, |i| i + 1);
+        let n = lines_before[..upto]
+            .iter()
+            .filter(|l| l.trim() == "[[target]]")
+            .count();
+        let rest = header.strip_prefix("target").unwrap_or("");
+        header = format!("target[{}]{rest}", n.saturating_sub(1));
+    }
+    match (header.is_empty(), key) {
+        (true, Some(k)) => k,
+        (false, Some(k)) => format!("{header}.{k}"),
+        (false, None) => header,
+        (true, None) => "(top level)".into(),
+    }
+}
+
+/// Adds "did you mean" to an unknown-field message.
+fn suggest(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(&unknown.to_ascii_lowercase(), &c.to_ascii_lowercase()), *c))
+        .min();
+    match best {
+        Some((d, c)) if d <= (unknown.len() / 3).max(2) => format!("{message}; did you mean `{c}`?"),
+        _ => message.to_owned(),
+    }
+}
+
+fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let start = e.span().map_or(0, |s| s.start);
+    let (line, column) = line_column(text, start);
+    let field = if e.span().is_some() { field_at(text, start) } else { "(file)".into() };
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        field,
+        message: suggest(e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! activegate-lifecycle: keeps Dynatrace ActiveGate running on AWS ECS Fargate,
+//! current and healthy.
+//!
+//! The module plan and which module may use which are in the project's design
+//! notes; in short: `model` (types, no I/O) ← `translate` (pure) ← `config`.
+
+pub mod config;
+pub mod model;
+pub mod translate;
+
+use std::io::Read;
+use std::path::Path;
+
+/// Why a bounded read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the file is larger than allowed ({0} bytes or more)")]
+    TooLarge(u64),
+}
+
+/// Reads a whole file, refusing one larger than `limit` bytes without reading
+/// more than `limit + 1` of it (a 50 MB file costs no 50 MB of memory).
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::File::open(path)?;
+    let size_hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size_hint > limit {
+        return Err(ReadError::TooLarge(size_hint));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}

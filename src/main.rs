@@ -1,0 +1,8 @@
+//! The `activegate-lifecycle` command: parse, start telemetry, dispatch.
+
+mod cli;
+mod telemetry;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,13 @@
+//! Domain types shared by every module: the ECS documents the product writes,
+//! AWS identifiers, Fargate sizes. Nothing here performs I/O.
+
+pub mod aws;
+pub mod fargate;
+pub mod service;
+pub mod task_definition;
+
+pub use service::CreateService;
+pub use task_definition::{ContainerDefinition, TaskDefinition};
+
+/// The value of the `managed-by` tag on everything the product creates.
+pub const MANAGED_BY: &str = "activegate-lifecycle";
