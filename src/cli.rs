@@ -106,10 +106,16 @@ struct Failure {
 
 impl Failure {
     fn bad_input(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: 2, error: error.into() }
+        Self {
+            code: 2,
+            error: error.into(),
+        }
     }
     fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Self { code: 1, error: error.into() }
+        Self {
+            code: 1,
+            error: error.into(),
+        }
     }
 }
 
@@ -162,16 +168,18 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
 }
 
 fn not_yet(name: &str) -> Result<ExitCode, Failure> {
-    Err(Failure::runtime(anyhow::anyhow!("`{name}` is not implemented yet")))
+    Err(Failure::runtime(anyhow::anyhow!(
+        "`{name}` is not implemented yet"
+    )))
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Failure::runtime(anyhow::Error::new(e).context("cannot write to stdout")))
-        }
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::runtime(
+            anyhow::Error::new(e).context("cannot write to stdout"),
+        )),
         _ => Ok(()),
     }
 }

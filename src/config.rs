@@ -184,8 +184,14 @@ impl Environment {
         };
         put("DT_TENANT", self.tenant.as_ref().map(|v| v.0.clone()));
         put("DT_SERVER", self.server.as_ref().map(|v| v.0.clone()));
-        put("DT_NETWORK_ZONE", self.network_zone.as_ref().map(|v| v.0.clone()));
-        put("DT_CAPABILITIES", self.capabilities.as_ref().map(|v| v.0.clone()));
+        put(
+            "DT_NETWORK_ZONE",
+            self.network_zone.as_ref().map(|v| v.0.clone()),
+        );
+        put(
+            "DT_CAPABILITIES",
+            self.capabilities.as_ref().map(|v| v.0.clone()),
+        );
         put("DT_GROUP", self.group.as_ref().map(|v| v.0.clone()));
         put(
             "DT_DEPLOYMENT_METADATA",
@@ -383,7 +389,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonEmpty<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Vec::<T>::deserialize(d)?;
         if v.is_empty() {
-            return Err(serde::de::Error::custom("expected at least one element, found an empty list"));
+            return Err(serde::de::Error::custom(
+                "expected at least one element, found an empty list",
+            ));
         }
         Ok(Self(v))
     }
@@ -433,7 +441,8 @@ impl Config {
         if file.targets.is_empty() {
             return Err(ConfigError::Semantic {
                 path: path.to_owned(),
-                message: "no [[target]]: the config must describe at least one ActiveGate service".into(),
+                message: "no [[target]]: the config must describe at least one ActiveGate service"
+                    .into(),
             });
         }
         let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -447,10 +456,17 @@ impl Config {
                     line,
                     column,
                     field: "target.name".into(),
-                    message: format!("the name `{}` is used by an earlier target; names must be unique", target.name),
+                    message: format!(
+                        "the name `{}` is used by an earlier target; names must be unique",
+                        target.name
+                    ),
                 });
             }
-            let key = (target.region.to_string(), target.cluster.to_string(), target.service.to_string());
+            let key = (
+                target.region.to_string(),
+                target.cluster.to_string(),
+                target.service.to_string(),
+            );
             if !services.insert(key) {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
@@ -466,7 +482,11 @@ impl Config {
         }
         Ok(Config {
             path: path.to_owned(),
-            targets: file.targets.into_iter().map(toml::Spanned::into_inner).collect(),
+            targets: file
+                .targets
+                .into_iter()
+                .map(toml::Spanned::into_inner)
+                .collect(),
         })
     }
 
@@ -480,15 +500,13 @@ impl Config {
                 .join(", ")
         };
         match name {
-            Some(n) => self
-                .targets
-                .iter()
-                .find(|t| t.name.0 == n)
-                .ok_or_else(|| ConfigError::UnknownTarget {
+            Some(n) => self.targets.iter().find(|t| t.name.0 == n).ok_or_else(|| {
+                ConfigError::UnknownTarget {
                     path: self.path.clone(),
                     name: n.to_owned(),
                     known: known(),
-                }),
+                }
+            }),
             None if self.targets.len() == 1 => Ok(&self.targets[0]),
             None => Err(ConfigError::AmbiguousTarget {
                 path: self.path.clone(),
@@ -525,8 +543,14 @@ impl Target {
             subnets: self.network.subnets.0.clone(),
             security_groups: self.network.security_groups.clone(),
             assign_public_ip: self.network.assign_public_ip,
-            service_registry_arn: self.service_discovery.as_ref().map(|s| s.registry_arn.clone()),
-            target_group_arn: self.load_balancer.as_ref().map(|l| l.target_group_arn.clone()),
+            service_registry_arn: self
+                .service_discovery
+                .as_ref()
+                .map(|s| s.registry_arn.clone()),
+            target_group_arn: self
+                .load_balancer
+                .as_ref()
+                .map(|l| l.target_group_arn.clone()),
         }
     }
 }
@@ -549,30 +573,33 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
-/// The TOML path of the key whose value (or name) starts at `offset`:
-/// the nearest table header above it, plus the key on its line or above.
+/// The key of a `key = value` line, if it is one.
+fn key_of(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    if t.starts_with('[') || t.starts_with('#') {
+        return None;
+    }
+    let (k, _) = t.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    let ok = !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    ok.then(|| k.to_owned())
+}
+
+/// The TOML path of the key whose value (or name) starts at `offset`, e.g.
+/// `target[1].logs.retention_days`: the nearest table header above it, with
+/// the index of its `[[target]]`, plus the key.
 fn field_at(text: &str, offset: usize) -> String {
     let offset = floor_char_boundary(text, offset.min(text.len()));
-    let lines_before: Vec<&str> = text[..offset].split('\n').collect();
-    let current_prefix = lines_before.last().copied().unwrap_or("");
-    let current_line = {
-        let start = offset - current_prefix.len();
-        text[start..].split('\n').next().unwrap_or("")
-    };
-    let key_of = |line: &str| -> Option<String> {
-        let t = line.trim_start();
-        if t.starts_with('[') || t.starts_with('#') {
-            return None;
-        }
-        let (k, _) = t.split_once('=')?;
-        let k = k.trim().trim_matches('"');
-        (!k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.\"".contains(&b))).then(|| k.to_owned())
-    };
-    // The key: on this line, before the offset, or (for a multi-line array) above.
-    let mut key = if current_prefix.contains('=') {
-        key_of(current_line)
-    } else if key_of(current_line).is_none() && !current_line.trim_start().starts_with('[') {
-        // The offset may be the key itself (unknown field): take the word there.
+    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |p| offset + p);
+    let line = &text[line_start..line_end];
+    let before = &text[line_start..offset];
+    // A value: the key on its line. A key (unknown-field errors point at it): the word there.
+    let mut key = if before.contains('=') {
+        key_of(line)
+    } else if before.trim().is_empty() && !line.trim_start().starts_with('[') {
         let word: String = text[offset..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -581,39 +608,31 @@ fn field_at(text: &str, offset: usize) -> String {
     } else {
         None
     };
-    if key.is_none() && !current_prefix.contains('=') {
-        let word: String = text[offset..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-            .collect();
-        if current_line.trim_start().starts_with(&word) && !word.is_empty() {
-            key = Some(word);
-        }
-    }
+    let above: Vec<&str> = text[..line_start].lines().collect();
     let mut header = String::new();
-    let mut header_line = None;
-    for (i, line) in lines_before.iter().enumerate().rev() {
-        let t = line.trim();
+    let mut header_index = 0;
+    for (i, l) in above.iter().enumerate().rev() {
+        let t = l.trim();
         if t.starts_with('[') {
-            header = t.trim_start_matches('[').trim_end_matches(']').trim().to_owned();
-            header_line = Some(i);
+            header = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            header_index = i;
             break;
         }
-        if key.is_none() && i + 1 < lines_before.len() {
-            if let Some(k) = key_of(line) {
-                key = Some(k);
-            }
+        // Inside a multi-line array: the key that opened it.
+        if key.is_none() {
+            key = key_of(l);
         }
     }
-    // Index of the [[target]] this falls in.
     if header == "target" || header.starts_with("target.") {
-        let upto = header_line.map_or(0, |i| i + 1);
-        let n = lines_before[..upto]
+        let n = above[..=header_index]
             .iter()
             .filter(|l| l.trim() == "[[target]]")
             .count();
-        let rest = header.strip_prefix("target").unwrap_or("");
-        header = format!("target[{}]{rest}", n.saturating_sub(1));
+        header = format!(
+            "target[{}]{}",
+            n.saturating_sub(1),
+            &header["target".len()..]
+        );
     }
     match (header.is_empty(), key) {
         (true, Some(k)) => k,
@@ -634,10 +653,17 @@ fn suggest(message: &str) -> String {
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     let best = candidates
         .iter()
-        .map(|c| (strsim::levenshtein(&unknown.to_ascii_lowercase(), &c.to_ascii_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::levenshtein(&unknown.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                *c,
+            )
+        })
         .min();
     match best {
-        Some((d, c)) if d <= (unknown.len() / 3).max(2) => format!("{message}; did you mean `{c}`?"),
+        Some((d, c)) if d <= (unknown.len() / 3).max(2) => {
+            format!("{message}; did you mean `{c}`?")
+        }
         _ => message.to_owned(),
     }
 }
@@ -645,7 +671,11 @@ fn suggest(message: &str) -> String {
 fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let start = e.span().map_or(0, |s| s.start);
     let (line, column) = line_column(text, start);
-    let field = if e.span().is_some() { field_at(text, start) } else { "(file)".into() };
+    let field = if e.span().is_some() {
+        field_at(text, start)
+    } else {
+        "(file)".into()
+    };
     ConfigError::Invalid {
         path: path.to_owned(),
         line,

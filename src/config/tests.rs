@@ -1,1 +1,226 @@
+use super::*;
 
+const EXAMPLE: &str = include_str!("../../config/activegate-lifecycle.toml");
+
+const MINIMAL: &str = r#"[[target]]
+name = "prod-eu"
+region = "eu-central-1"
+cluster = "observability"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/activegate"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
+"#;
+
+fn invalid(text: &str) -> (usize, usize, String, String) {
+    match Config::parse("ag.toml", text) {
+        Err(ConfigError::Invalid {
+            line,
+            column,
+            field,
+            message,
+            ..
+        }) => (line, column, field, message),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let c = Config::parse("example", EXAMPLE).expect("the example config must be valid");
+    assert_eq!(c.targets.len(), 1);
+    let s = c.targets[0].translate_settings();
+    assert_eq!(
+        s.environment.get("DT_TENANT").map(String::as_str),
+        Some("abc12345")
+    );
+    assert_eq!(
+        s.entry_point.as_ref().map(|e| (e.host.as_str(), e.port)),
+        Some(("activegate.observability.internal", 9999))
+    );
+}
+
+#[test]
+fn a_minimal_target_gets_defaults() {
+    let c = Config::parse("ag.toml", MINIMAL).expect("valid");
+    let t = &c.targets[0];
+    assert_eq!(t.logs.retention_days.0, 30);
+    assert_eq!(t.logs.stream_prefix.0, "activegate");
+    assert!(t.container_health_check);
+    assert!(!t.network.assign_public_ip);
+}
+
+#[test]
+fn a_misspelt_field_names_the_nearest_valid_one() {
+    let text = MINIMAL.replace("region =", "regoin =");
+    let (line, column, field, message) = invalid(&text);
+    assert_eq!((line, column), (3, 1));
+    assert_eq!(field, "target[0].regoin");
+    assert!(message.contains("unknown field `regoin`"), "{message}");
+    assert!(message.contains("did you mean `region`?"), "{message}");
+
+    let text = format!("{MINIMAL}\n[target.environment]\nDT_TENNANT = \"abc\"\n");
+    let (_, _, field, message) = invalid(&text);
+    assert_eq!(field, "target[0].environment.DT_TENNANT");
+    assert!(message.contains("did you mean `DT_TENANT`?"), "{message}");
+}
+
+#[test]
+fn an_arn_of_the_wrong_service_is_named() {
+    let text = MINIMAL.replace(
+        "arn:aws:iam::123456789012:role/exec",
+        "arn:aws:s3:::my-bucket",
+    );
+    let (line, _, field, message) = invalid(&text);
+    assert_eq!(line, 6);
+    assert_eq!(field, "target[0].execution_role_arn");
+    assert!(message.contains("an IAM role ARN"), "{message}");
+    assert!(message.contains("`arn:aws:s3:::my-bucket`"), "{message}");
+    assert!(message.contains("service `s3`"), "{message}");
+}
+
+#[test]
+fn a_retention_cloudwatch_does_not_offer_lists_the_allowed_values() {
+    let text = MINIMAL.replace(
+        "group = \"/ecs/activegate\"",
+        "group = \"/ecs/activegate\"\nretention_days = 45",
+    );
+    let (line, column, field, message) = invalid(&text);
+    assert_eq!((line, column), (13, 18));
+    assert_eq!(field, "target[0].logs.retention_days");
+    assert!(
+        message.contains("45 days is not a CloudWatch Logs retention"),
+        "{message}"
+    );
+    assert!(message.contains("1, 3, 5, 7, 14, 30"), "{message}");
+    assert!(message.contains("nearest: 30"), "{message}");
+}
+
+#[test]
+fn errors_in_a_later_target_name_that_target() {
+    let second = MINIMAL
+        .replace("prod-eu", "prod-us")
+        .replace("dynatrace-activegate", "ag-us")
+        .replace(
+            "subnets = [\"subnet-0123456789abcdef0\"]",
+            "subnets = [\n  \"subnet-0123456789abcdef0\",\n  \"subnet-nothex\",\n]",
+        );
+    let (line, _, field, message) = invalid(&format!("{MINIMAL}\n{second}"));
+    // The span of an array element is the array's: the `subnets = [` line.
+    assert_eq!(line, 25);
+    assert_eq!(field, "target[1].network.subnets");
+    assert!(message.contains("a subnet ID"), "{message}");
+}
+
+#[test]
+fn wrong_types_and_empty_lists_are_refused() {
+    let (_, _, field, message) = invalid(&MINIMAL.replace(
+        "service = \"dynatrace-activegate\"",
+        "service = \"dynatrace-activegate\"\ndesired_count = \"three\"",
+    ));
+    assert_eq!(field, "target[0].desired_count");
+    assert!(message.contains("invalid type"), "{message}");
+    let (_, _, field, message) = invalid(&MINIMAL.replace("[\"subnet-0123456789abcdef0\"]", "[]"));
+    assert_eq!(field, "target[0].network.subnets");
+    assert!(message.contains("at least one"), "{message}");
+    let (_, _, _, message) = invalid(&MINIMAL.replace(
+        "service = \"dynatrace-activegate\"",
+        "service = \"dynatrace-activegate\"\ndesired_count = 0",
+    ));
+    assert!(
+        message.contains("expected 1 to 100 tasks, found 0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn kubernetes_monitoring_is_refused_on_ecs() {
+    let (_, _, field, message) = invalid(&format!(
+        "{MINIMAL}\n[target.environment]\nDT_CAPABILITIES = \"MSGrouter,kubernetes_monitoring\"\n"
+    ));
+    assert_eq!(field, "target[0].environment.DT_CAPABILITIES");
+    assert!(message.contains("needs the Kubernetes API"), "{message}");
+}
+
+#[test]
+fn a_token_in_the_environment_is_refused() {
+    let (_, _, _, message) = invalid(&format!(
+        "{MINIMAL}\n[target.environment]\nDT_GROUP = \"dt0c01.ABC.DEF\"\n"
+    ));
+    assert!(
+        message.contains("looks like a Dynatrace token"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("dt0c01.ABC"),
+        "the error repeats the token: {message}"
+    );
+}
+
+#[test]
+fn registry_credentials_must_come_from_secrets_manager() {
+    let text = MINIMAL.replace(
+        "tenant_token =",
+        "registry_credentials = \"arn:aws:ssm:eu-central-1:123456789012:parameter/pull\"\ntenant_token =",
+    );
+    let (_, _, field, message) = invalid(&text);
+    assert_eq!(field, "target[0].secrets.registry_credentials");
+    assert!(message.contains("only from Secrets Manager"), "{message}");
+}
+
+#[test]
+fn duplicate_targets_are_refused() {
+    let err = Config::parse("ag.toml", &format!("{MINIMAL}\n{MINIMAL}")).expect_err("duplicate");
+    let msg = err.to_string();
+    assert!(msg.contains("ag.toml:17:1:"), "{msg}");
+    assert!(
+        msg.contains("`prod-eu` is used by an earlier target"),
+        "{msg}"
+    );
+    let same_service = MINIMAL.replace("prod-eu", "prod-eu-2");
+    let msg = Config::parse("ag.toml", &format!("{MINIMAL}\n{same_service}"))
+        .expect_err("same service")
+        .to_string();
+    assert!(msg.contains("would fight"), "{msg}");
+}
+
+#[test]
+fn an_empty_config_or_broken_toml_is_refused() {
+    let msg = Config::parse("ag.toml", "# nothing\n")
+        .expect_err("empty")
+        .to_string();
+    assert!(msg.contains("no [[target]]"), "{msg}");
+    let (line, _, _, _) = invalid("[[target]\nname = 1\n");
+    assert_eq!(line, 1);
+    let (_, _, field, message) = invalid("colour = \"blue\"\n");
+    assert_eq!(field, "colour");
+    assert!(message.contains("unknown field `colour`"), "{message}");
+}
+
+#[test]
+fn targets_are_chosen_by_name() {
+    let two = format!(
+        "{MINIMAL}\n{}",
+        MINIMAL
+            .replace("prod-eu", "prod-us")
+            .replace("dynatrace-activegate", "ag-us")
+    );
+    let c = Config::parse("ag.toml", &two).expect("valid");
+    assert_eq!(c.target(Some("prod-us")).expect("exists").name.0, "prod-us");
+    let msg = c.target(None).expect_err("ambiguous").to_string();
+    assert!(
+        msg.contains("choose one with --target (prod-eu, prod-us)"),
+        "{msg}"
+    );
+    let msg = c.target(Some("nope")).expect_err("unknown").to_string();
+    assert!(msg.contains("no target named `nope`"), "{msg}");
+    let one = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert_eq!(one.target(None).expect("only one").name.0, "prod-eu");
+}

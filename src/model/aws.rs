@@ -257,7 +257,11 @@ fn check_region(s: &str) -> Result<(), InvalidId> {
     if is_region(s) {
         Ok(())
     } else {
-        Err(InvalidId::new("an AWS region such as `eu-central-1`", s, ""))
+        Err(InvalidId::new(
+            "an AWS region such as `eu-central-1`",
+            s,
+            "",
+        ))
     }
 }
 
@@ -282,7 +286,11 @@ fn check_prefixed_hex(s: &str, prefix: &str, expected: &'static str) -> Result<(
 }
 
 fn check_subnet(s: &str) -> Result<(), InvalidId> {
-    check_prefixed_hex(s, "subnet-", "a subnet ID such as `subnet-0123456789abcdef0`")
+    check_prefixed_hex(
+        s,
+        "subnet-",
+        "a subnet ID such as `subnet-0123456789abcdef0`",
+    )
 }
 
 string_id!(
@@ -292,7 +300,11 @@ string_id!(
 );
 
 fn check_security_group(s: &str) -> Result<(), InvalidId> {
-    check_prefixed_hex(s, "sg-", "a security group ID such as `sg-0123456789abcdef0`")
+    check_prefixed_hex(
+        s,
+        "sg-",
+        "a security group ID such as `sg-0123456789abcdef0`",
+    )
 }
 
 string_id!(
@@ -305,7 +317,8 @@ fn check_ecs_name(s: &str) -> Result<(), InvalidId> {
     const EXPECTED: &str = "an ECS name: 1 to 255 letters, digits, `-` and `_`";
     let ok = !s.is_empty()
         && s.len() <= 255
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -340,8 +353,7 @@ string_id!(
 );
 
 fn check_log_group(s: &str) -> Result<(), InvalidId> {
-    const EXPECTED: &str =
-        "a CloudWatch Logs group name: 1 to 512 of letters, digits and `.-_/#`";
+    const EXPECTED: &str = "a CloudWatch Logs group name: 1 to 512 of letters, digits and `.-_/#`";
     let ok = !s.is_empty()
         && s.len() <= 512
         && s.bytes()
@@ -371,8 +383,16 @@ mod tests {
 
     #[test]
     fn role_arns_are_checked_for_service_and_resource() {
-        assert!("arn:aws:iam::123456789012:role/ecsTaskExecutionRole".parse::<RoleArn>().is_ok());
-        assert!("arn:aws-cn:iam::123456789012:role/path/x".parse::<RoleArn>().is_ok());
+        assert!(
+            "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
+                .parse::<RoleArn>()
+                .is_ok()
+        );
+        assert!(
+            "arn:aws-cn:iam::123456789012:role/path/x"
+                .parse::<RoleArn>()
+                .is_ok()
+        );
         let err = "arn:aws:s3:::bucket".parse::<RoleArn>().unwrap_err();
         assert!(err.to_string().contains("service `s3`"), "{err}");
         let err = "arn:aws:iam::123456789012:user/alice"
@@ -391,7 +411,10 @@ mod tests {
         assert!(ssm.parse::<SecretArn>().is_ok());
         assert!(sm.parse::<SecretsManagerArn>().is_ok());
         let err = ssm.parse::<SecretsManagerArn>().unwrap_err();
-        assert!(err.to_string().contains("only from Secrets Manager"), "{err}");
+        assert!(
+            err.to_string().contains("only from Secrets Manager"),
+            "{err}"
+        );
         let err = "arn:aws:kms:eu-central-1:123456789012:key/abc"
             .parse::<SecretArn>()
             .unwrap_err();
@@ -400,23 +423,42 @@ mod tests {
 
     #[test]
     fn regions_and_vpc_ids() {
-        for ok in ["eu-central-1", "us-east-1", "us-gov-west-1", "ap-southeast-2"] {
+        for ok in [
+            "eu-central-1",
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+        ] {
             assert!(ok.parse::<Region>().is_ok(), "{ok}");
         }
-        for bad in ["eu-central", "EU-central-1", "eucentral1", "", "e-central-1"] {
+        for bad in [
+            "eu-central",
+            "EU-central-1",
+            "eucentral1",
+            "",
+            "e-central-1",
+        ] {
             assert!(bad.parse::<Region>().is_err(), "{bad}");
         }
         assert!("subnet-0123456789abcdef0".parse::<SubnetId>().is_ok());
         assert!("subnet-01234567".parse::<SubnetId>().is_ok());
         assert!("subnet-XYZ".parse::<SubnetId>().is_err());
         assert!("sg-0123456789abcdef0".parse::<SecurityGroupId>().is_ok());
-        assert!("subnet-0123456789abcdef0".parse::<SecurityGroupId>().is_err());
+        assert!(
+            "subnet-0123456789abcdef0"
+                .parse::<SecurityGroupId>()
+                .is_err()
+        );
     }
 
     #[test]
     fn names_and_clusters() {
         assert!("observability".parse::<Cluster>().is_ok());
-        assert!("arn:aws:ecs:eu-central-1:123456789012:cluster/obs".parse::<Cluster>().is_ok());
+        assert!(
+            "arn:aws:ecs:eu-central-1:123456789012:cluster/obs"
+                .parse::<Cluster>()
+                .is_ok()
+        );
         assert!("my cluster".parse::<Cluster>().is_err());
         assert!("/ecs/dynatrace-activegate".parse::<LogGroupName>().is_ok());
         assert!("bad group!".parse::<LogGroupName>().is_err());

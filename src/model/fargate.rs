@@ -56,7 +56,10 @@ pub fn smallest_fitting(cpu: u32, memory_mib: u32) -> Option<FargateSize> {
         memory_options(c)
             .into_iter()
             .find(|&m| m >= memory_mib)
-            .map(|m| FargateSize { cpu: c, memory_mib: m })
+            .map(|m| FargateSize {
+                cpu: c,
+                memory_mib: m,
+            })
     })
 }
 
@@ -68,11 +71,17 @@ mod tests {
     fn quarter_vcpu_half_gib_is_the_smallest_size() {
         assert_eq!(
             smallest_fitting(256, 512),
-            Some(FargateSize { cpu: 256, memory_mib: 512 })
+            Some(FargateSize {
+                cpu: 256,
+                memory_mib: 512
+            })
         );
         assert_eq!(
             smallest_fitting(1, 1),
-            Some(FargateSize { cpu: 256, memory_mib: 512 })
+            Some(FargateSize {
+                cpu: 256,
+                memory_mib: 512
+            })
         );
     }
 
@@ -81,12 +90,18 @@ mod tests {
         // 256 CPU allows at most 2 GiB; 3 GiB needs 512 CPU.
         assert_eq!(
             smallest_fitting(256, 3000),
-            Some(FargateSize { cpu: 512, memory_mib: 3072 })
+            Some(FargateSize {
+                cpu: 512,
+                memory_mib: 3072
+            })
         );
         // 6 GiB, the "large" ActiveGate size, fits 1024 CPU.
         assert_eq!(
             smallest_fitting(1024, 6144),
-            Some(FargateSize { cpu: 1024, memory_mib: 6144 })
+            Some(FargateSize {
+                cpu: 1024,
+                memory_mib: 6144
+            })
         );
     }
 
@@ -94,11 +109,17 @@ mod tests {
     fn rounds_up_between_rows_and_steps() {
         assert_eq!(
             smallest_fitting(257, 512),
-            Some(FargateSize { cpu: 512, memory_mib: 1024 })
+            Some(FargateSize {
+                cpu: 512,
+                memory_mib: 1024
+            })
         );
         assert_eq!(
             smallest_fitting(8192, 16385),
-            Some(FargateSize { cpu: 8192, memory_mib: 20480 })
+            Some(FargateSize {
+                cpu: 8192,
+                memory_mib: 20480
+            })
         );
     }
 

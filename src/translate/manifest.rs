@@ -459,8 +459,14 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
         let offset = e.valid_up_to();
         let before = &bytes[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count() as u64
+            + 1;
         TranslateError::NotUtf8 {
             at: Where::at(source, line, column),
             offset,
@@ -513,14 +519,15 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
             }
         };
         if let Some(kind) = workload_kind {
-            let pod = spec.template.and_then(|t| t.spec).ok_or_else(|| {
-                TranslateError::Unsupported {
-                    at: at.clone(),
-                    message: format!(
-                        "{kind_name}/{name} has no spec.template.spec (the pod template)"
-                    ),
-                }
-            })?;
+            let pod =
+                spec.template
+                    .and_then(|t| t.spec)
+                    .ok_or_else(|| TranslateError::Unsupported {
+                        at: at.clone(),
+                        message: format!(
+                            "{kind_name}/{name} has no spec.template.spec (the pod template)"
+                        ),
+                    })?;
             workloads.push(Workload {
                 kind,
                 name,
@@ -540,8 +547,10 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                 found: if skipped.is_empty() && services.is_empty() {
                     String::new()
                 } else {
-                    let mut kinds: Vec<String> =
-                        services.iter().map(|s| format!("Service/{}", s.name)).collect();
+                    let mut kinds: Vec<String> = services
+                        .iter()
+                        .map(|s| format!("Service/{}", s.name))
+                        .collect();
                     kinds.extend(skipped.iter().cloned());
                     format!(" (found {})", kinds.join(", "))
                 },

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::MANAGED_BY;
 use crate::model::aws::{
-    Cluster, EcsName, LogGroupName, Region, RoleArn, SecretArn, SecretsManagerArn,
-    SecurityGroupId, ServiceRegistryArn, SubnetId, TargetGroupArn,
+    Cluster, EcsName, LogGroupName, Region, RoleArn, SecretArn, SecretsManagerArn, SecurityGroupId,
+    ServiceRegistryArn, SubnetId, TargetGroupArn,
 };
 use crate::model::fargate;
 use crate::model::task_definition::{
@@ -54,7 +54,9 @@ pub enum TranslateError {
          its ARN under [target.secrets] in the config"
     )]
     LiteralSecret { at: Where, what: String },
-    #[error("{at}: {what} needs {cpu} CPU units and {memory_mib} MiB, more than the largest Fargate size (16384 CPU / 122880 MiB)")]
+    #[error(
+        "{at}: {what} needs {cpu} CPU units and {memory_mib} MiB, more than the largest Fargate size (16384 CPU / 122880 MiB)"
+    )]
     TooLargeForFargate {
         at: Where,
         what: String,
@@ -171,7 +173,13 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn note(&mut self, action: Action, source: &str, target: Option<&str>, detail: impl Into<String>) {
+    fn note(
+        &mut self,
+        action: Action,
+        source: &str,
+        target: Option<&str>,
+        detail: impl Into<String>,
+    ) {
         let source = if source.is_empty() {
             self.m.workload.id()
         } else if source.starts_with("(config)") {
@@ -225,19 +233,32 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
     let image = match (&s.image, &ag.image) {
         (Some(img), from) => {
             let was = from.as_deref().unwrap_or("(none)");
-            cx.note(Action::Adjusted, &format!("{cpath}.image"), Some(&format!("{tpath}.image")),
-                format!("`{img}` from the config (manifest had `{was}`)"));
+            cx.note(
+                Action::Adjusted,
+                &format!("{cpath}.image"),
+                Some(&format!("{tpath}.image")),
+                format!("`{img}` from the config (manifest had `{was}`)"),
+            );
             img.clone()
         }
         (None, Some(img)) => {
             if img.contains('<') || img.contains('>') {
-                cx.note(Action::NeedsSetting, &format!("{cpath}.image"), Some(&format!("{tpath}.image")),
-                    format!("`{img}` is a placeholder; set `image` in the config"));
+                cx.note(
+                    Action::NeedsSetting,
+                    &format!("{cpath}.image"),
+                    Some(&format!("{tpath}.image")),
+                    format!("`{img}` is a placeholder; set `image` in the config"),
+                );
             } else if !has_tag_or_digest(img) {
                 cx.note(Action::Warning, &format!("{cpath}.image"), Some(&format!("{tpath}.image")),
                     format!("`{img}` names no tag or digest; public ActiveGate images carry version tags only, so pin one"));
             } else {
-                cx.note(Action::Mapped, &format!("{cpath}.image"), Some(&format!("{tpath}.image")), format!("`{img}`"));
+                cx.note(
+                    Action::Mapped,
+                    &format!("{cpath}.image"),
+                    Some(&format!("{tpath}.image")),
+                    format!("`{img}`"),
+                );
             }
             img.clone()
         }
@@ -252,17 +273,30 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
     let mut c = ContainerDefinition::new(ag_name.clone(), image.clone());
     if let Some(dir) = &ag.working_dir {
         c.working_directory = Some(dir.clone());
-        cx.note(Action::Mapped, &format!("{cpath}.workingDir"), Some(&format!("{tpath}.workingDirectory")), "");
+        cx.note(
+            Action::Mapped,
+            &format!("{cpath}.workingDir"),
+            Some(&format!("{tpath}.workingDirectory")),
+            "",
+        );
     }
     if !ag.command.is_empty() {
         c.entry_point = ag.command.iter().map(|a| a.value.clone()).collect();
-        cx.note(Action::Mapped, &format!("{cpath}.command"), Some(&format!("{tpath}.entryPoint")),
-            "Kubernetes `command` replaces the image's ENTRYPOINT, as ECS `entryPoint` does");
+        cx.note(
+            Action::Mapped,
+            &format!("{cpath}.command"),
+            Some(&format!("{tpath}.entryPoint")),
+            "Kubernetes `command` replaces the image's ENTRYPOINT, as ECS `entryPoint` does",
+        );
     }
     if !ag.args.is_empty() {
         c.command = ag.args.iter().map(|a| a.value.clone()).collect();
-        cx.note(Action::Mapped, &format!("{cpath}.args"), Some(&format!("{tpath}.command")),
-            "Kubernetes `args` replaces the image's CMD, as ECS `command` does");
+        cx.note(
+            Action::Mapped,
+            &format!("{cpath}.args"),
+            Some(&format!("{tpath}.command")),
+            "Kubernetes `args` replaces the image's CMD, as ECS `command` does",
+        );
     }
 
     map_ports(&mut cx, ag, &mut c, &cpath, &tpath);
@@ -276,23 +310,54 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
 
     if let Some(grace) = pod.termination_grace_period_seconds {
         let secs = u32::try_from(grace.clamp(2, 120)).expect("clamped to 2..=120");
-        let action = if i64::from(secs) == grace { Action::Mapped } else { Action::Adjusted };
-        cx.note(action, "terminationGracePeriodSeconds", Some(&format!("{tpath}.stopTimeout")),
-            if action == Action::Mapped { format!("{secs} s") } else { format!("{grace} s → {secs} s (Fargate allows 2–120 s)") });
+        let action = if i64::from(secs) == grace {
+            Action::Mapped
+        } else {
+            Action::Adjusted
+        };
+        cx.note(
+            action,
+            "terminationGracePeriodSeconds",
+            Some(&format!("{tpath}.stopTimeout")),
+            if action == Action::Mapped {
+                format!("{secs} s")
+            } else {
+                format!("{grace} s → {secs} s (Fargate allows 2–120 s)")
+            },
+        );
         c.stop_timeout = Some(secs);
     }
 
     // Registry credentials.
-    let repository_credentials = match (&s.registry_credentials, pod.image_pull_secrets.is_empty()) {
+    let repository_credentials = match (&s.registry_credentials, pod.image_pull_secrets.is_empty())
+    {
         (Some(arn), no_secret) => {
-            let src = if no_secret { "(config)".to_owned() } else { "imagePullSecrets".to_owned() };
-            let action = if no_secret { Action::Added } else { Action::Mapped };
-            cx.note(action, &src, Some(&format!("{tpath}.repositoryCredentials")),
-                format!("credentialsParameter {arn}"));
-            Some(RepositoryCredentials { credentials_parameter: arn.to_string() })
+            let src = if no_secret {
+                "(config)".to_owned()
+            } else {
+                "imagePullSecrets".to_owned()
+            };
+            let action = if no_secret {
+                Action::Added
+            } else {
+                Action::Mapped
+            };
+            cx.note(
+                action,
+                &src,
+                Some(&format!("{tpath}.repositoryCredentials")),
+                format!("credentialsParameter {arn}"),
+            );
+            Some(RepositoryCredentials {
+                credentials_parameter: arn.to_string(),
+            })
         }
         (None, false) => {
-            let names: Vec<&str> = pod.image_pull_secrets.iter().map(|s| s.name.as_str()).collect();
+            let names: Vec<&str> = pod
+                .image_pull_secrets
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
             cx.note(Action::NeedsSetting, "imagePullSecrets", Some(&format!("{tpath}.repositoryCredentials")),
                 format!("pull secret `{}`: set `secrets.registry_credentials` to a Secrets Manager ARN holding {{\"username\",\"password\"}}", names.join("`, `")));
             None
@@ -307,14 +372,31 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
             let mut options = BTreeMap::new();
             options.insert("awslogs-group".to_owned(), logs.group.to_string());
             options.insert("awslogs-region".to_owned(), logs.region.to_string());
-            options.insert("awslogs-stream-prefix".to_owned(), logs.stream_prefix.clone());
-            cx.note(Action::Added, "(config)", Some(&format!("{tpath}.logConfiguration")),
-                format!("awslogs to group {} in {}, stream prefix `{}`", logs.group, logs.region, logs.stream_prefix));
-            Some(LogConfiguration { log_driver: "awslogs".into(), options })
+            options.insert(
+                "awslogs-stream-prefix".to_owned(),
+                logs.stream_prefix.clone(),
+            );
+            cx.note(
+                Action::Added,
+                "(config)",
+                Some(&format!("{tpath}.logConfiguration")),
+                format!(
+                    "awslogs to group {} in {}, stream prefix `{}`",
+                    logs.group, logs.region, logs.stream_prefix
+                ),
+            );
+            Some(LogConfiguration {
+                log_driver: "awslogs".into(),
+                options,
+            })
         }
         None => {
-            cx.note(Action::NeedsSetting, "(config)", Some(&format!("{tpath}.logConfiguration")),
-                "set `logs.group` and `region`: without them the containers' output is lost");
+            cx.note(
+                Action::NeedsSetting,
+                "(config)",
+                Some(&format!("{tpath}.logConfiguration")),
+                "set `logs.group` and `region`: without them the containers' output is lost",
+            );
             None
         }
     };
@@ -339,7 +421,13 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
                 });
                 name
             });
-            let mut writer = secrets::token_writer(&image, &volume, tenant, s.auth_token.as_ref(), c.user.as_deref());
+            let mut writer = secrets::token_writer(
+                &image,
+                &volume,
+                tenant,
+                s.auth_token.as_ref(),
+                c.user.as_deref(),
+            );
             writer.log_configuration = log_configuration;
             writer.repository_credentials = repository_credentials;
             cx.note(Action::Added, "(config) secrets.tenant_token", Some(&format!("containerDefinitions[{}]", secrets::TOKEN_WRITER)),
@@ -360,7 +448,7 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
             containers.push(writer);
         }
         None => {
-            cx.note(Action::NeedsSetting, "(config) secrets.tenant_token", Some(&format!("{tpath}")),
+            cx.note(Action::NeedsSetting, "(config) secrets.tenant_token", Some(&tpath),
                 "ActiveGate cannot connect without its tenant token: set `secrets.tenant_token` to a Secrets Manager or SSM ARN");
         }
     }
@@ -373,13 +461,21 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
         Some(f) => f.to_string(),
         None => {
             let f = sanitize_family(&m.workload.name);
-            cx.note(Action::Mapped, "metadata.name", Some("family"), format!("`{f}`"));
+            cx.note(
+                Action::Mapped,
+                "metadata.name",
+                Some("family"),
+                format!("`{f}`"),
+            );
             f
         }
     };
     match &s.execution_role_arn {
         Some(_) => {}
-        None if s.tenant_token.is_some() || s.logs.is_some() || s.registry_credentials.is_some() => {
+        None if s.tenant_token.is_some()
+            || s.logs.is_some()
+            || s.registry_credentials.is_some() =>
+        {
             cx.note(Action::NeedsSetting, "(config) execution_role_arn", Some("executionRoleArn"),
                 "ECS needs an execution role to read secrets, pull from a private registry and write logs");
         }
@@ -387,15 +483,30 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
     }
     let desired_count = s.desired_count.or(m.workload.replicas).unwrap_or(2);
     match (s.desired_count, m.workload.replicas) {
-        (Some(n), _) => cx.note(Action::Adjusted, "spec.replicas", Some("desiredCount"), format!("{n} from the config")),
-        (None, Some(n)) => cx.note(Action::Mapped, "spec.replicas", Some("desiredCount"), format!("{n}")),
-        (None, None) => cx.note(Action::Added, "spec.replicas", Some("desiredCount"), "2: one ActiveGate may fail without losing routing"),
+        (Some(n), _) => cx.note(
+            Action::Adjusted,
+            "spec.replicas",
+            Some("desiredCount"),
+            format!("{n} from the config"),
+        ),
+        (None, Some(n)) => cx.note(
+            Action::Mapped,
+            "spec.replicas",
+            Some("desiredCount"),
+            format!("{n}"),
+        ),
+        (None, None) => cx.note(
+            Action::Added,
+            "spec.replicas",
+            Some("desiredCount"),
+            "2: one ActiveGate may fail without losing routing",
+        ),
     }
     if desired_count < 2 {
         cx.note(Action::Warning, "spec.replicas", Some("desiredCount"),
             format!("{desired_count} task: a single ActiveGate is a single point of failure for every OneAgent that routes through it"));
     }
-    let service_ports = service::map_services(&mut cx, &ag_name, readiness.port);
+    let service_ports = service::map_services(&mut cx, &ag_name);
 
     let mut tags = vec![Tag::new("managed-by", MANAGED_BY)];
     if let Some(t) = &s.target {
@@ -436,10 +547,20 @@ fn has_tag_or_digest(image: &str) -> bool {
 fn sanitize_family(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(255)
         .collect();
-    if s.is_empty() { "dynatrace-activegate".into() } else { s }
+    if s.is_empty() {
+        "dynatrace-activegate".into()
+    } else {
+        s
+    }
 }
 
 fn unique_name(volumes: &[Volume], base: &str) -> String {
@@ -447,7 +568,10 @@ fn unique_name(volumes: &[Volume], base: &str) -> String {
     if !taken(base) {
         return base.to_owned();
     }
-    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken(n)).expect("an unused name exists")
+    (2..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken(n))
+        .expect("an unused name exists")
 }
 
 /// The ActiveGate container: the only one, or the one named or imaged like it.
@@ -456,20 +580,29 @@ fn pick_activegate(m: &Manifest) -> Result<&Container, TranslateError> {
     match cs.len() {
         0 => Err(TranslateError::Unsupported {
             at: m.workload.at.clone(),
-            message: format!("{} has no containers (spec.template.spec.containers is empty)", m.workload.id()),
+            message: format!(
+                "{} has no containers (spec.template.spec.containers is empty)",
+                m.workload.id()
+            ),
         }),
         1 => Ok(&cs[0]),
         _ => cs
             .iter()
             .find(|c| c.name.value.contains("activegate"))
-            .or_else(|| cs.iter().find(|c| c.image.as_deref().is_some_and(|i| i.contains("activegate"))))
+            .or_else(|| {
+                cs.iter()
+                    .find(|c| c.image.as_deref().is_some_and(|i| i.contains("activegate")))
+            })
             .ok_or_else(|| TranslateError::Unsupported {
                 at: m.workload.at.clone(),
                 message: format!(
                     "{} has {} containers and none is named or imaged like an ActiveGate: {}",
                     m.workload.id(),
                     cs.len(),
-                    cs.iter().map(|c| c.name.value.as_str()).collect::<Vec<_>>().join(", ")
+                    cs.iter()
+                        .map(|c| c.name.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             }),
     }
@@ -481,7 +614,9 @@ fn refuse_literal_secrets(m: &Manifest, c: &Container) -> Result<(), TranslateEr
     for e in &c.env {
         if let Some(v) = &e.value {
             let name = &e.name.value;
-            if !v.value.is_empty() && (secrets::is_secret_name(name) || secrets::contains_dynatrace_token(&v.value)) {
+            if !v.value.is_empty()
+                && (secrets::is_secret_name(name) || secrets::contains_dynatrace_token(&v.value))
+            {
                 return Err(TranslateError::LiteralSecret {
                     at: Where::of(&m.source, v),
                     what: format!("env `{name}` of container `{cname}`"),
@@ -508,24 +643,52 @@ fn refuse_literal_secrets(m: &Manifest, c: &Container) -> Result<(), TranslateEr
 fn drop_init_container(cx: &mut Ctx<'_>, init: &Container) {
     let name = &init.name.value;
     let builds_truststore = name == "certificate-loader"
-        || init.command.iter().chain(&init.args).any(|a| a.value.contains("k8scrt2jks"));
+        || init
+            .command
+            .iter()
+            .chain(&init.args)
+            .any(|a| a.value.contains("k8scrt2jks"));
     let why = if builds_truststore {
         "builds a Java trust store from the Kubernetes service-account CA for kubernetes_monitoring; there is no Kubernetes API on ECS"
     } else {
         "init containers are not translated; add it as a non-essential ECS container with dependsOn SUCCESS if it is needed"
     };
-    cx.note(Action::Dropped, &format!("initContainers[{name}]"), None, why);
+    cx.note(
+        Action::Dropped,
+        &format!("initContainers[{name}]"),
+        None,
+        why,
+    );
     if !builds_truststore {
-        cx.note(Action::Warning, &format!("initContainers[{name}]"), None, "check that ActiveGate starts without it");
+        cx.note(
+            Action::Warning,
+            &format!("initContainers[{name}]"),
+            None,
+            "check that ActiveGate starts without it",
+        );
     }
 }
 
-fn map_ports(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) {
+fn map_ports(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) {
     for (i, p) in ag.ports.iter().enumerate() {
         let protocol = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
-        let src = format!("{cpath}.ports[{}]", p.name.clone().unwrap_or_else(|| i.to_string()));
+        let src = format!(
+            "{cpath}.ports[{}]",
+            p.name.clone().unwrap_or_else(|| i.to_string())
+        );
         if protocol != "tcp" && protocol != "udp" {
-            cx.note(Action::Dropped, &src, None, format!("protocol {protocol} is not supported by ECS"));
+            cx.note(
+                Action::Dropped,
+                &src,
+                None,
+                format!("protocol {protocol} is not supported by ECS"),
+            );
             continue;
         }
         c.port_mappings.push(PortMapping {
@@ -533,16 +696,47 @@ fn map_ports(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpat
             container_port: p.container_port,
             protocol,
         });
-        cx.note(Action::Mapped, &src, Some(&format!("{tpath}.portMappings")), format!("{}{}", p.container_port,
-            p.name.as_ref().map(|n| format!(" (name `{n}` kept)")).unwrap_or_default()));
+        cx.note(
+            Action::Mapped,
+            &src,
+            Some(&format!("{tpath}.portMappings")),
+            format!(
+                "{}{}",
+                p.container_port,
+                p.name
+                    .as_ref()
+                    .map(|n| format!(" (name `{n}` kept)"))
+                    .unwrap_or_default()
+            ),
+        );
         if p.container_port != ACTIVEGATE_PORT {
-            cx.note(Action::Warning, &src, None, format!("ActiveGate listens on {ACTIVEGATE_PORT} (HTTPS); port {} is unusual", p.container_port));
+            cx.note(
+                Action::Warning,
+                &src,
+                None,
+                format!(
+                    "ActiveGate listens on {ACTIVEGATE_PORT} (HTTPS); port {} is unusual",
+                    p.container_port
+                ),
+            );
         }
     }
-    if !c.port_mappings.iter().any(|p| p.container_port == ACTIVEGATE_PORT) {
-        c.port_mappings.push(PortMapping { name: Some("ag-https".into()), container_port: ACTIVEGATE_PORT, protocol: "tcp".into() });
-        cx.note(Action::Added, &format!("{cpath}.ports"), Some(&format!("{tpath}.portMappings")),
-            format!("{ACTIVEGATE_PORT} (ag-https): the port OneAgents and the health probe use"));
+    if !c
+        .port_mappings
+        .iter()
+        .any(|p| p.container_port == ACTIVEGATE_PORT)
+    {
+        c.port_mappings.push(PortMapping {
+            name: Some("ag-https".into()),
+            container_port: ACTIVEGATE_PORT,
+            protocol: "tcp".into(),
+        });
+        cx.note(
+            Action::Added,
+            &format!("{cpath}.ports"),
+            Some(&format!("{tpath}.portMappings")),
+            format!("{ACTIVEGATE_PORT} (ag-https): the port OneAgents and the health probe use"),
+        );
     }
 }
 
@@ -560,7 +754,11 @@ fn resolve_port(ag: &Container, port: &IntOrString) -> Option<u16> {
 
 /// Expands Kubernetes `$(VAR)` references. Returns the expanded value, or the
 /// names that could not be resolved.
-fn expand(value: &str, known: &BTreeMap<String, String>, entry: Option<&EntryPoint>) -> Result<String, Vec<String>> {
+fn expand(
+    value: &str,
+    known: &BTreeMap<String, String>,
+    entry: Option<&EntryPoint>,
+) -> Result<String, Vec<String>> {
     let mut out = String::new();
     let mut missing = Vec::new();
     let mut rest = value;
@@ -578,7 +776,9 @@ fn expand(value: &str, known: &BTreeMap<String, String>, entry: Option<&EntryPoi
                         let e = entry?;
                         if name.ends_with("_SERVICE_HOST") {
                             Some(e.host.clone())
-                        } else if name.ends_with("_SERVICE_PORT") || name.ends_with("_SERVICE_PORT_HTTPS") {
+                        } else if name.ends_with("_SERVICE_PORT")
+                            || name.ends_with("_SERVICE_PORT_HTTPS")
+                        {
                             Some(e.port.to_string())
                         } else {
                             None
@@ -601,10 +801,20 @@ fn expand(value: &str, known: &BTreeMap<String, String>, entry: Option<&EntryPoi
         }
     }
     out.push_str(rest);
-    if missing.is_empty() { Ok(out) } else { Err(missing) }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
 }
 
-fn map_environment(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) {
+fn map_environment(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) {
     let s = cx.s;
     let target = format!("{tpath}.environment");
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -619,11 +829,20 @@ fn map_environment(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition
                 cx.note(Action::NeedsSetting, &src, None, format!(
                     "from ConfigMap `{}` key `{}`: set the value under [target.environment] in the config", r.name, r.key));
             } else {
-                cx.note(Action::Dropped, &src, None, "the Kubernetes downward API has no ECS equivalent");
+                cx.note(
+                    Action::Dropped,
+                    &src,
+                    None,
+                    "the Kubernetes downward API has no ECS equivalent",
+                );
             }
             continue;
         }
-        let raw = e.value.as_ref().map(|v| v.value.clone()).unwrap_or_default();
+        let raw = e
+            .value
+            .as_ref()
+            .map(|v| v.value.clone())
+            .unwrap_or_default();
         if name.starts_with("DT_ID_SEED_") {
             cx.note(Action::Dropped, &src, None, "seeds the ActiveGate ID from the Kubernetes cluster and namespace; meaningless on ECS");
             continue;
@@ -632,23 +851,39 @@ fn map_environment(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition
             // Reported below, with the config's value.
             continue;
         }
-        if name == "DT_DNS_ENTRY_POINT" {
-            if let Some(ep) = &s.entry_point {
-                cx.note(Action::Adjusted, &src, Some(&target), format!("`{}` from the config's entry_point", ep.url));
-                env.insert(name, ep.url.clone());
-                continue;
-            }
+        if let Some(ep) = s
+            .entry_point
+            .as_ref()
+            .filter(|_| name == "DT_DNS_ENTRY_POINT")
+        {
+            cx.note(
+                Action::Adjusted,
+                &src,
+                Some(&target),
+                format!("`{}` from the config's entry_point", ep.url),
+            );
+            env.insert(name, ep.url.clone());
+            continue;
         }
         let value = match expand(&raw, &env, s.entry_point.as_ref()) {
             Ok(v) => v,
             Err(missing) => {
-                let hint = if name == "DT_DNS_ENTRY_POINT" || missing.iter().any(|m| m.contains("_SERVICE_")) {
+                let hint = if name == "DT_DNS_ENTRY_POINT"
+                    || missing.iter().any(|m| m.contains("_SERVICE_"))
+                {
                     "set `entry_point` in the config to the address OneAgents use"
                 } else {
                     "set the value under [target.environment] in the config"
                 };
-                cx.note(Action::NeedsSetting, &src, Some(&target), format!(
-                    "refers to $({}), which ECS cannot resolve; not copied: {hint}", missing.join("), $(")));
+                cx.note(
+                    Action::NeedsSetting,
+                    &src,
+                    Some(&target),
+                    format!(
+                        "refers to $({}), which ECS cannot resolve; not copied: {hint}",
+                        missing.join("), $(")
+                    ),
+                );
                 continue;
             }
         };
@@ -662,14 +897,26 @@ fn map_environment(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition
             if removed.is_empty() {
                 cx.note(Action::Mapped, &src, Some(&target), format!("`{kept}`"));
             } else {
-                cx.note(Action::Adjusted, &src, Some(&target), format!(
-                    "`{value}` → `{kept}`: {} needs the Kubernetes API", removed.join(", ")));
+                cx.note(
+                    Action::Adjusted,
+                    &src,
+                    Some(&target),
+                    format!(
+                        "`{value}` → `{kept}`: {} needs the Kubernetes API",
+                        removed.join(", ")
+                    ),
+                );
             }
             env.insert(name, kept);
             continue;
         }
         if value != raw {
-            cx.note(Action::Adjusted, &src, Some(&target), format!("`$(...)` references resolved to `{value}`"));
+            cx.note(
+                Action::Adjusted,
+                &src,
+                Some(&target),
+                format!("`$(...)` references resolved to `{value}`"),
+            );
         } else {
             cx.note(Action::Mapped, &src, Some(&target), "");
         }
@@ -682,20 +929,38 @@ fn map_environment(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition
         } else {
             (Action::Added, format!("(config) environment.{name}"))
         };
-        cx.note(action, &src, Some(&target), format!("`{value}` from the config"));
+        cx.note(
+            action,
+            &src,
+            Some(&target),
+            format!("`{value}` from the config"),
+        );
         env.insert(name.clone(), value.clone());
     }
     for required in ["DT_TENANT", "DT_SERVER"] {
         if !env.contains_key(required) {
-            cx.note(Action::NeedsSetting, &format!("(config) environment.{required}"), Some(&target),
-                "ActiveGate needs it to find its environment; set it under [target.environment]");
+            cx.note(
+                Action::NeedsSetting,
+                &format!("(config) environment.{required}"),
+                Some(&target),
+                "ActiveGate needs it to find its environment; set it under [target.environment]",
+            );
         }
     }
-    c.environment = env.into_iter().map(|(name, value)| KeyValuePair { name, value }).collect();
+    c.environment = env
+        .into_iter()
+        .map(|(name, value)| KeyValuePair { name, value })
+        .collect();
 }
 
 /// Maps requests/limits to container reservations and the task size.
-fn map_resources(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) -> Result<(u32, u32), TranslateError> {
+fn map_resources(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) -> Result<(u32, u32), TranslateError> {
     let res = ag.resources.as_ref();
     let req = res.and_then(|r| r.requests.as_ref());
     let lim = res.and_then(|r| r.limits.as_ref());
@@ -705,14 +970,25 @@ fn map_resources(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, 
     let mem_lim = lim.and_then(|r| r.memory.as_ref());
 
     // The task must cover the larger of request and limit.
-    let cpu_need = cpu_req.iter().chain(cpu_lim.iter()).map(|q| q.cpu_units()).max();
-    let mem_need = mem_req.iter().chain(mem_lim.iter()).map(|q| q.mebibytes()).max();
+    let cpu_need = cpu_req
+        .iter()
+        .chain(cpu_lim.iter())
+        .map(|q| q.cpu_units())
+        .max();
+    let mem_need = mem_req
+        .iter()
+        .chain(mem_lim.iter())
+        .map(|q| q.mebibytes())
+        .max();
     let (cpu_need, mem_need) = match (cpu_need, mem_need) {
         (Some(c), Some(m)) => (c, m),
         (c, m) => {
             cx.note(Action::Added, &format!("{cpath}.resources"), Some("cpu, memory"),
                 "missing requests/limits: Dynatrace's small routing ActiveGate size (250m CPU, 2 GiB)");
-            (c.unwrap_or(256), m.unwrap_or(u128::from(RECOMMENDED_MEMORY_MIB)))
+            (
+                c.unwrap_or(256),
+                m.unwrap_or(u128::from(RECOMMENDED_MEMORY_MIB)),
+            )
         }
     };
     let too_big = || TranslateError::TooLargeForFargate {
@@ -729,29 +1005,64 @@ fn map_resources(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, 
     if let Some(q) = cpu_req.or(cpu_lim) {
         let units = u32::try_from(q.cpu_units()).map_err(|_| too_big())?;
         c.cpu = Some(units);
-        let which = if cpu_req.is_some() { "requests" } else { "limits" };
-        cx.note(Action::Adjusted, &format!("{cpath}.resources.{which}.cpu"), Some(&format!("{tpath}.cpu")),
-            format!("{q} → {units} CPU units (1024 per vCPU)"));
+        let which = if cpu_req.is_some() {
+            "requests"
+        } else {
+            "limits"
+        };
+        cx.note(
+            Action::Adjusted,
+            &format!("{cpath}.resources.{which}.cpu"),
+            Some(&format!("{tpath}.cpu")),
+            format!("{q} → {units} CPU units (1024 per vCPU)"),
+        );
     }
     if let Some(q) = mem_req {
         let mib = u32::try_from(q.mebibytes()).map_err(|_| too_big())?;
         c.memory_reservation = Some(mib);
-        cx.note(Action::Adjusted, &format!("{cpath}.resources.requests.memory"), Some(&format!("{tpath}.memoryReservation")),
-            format!("{q} → {mib} MiB (soft reservation)"));
+        cx.note(
+            Action::Adjusted,
+            &format!("{cpath}.resources.requests.memory"),
+            Some(&format!("{tpath}.memoryReservation")),
+            format!("{q} → {mib} MiB (soft reservation)"),
+        );
     }
     if let Some(q) = mem_lim {
         let mib = u32::try_from(q.mebibytes()).map_err(|_| too_big())?;
         c.memory = Some(mib);
-        cx.note(Action::Adjusted, &format!("{cpath}.resources.limits.memory"), Some(&format!("{tpath}.memory")),
-            format!("{q} → {mib} MiB (hard limit)"));
+        cx.note(
+            Action::Adjusted,
+            &format!("{cpath}.resources.limits.memory"),
+            Some(&format!("{tpath}.memory")),
+            format!("{q} → {mib} MiB (hard limit)"),
+        );
     }
     if let Some(q) = cpu_lim {
-        cx.note(Action::Mapped, &format!("{cpath}.resources.limits.cpu"), Some("cpu"),
-            format!("{q}: Fargate limits CPU for the whole task, not per container"));
+        cx.note(
+            Action::Mapped,
+            &format!("{cpath}.resources.limits.cpu"),
+            Some("cpu"),
+            format!("{q}: Fargate limits CPU for the whole task, not per container"),
+        );
     }
     let exact = u128::from(size.cpu) == cpu_need && u128::from(size.memory_mib) == mem_need;
-    cx.note(if exact { Action::Mapped } else { Action::Adjusted }, &format!("{cpath}.resources"), Some("cpu, memory"),
-        format!("needs {cpu_need} CPU units / {mem_need} MiB → Fargate size {size}{}", if exact { "" } else { " (rounded up to the smallest valid size)" }));
+    cx.note(
+        if exact {
+            Action::Mapped
+        } else {
+            Action::Adjusted
+        },
+        &format!("{cpath}.resources"),
+        Some("cpu, memory"),
+        format!(
+            "needs {cpu_need} CPU units / {mem_need} MiB → Fargate size {size}{}",
+            if exact {
+                ""
+            } else {
+                " (rounded up to the smallest valid size)"
+            }
+        ),
+    );
     if size.memory_mib < RECOMMENDED_MEMORY_MIB {
         cx.note(Action::Warning, &format!("{cpath}.resources"), Some("memory"), format!(
             "{} MiB is below Dynatrace's sizing guidance for a routing ActiveGate (small: 250m CPU / 2 GiB)", size.memory_mib));
@@ -759,22 +1070,47 @@ fn map_resources(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, 
     Ok((size.cpu, size.memory_mib))
 }
 
-fn map_security(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) {
+fn map_security(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) {
     let pod = cx.m.workload.pod.security_context.as_ref();
     let sc = ag.security_context.as_ref();
     let p = format!("{cpath}.securityContext");
 
     if let Some(ro) = sc.and_then(|s| s.read_only_root_filesystem) {
         c.readonly_root_filesystem = Some(ro);
-        cx.note(Action::Mapped, &format!("{p}.readOnlyRootFilesystem"), Some(&format!("{tpath}.readonlyRootFilesystem")), format!("{ro}"));
+        cx.note(
+            Action::Mapped,
+            &format!("{p}.readOnlyRootFilesystem"),
+            Some(&format!("{tpath}.readonlyRootFilesystem")),
+            format!("{ro}"),
+        );
     }
-    let uid = sc.and_then(|s| s.run_as_user).or(pod.and_then(|s| s.run_as_user));
-    let gid = sc.and_then(|s| s.run_as_group).or(pod.and_then(|s| s.run_as_group));
-    let non_root = sc.and_then(|s| s.run_as_non_root).or(pod.and_then(|s| s.run_as_non_root));
+    let uid = sc
+        .and_then(|s| s.run_as_user)
+        .or(pod.and_then(|s| s.run_as_user));
+    let gid = sc
+        .and_then(|s| s.run_as_group)
+        .or(pod.and_then(|s| s.run_as_group));
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or(pod.and_then(|s| s.run_as_non_root));
     match (uid, gid) {
         (Some(u), g) => {
-            let user = match g { Some(g) => format!("{u}:{g}"), None => u.to_string() };
-            cx.note(Action::Mapped, &format!("{p}.runAsUser"), Some(&format!("{tpath}.user")), format!("`{user}`"));
+            let user = match g {
+                Some(g) => format!("{u}:{g}"),
+                None => u.to_string(),
+            };
+            cx.note(
+                Action::Mapped,
+                &format!("{p}.runAsUser"),
+                Some(&format!("{tpath}.user")),
+                format!("`{user}`"),
+            );
             c.user = Some(user);
         }
         (None, _) if non_root == Some(true) => {
@@ -793,16 +1129,40 @@ fn map_security(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, c
             .partition(|a| a == "SYS_PTRACE");
         if !drop.is_empty() {
             let changed = drop.iter().zip(&caps.drop).any(|(a, b)| a != b);
-            cx.note(if changed { Action::Adjusted } else { Action::Mapped }, &format!("{p}.capabilities.drop"),
+            cx.note(
+                if changed {
+                    Action::Adjusted
+                } else {
+                    Action::Mapped
+                },
+                &format!("{p}.capabilities.drop"),
                 Some(&format!("{tpath}.linuxParameters.capabilities.drop")),
-                format!("{:?}{}", drop, if changed { " (ECS wants upper case)" } else { "" }));
+                format!(
+                    "{:?}{}",
+                    drop,
+                    if changed {
+                        " (ECS wants upper case)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
         }
         if !refused.is_empty() {
-            cx.note(Action::Dropped, &format!("{p}.capabilities.add"), None,
-                format!("{refused:?}: Fargate allows adding only SYS_PTRACE"));
+            cx.note(
+                Action::Dropped,
+                &format!("{p}.capabilities.add"),
+                None,
+                format!("{refused:?}: Fargate allows adding only SYS_PTRACE"),
+            );
         }
         if !add.is_empty() {
-            cx.note(Action::Mapped, &format!("{p}.capabilities.add"), Some(&format!("{tpath}.linuxParameters.capabilities.add")), format!("{add:?}"));
+            cx.note(
+                Action::Mapped,
+                &format!("{p}.capabilities.add"),
+                Some(&format!("{tpath}.linuxParameters.capabilities.add")),
+                format!("{add:?}"),
+            );
         }
         if !drop.is_empty() || !add.is_empty() {
             c.linux_parameters = Some(LinuxParameters {
@@ -812,25 +1172,53 @@ fn map_security(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, c
         }
     }
     match sc.and_then(|s| s.privileged) {
-        Some(true) => cx.note(Action::Dropped, &format!("{p}.privileged"), None, "Fargate never runs privileged containers"),
-        Some(false) => cx.note(Action::Mapped, &format!("{p}.privileged"), Some(&format!("{tpath}.privileged")), "false: left unset, Fargate never runs privileged containers"),
+        Some(true) => cx.note(
+            Action::Dropped,
+            &format!("{p}.privileged"),
+            None,
+            "Fargate never runs privileged containers",
+        ),
+        Some(false) => cx.note(
+            Action::Mapped,
+            &format!("{p}.privileged"),
+            Some(&format!("{tpath}.privileged")),
+            "false: left unset, Fargate never runs privileged containers",
+        ),
         None => {}
     }
     if sc.and_then(|s| s.allow_privilege_escalation).is_some() {
         cx.note(Action::Dropped, &format!("{p}.allowPrivilegeEscalation"), None,
             "ECS task definitions cannot express it; with all capabilities dropped and a non-root user there is little to escalate to");
     }
-    if sc.and_then(|s| s.seccomp_profile.as_ref()).is_some() || pod.and_then(|s| s.seccomp_profile.as_ref()).is_some() {
-        cx.note(Action::Dropped, &format!("{p}.seccompProfile"), None, "Fargate applies its own default seccomp profile; ECS cannot choose one");
+    if sc.and_then(|s| s.seccomp_profile.as_ref()).is_some()
+        || pod.and_then(|s| s.seccomp_profile.as_ref()).is_some()
+    {
+        cx.note(
+            Action::Dropped,
+            &format!("{p}.seccompProfile"),
+            None,
+            "Fargate applies its own default seccomp profile; ECS cannot choose one",
+        );
     }
     if pod.and_then(|s| s.fs_group).is_some() {
-        cx.note(Action::Dropped, "securityContext.fsGroup", None, "ECS cannot set volume group ownership");
+        cx.note(
+            Action::Dropped,
+            "securityContext.fsGroup",
+            None,
+            "ECS cannot set volume group ownership",
+        );
     }
 }
 
 /// emptyDir volumes → task volumes; mounts → mountPoints; the writable paths
 /// a read-only root file system needs are added.
-fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) -> Vec<Volume> {
+fn map_volumes(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) -> Vec<Volume> {
     let pod = &cx.m.workload.pod;
     let mut volumes: Vec<Volume> = Vec::new();
     let mut usable: BTreeSet<String> = BTreeSet::new();
@@ -847,11 +1235,18 @@ fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cp
             if let Some(limit) = &ed.size_limit {
                 detail.push_str(&format!("; sizeLimit {limit} dropped: volumes share the task's ephemeral storage (20 GiB by default)"));
             }
-            let action = if ed.medium.is_some() || ed.size_limit.is_some() { Action::Adjusted } else { Action::Mapped };
+            let action = if ed.medium.is_some() || ed.size_limit.is_some() {
+                Action::Adjusted
+            } else {
+                Action::Mapped
+            };
             pending.insert(v.name.clone(), (action, detail));
             usable.insert(v.name.clone());
         } else if v.secret.is_some() {
-            let mounted_at_tokens = ag.volume_mounts.iter().any(|m| m.name == v.name && m.mount_path == secrets::TOKENS_DIR);
+            let mounted_at_tokens = ag
+                .volume_mounts
+                .iter()
+                .any(|m| m.name == v.name && m.mount_path == secrets::TOKENS_DIR);
             if mounted_at_tokens {
                 tokens_volume = Some(v.name.clone());
                 usable.insert(v.name.clone());
@@ -862,7 +1257,11 @@ fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cp
                 };
                 pending.insert(v.name.clone(), (Action::Adjusted, detail.to_owned()));
             } else {
-                let secret = v.secret.as_ref().and_then(|s| s.secret_name.as_deref()).unwrap_or("?");
+                let secret = v
+                    .secret
+                    .as_ref()
+                    .and_then(|s| s.secret_name.as_deref())
+                    .unwrap_or("?");
                 cx.note(Action::NeedsSetting, &src, None, format!(
                     "Kubernetes secret `{secret}` mounted as files: ECS cannot mount secrets; only the ActiveGate tokens are translated (TLS certificates must be baked into an image or fetched by an init container)"));
             }
@@ -884,7 +1283,15 @@ fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cp
     for m in &ag.volume_mounts {
         let src = format!("{cpath}.volumeMounts[{}]", m.name);
         if !usable.contains(&m.name) {
-            cx.note(Action::Dropped, &src, None, format!("mount of `{}` at {}: its volume was not translated", m.name, m.mount_path));
+            cx.note(
+                Action::Dropped,
+                &src,
+                None,
+                format!(
+                    "mount of `{}` at {}: its volume was not translated",
+                    m.name, m.mount_path
+                ),
+            );
             continue;
         }
         if let Some(sub) = &m.sub_path {
@@ -893,34 +1300,69 @@ fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cp
             } else {
                 "ECS mounts whole volumes; subPath cannot be expressed"
             };
-            cx.note(Action::Dropped, &src, None, format!("mount at {} with subPath `{sub}`: {why}", m.mount_path));
+            cx.note(
+                Action::Dropped,
+                &src,
+                None,
+                format!("mount at {} with subPath `{sub}`: {why}", m.mount_path),
+            );
             continue;
         }
         let read_only = m.read_only || Some(&m.name) == tokens_volume.as_ref();
-        c.mount_points.push(MountPoint { source_volume: m.name.clone(), container_path: m.mount_path.clone(), read_only });
+        c.mount_points.push(MountPoint {
+            source_volume: m.name.clone(),
+            container_path: m.mount_path.clone(),
+            read_only,
+        });
         used.insert(m.name.clone());
-        cx.note(if read_only != m.read_only { Action::Adjusted } else { Action::Mapped }, &src,
+        cx.note(
+            if read_only != m.read_only {
+                Action::Adjusted
+            } else {
+                Action::Mapped
+            },
+            &src,
             Some(&format!("{tpath}.mountPoints")),
-            format!("{}{}", m.mount_path, if read_only { " (read-only)" } else { "" }));
+            format!(
+                "{}{}",
+                m.mount_path,
+                if read_only { " (read-only)" } else { "" }
+            ),
+        );
     }
     for v in &pod.volumes {
-        let Some((action, detail)) = pending.remove(&v.name) else { continue };
+        let Some((action, detail)) = pending.remove(&v.name) else {
+            continue;
+        };
         let src = format!("volumes[{}]", v.name);
         if used.contains(&v.name) {
             cx.note(action, &src, Some(&src), detail);
-            volumes.push(Volume { name: v.name.clone() });
+            volumes.push(Volume {
+                name: v.name.clone(),
+            });
         } else {
-            cx.note(Action::Dropped, &src, None, "no translated container mounts it");
+            cx.note(
+                Action::Dropped,
+                &src,
+                None,
+                "no translated container mounts it",
+            );
         }
     }
 
     if c.readonly_root_filesystem == Some(true) {
         for (name, path) in WRITABLE_PATHS {
-            let covered = c.mount_points.iter().any(|mp| path == mp.container_path || path.starts_with(&format!("{}/", mp.container_path)));
+            let covered = c.mount_points.iter().any(|mp| {
+                path == mp.container_path || path.starts_with(&format!("{}/", mp.container_path))
+            });
             if !covered {
                 let name = unique_name(&volumes, name);
                 volumes.push(Volume { name: name.clone() });
-                c.mount_points.push(MountPoint { source_volume: name.clone(), container_path: path.into(), read_only: false });
+                c.mount_points.push(MountPoint {
+                    source_volume: name.clone(),
+                    container_path: path.into(),
+                    read_only: false,
+                });
                 cx.note(Action::Added, &format!("{cpath}.volumeMounts"), Some(&format!("{tpath}.mountPoints")),
                     format!("{path} on volume `{name}`: ActiveGate writes there and the root file system is read-only"));
             }
@@ -930,21 +1372,37 @@ fn map_volumes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cp
 }
 
 fn probe_port(ag: &Container, probe: &Probe) -> u16 {
-    probe.http_get.as_ref().and_then(|h| h.port.as_ref()).and_then(|p| resolve_port(ag, p)).unwrap_or(ACTIVEGATE_PORT)
+    probe
+        .http_get
+        .as_ref()
+        .and_then(|h| h.port.as_ref())
+        .and_then(|p| resolve_port(ag, p))
+        .unwrap_or(ACTIVEGATE_PORT)
 }
 
-fn clamp_note(cx: &mut Ctx<'_>, src: &str, what: &str, value: u32, lo: u32, hi: u32, notes: &mut Vec<String>) -> u32 {
+/// Clamps a probe setting into ECS's range, noting any change.
+fn clamp_note(what: &str, value: u32, lo: u32, hi: u32, notes: &mut Vec<String>) -> u32 {
     let v = value.clamp(lo, hi);
     if v != value {
         notes.push(format!("{what} {value} → {v} (ECS allows {lo}–{hi})"));
     }
-    let _ = (cx, src);
     v
 }
 
-fn map_probes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpath: &str, tpath: &str) {
+fn map_probes(
+    cx: &mut Ctx<'_>,
+    ag: &Container,
+    c: &mut ContainerDefinition,
+    cpath: &str,
+    tpath: &str,
+) {
     if ag.startup_probe.is_some() {
-        cx.note(Action::Dropped, &format!("{cpath}.startupProbe"), None, "ECS has no startup probe; the health check's startPeriod plays its part");
+        cx.note(
+            Action::Dropped,
+            &format!("{cpath}.startupProbe"),
+            None,
+            "ECS has no startup probe; the health check's startPeriod plays its part",
+        );
     }
     let Some(probe) = &ag.liveness_probe else {
         cx.note(Action::Warning, &format!("{cpath}.livenessProbe"), None, "no liveness probe: ECS will not replace a hung ActiveGate (the daemon's probes still see it)");
@@ -961,7 +1419,10 @@ fn map_probes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpa
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
         let timeout = probe.timeout_seconds.unwrap_or(1).max(1);
-        let mut cmd = format!("curl -fs{} --max-time {timeout} {scheme}://127.0.0.1:{port}{path}", if scheme == "https" { "k" } else { "" });
+        let mut cmd = format!(
+            "curl -fs{} --max-time {timeout} {scheme}://127.0.0.1:{port}{path}",
+            if scheme == "https" { "k" } else { "" }
+        );
         if path == "/rest/state" {
             cmd.push_str(" | grep -q RUNNING");
         }
@@ -971,7 +1432,11 @@ fn map_probes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpa
         let args: Vec<String> = exec
             .get("command")
             .and_then(|c| c.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if args.is_empty() {
             cx.note(Action::Dropped, &src, None, "exec probe without a command");
@@ -979,16 +1444,48 @@ fn map_probes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpa
         }
         std::iter::once("CMD".to_owned()).chain(args).collect()
     } else {
-        cx.note(Action::Dropped, &src, None, "ECS health checks run a command; tcpSocket and grpc probes have no equivalent");
+        cx.note(
+            Action::Dropped,
+            &src,
+            None,
+            "ECS health checks run a command; tcpSocket and grpc probes have no equivalent",
+        );
         return;
     };
     let mut notes = Vec::new();
-    let interval = clamp_note(cx, &src, "periodSeconds", probe.period_seconds.unwrap_or(10), 5, 300, &mut notes);
-    let timeout = clamp_note(cx, &src, "timeoutSeconds", probe.timeout_seconds.unwrap_or(1), 2, 60, &mut notes);
-    let retries = clamp_note(cx, &src, "failureThreshold", probe.failure_threshold.unwrap_or(3), 1, 10, &mut notes);
-    let start_period = clamp_note(cx, &src, "initialDelaySeconds", probe.initial_delay_seconds.unwrap_or(0), 0, 300, &mut notes);
+    let interval = clamp_note(
+        "periodSeconds",
+        probe.period_seconds.unwrap_or(10),
+        5,
+        300,
+        &mut notes,
+    );
+    let timeout = clamp_note(
+        "timeoutSeconds",
+        probe.timeout_seconds.unwrap_or(1),
+        2,
+        60,
+        &mut notes,
+    );
+    let retries = clamp_note(
+        "failureThreshold",
+        probe.failure_threshold.unwrap_or(3),
+        1,
+        10,
+        &mut notes,
+    );
+    let start_period = clamp_note(
+        "initialDelaySeconds",
+        probe.initial_delay_seconds.unwrap_or(0),
+        0,
+        300,
+        &mut notes,
+    );
     let uses_curl = command[0] == "CMD-SHELL";
-    let mut detail = format!("`{}` every {interval} s, timeout {timeout} s, {retries} retries, startPeriod {start_period} s", command[1..].join(" "));
+    let mut detail = format!(
+        "`{}` every {interval} s, timeout {timeout} s, {retries} retries, startPeriod {start_period} s",
+        command[1..].join(" ")
+    );
     if uses_curl {
         detail.push_str("; ECS runs it inside the container, so the image must have curl (set container_health_check = false otherwise)");
     }
@@ -1000,7 +1497,13 @@ fn map_probes(cx: &mut Ctx<'_>, ag: &Container, c: &mut ContainerDefinition, cpa
         cx.note(Action::Warning, &format!("{src}.initialDelaySeconds"), Some(&format!("{target}.startPeriod")), format!(
             "{start_period} s: ActiveGate usually needs about {TYPICAL_START_SECONDS} s to start (the Dynatrace Operator waits {TYPICAL_START_SECONDS} s); a slow start may be killed"));
     }
-    c.health_check = Some(HealthCheck { command, interval, timeout, retries, start_period });
+    c.health_check = Some(HealthCheck {
+        command,
+        interval,
+        timeout,
+        retries,
+        start_period,
+    });
 }
 
 fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Readiness {
@@ -1014,13 +1517,27 @@ fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Readiness {
         initial_delay_seconds: TYPICAL_START_SECONDS,
     };
     let Some(probe) = &ag.readiness_probe else {
-        cx.note(Action::Added, &src, Some("daemon HTTPS probe"), format!(
-            "GET https://<task IP>:{}{} every {} s (the Dynatrace Operator's readiness probe)", default.port, default.path, default.period_seconds));
+        cx.note(
+            Action::Added,
+            &src,
+            Some("daemon HTTPS probe"),
+            format!(
+                "GET https://<task IP>:{}{} every {} s (the Dynatrace Operator's readiness probe)",
+                default.port, default.path, default.period_seconds
+            ),
+        );
         return default;
     };
     let Some(h) = &probe.http_get else {
-        cx.note(Action::Adjusted, &src, Some("daemon HTTPS probe"), format!(
-            "not an httpGet probe; the daemon probes GET https://<task IP>:{}{} instead", default.port, default.path));
+        cx.note(
+            Action::Adjusted,
+            &src,
+            Some("daemon HTTPS probe"),
+            format!(
+                "not an httpGet probe; the daemon probes GET https://<task IP>:{}{} instead",
+                default.port, default.path
+            ),
+        );
         return default;
     };
     let r = Readiness {
@@ -1049,14 +1566,21 @@ fn map_platform(cx: &mut Ctx<'_>) -> RuntimePlatform {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|s| s.node_selector_terms.as_slice())
         .unwrap_or_default();
     for term in terms {
         for e in &term.match_expressions {
             match (e.key.as_str(), e.operator.as_str()) {
-                ("kubernetes.io/arch" | "beta.kubernetes.io/arch", "In") => archs.extend(e.values.iter().cloned()),
-                ("kubernetes.io/os" | "beta.kubernetes.io/os", "In") => oses.extend(e.values.iter().cloned()),
+                ("kubernetes.io/arch" | "beta.kubernetes.io/arch", "In") => {
+                    archs.extend(e.values.iter().cloned())
+                }
+                ("kubernetes.io/os" | "beta.kubernetes.io/os", "In") => {
+                    oses.extend(e.values.iter().cloned())
+                }
                 _ => other.push(format!("{} {} {:?}", e.key, e.operator, e.values)),
             }
         }
@@ -1073,27 +1597,49 @@ fn map_platform(cx: &mut Ctx<'_>) -> RuntimePlatform {
             "{}: Fargate places tasks by subnet; spread subnets over availability zones instead", other.join(", ")));
     }
     if oses.iter().any(|o| o != "linux") {
-        cx.note(Action::Dropped, "affinity.nodeAffinity", None, format!("os {oses:?}: the ActiveGate image is Linux only"));
+        cx.note(
+            Action::Dropped,
+            "affinity.nodeAffinity",
+            None,
+            format!("os {oses:?}: the ActiveGate image is Linux only"),
+        );
     }
     let cpu_architecture = if archs.iter().any(|a| a == "amd64") || archs.is_empty() {
         "X86_64"
     } else if archs.iter().any(|a| a == "arm64") {
         "ARM64"
     } else {
-        cx.note(Action::Dropped, "affinity.nodeAffinity", None, format!("architectures {archs:?}: Fargate runs X86_64 or ARM64"));
+        cx.note(
+            Action::Dropped,
+            "affinity.nodeAffinity",
+            None,
+            format!("architectures {archs:?}: Fargate runs X86_64 or ARM64"),
+        );
         "X86_64"
     };
     let target = Some("runtimePlatform");
     if archs.is_empty() {
-        cx.note(Action::Added, "affinity.nodeAffinity", target,
-            "X86_64/LINUX: the Dynatrace environment registry ships x86-64 images only");
+        cx.note(
+            Action::Added,
+            "affinity.nodeAffinity",
+            target,
+            "X86_64/LINUX: the Dynatrace environment registry ships x86-64 images only",
+        );
     } else if archs.len() > 1 {
         cx.note(Action::Adjusted, "affinity.nodeAffinity", target, format!(
             "{archs:?} → {cpu_architecture}/LINUX: a Fargate task definition names one architecture"));
     } else {
-        cx.note(Action::Mapped, "affinity.nodeAffinity", target, format!("{} → {cpu_architecture}/LINUX", archs[0]));
+        cx.note(
+            Action::Mapped,
+            "affinity.nodeAffinity",
+            target,
+            format!("{} → {cpu_architecture}/LINUX", archs[0]),
+        );
     }
-    RuntimePlatform { cpu_architecture: cpu_architecture.into(), operating_system_family: "LINUX".into() }
+    RuntimePlatform {
+        cpu_architecture: cpu_architecture.into(),
+        operating_system_family: "LINUX".into(),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// A quantity as written in the manifest, with its exact value scaled by 1000
 /// (so `250m` is 250 and `1` is 1000). Memory in bytes is `milli / 1000`.
@@ -183,7 +183,9 @@ mod tests {
 
     #[test]
     fn refuses_what_kubernetes_refuses() {
-        for bad in ["250x", "", "m", "1.2.3", "--1", "1 Gi", "Gi", "1e", "1e99", "1ii", "-1"] {
+        for bad in [
+            "250x", "", "m", "1.2.3", "--1", "1 Gi", "Gi", "1e", "1e99", "1ii", "-1",
+        ] {
             assert!(bad.parse::<Quantity>().is_err(), "`{bad}` should not parse");
         }
         let err = "250x".parse::<Quantity>().unwrap_err();

@@ -115,7 +115,13 @@ pub fn token_writer(
     auth_token: Option<&SecretArn>,
     owner: Option<&str>,
 ) -> ContainerDefinition {
-    let owner = owner.map(|o| if o.contains(':') { o.to_owned() } else { format!("{o}:{o}") });
+    let owner = owner.map(|o| {
+        if o.contains(':') {
+            o.to_owned()
+        } else {
+            format!("{o}:{o}")
+        }
+    });
     let mut c = ContainerDefinition::new(TOKEN_WRITER, image);
     c.essential = false;
     c.entry_point = vec!["/bin/bash".into(), "-c".into()];
@@ -158,10 +164,21 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for n in ["DT_TENANT_TOKEN", "auth_token", "PROXY_PASSWORD", "MY_SECRET", "API_KEY"] {
+        for n in [
+            "DT_TENANT_TOKEN",
+            "auth_token",
+            "PROXY_PASSWORD",
+            "MY_SECRET",
+            "API_KEY",
+        ] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["DT_TENANT", "DT_SERVER", "DT_CAPABILITIES", "DT_NETWORK_ZONE"] {
+        for n in [
+            "DT_TENANT",
+            "DT_SERVER",
+            "DT_CAPABILITIES",
+            "DT_NETWORK_ZONE",
+        ] {
             assert!(!is_secret_name(n), "{n}");
         }
     }

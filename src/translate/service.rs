@@ -10,9 +10,14 @@ use crate::model::service::{
 use crate::model::task_definition::Tag;
 
 /// Reports what becomes of each Service port; returns (port name, container port).
-pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str, ag_port: u16) -> Vec<(String, u16)> {
+pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str) -> Vec<(String, u16)> {
     let mut out = Vec::new();
-    let ag = cx.m.workload.pod.containers.iter().find(|c| c.name.value == ag_name);
+    let ag =
+        cx.m.workload
+            .pod
+            .containers
+            .iter()
+            .find(|c| c.name.value == ag_name);
     for svc in &cx.m.services {
         for (i, p) in svc.ports.iter().enumerate() {
             let src = format!(
@@ -37,7 +42,10 @@ pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str, ag_port: u16) -> Vec
                     None,
                     format!(
                         "targetPort `{}` names no port of container `{ag_name}`",
-                        p.target_port.as_ref().map(ToString::to_string).unwrap_or_default()
+                        p.target_port
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
                     ),
                 );
                 continue;
@@ -60,7 +68,9 @@ pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str, ag_port: u16) -> Vec
                 (
                     Action::Adjusted,
                     Some("serviceRegistries"),
-                    format!("Cloud Map DNS names the tasks; OneAgents connect to port {container_port}{remap}"),
+                    format!(
+                        "Cloud Map DNS names the tasks; OneAgents connect to port {container_port}{remap}"
+                    ),
                 )
             } else {
                 (
@@ -74,19 +84,18 @@ pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str, ag_port: u16) -> Vec
             cx.report.push(action, src, target, detail);
             out.push((p.name.clone().unwrap_or_default(), container_port));
         }
-        if let Some(t) = &svc.service_type {
-            if t != "ClusterIP" {
+        if let Some(t) = svc.service_type.as_ref().filter(|t| *t != "ClusterIP") {
+            {
                 cx.report.push(
                     Action::Dropped,
                     format!("Service/{} spec.type", svc.name),
                     None,
-                    format!("{t}: exposure is set by subnets, security groups and load balancers on ECS"),
+                    format!(
+                        "{t}: exposure is set by subnets, security groups and load balancers on ECS"
+                    ),
                 );
             }
         }
-    }
-    if out.is_empty() && cx.m.services.is_empty() {
-        let _ = ag_port;
     }
     out
 }
@@ -94,8 +103,14 @@ pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str, ag_port: u16) -> Vec
 /// The `create-service` document for a translation. Needs cluster, service
 /// name and subnets from the config.
 pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, TranslateError> {
-    let cluster = s.cluster.as_ref().ok_or(TranslateError::NeedsConfig("`cluster`"))?;
-    let service = s.service.as_ref().ok_or(TranslateError::NeedsConfig("`service`"))?;
+    let cluster = s
+        .cluster
+        .as_ref()
+        .ok_or(TranslateError::NeedsConfig("`cluster`"))?;
+    let service = s
+        .service
+        .as_ref()
+        .ok_or(TranslateError::NeedsConfig("`service`"))?;
     if s.subnets.is_empty() {
         return Err(TranslateError::NeedsConfig("`network.subnets`"));
     }
@@ -123,7 +138,12 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
             awsvpc_configuration: AwsVpcConfiguration {
                 subnets: s.subnets.iter().map(ToString::to_string).collect(),
                 security_groups: s.security_groups.iter().map(ToString::to_string).collect(),
-                assign_public_ip: if s.assign_public_ip { "ENABLED" } else { "DISABLED" }.into(),
+                assign_public_ip: if s.assign_public_ip {
+                    "ENABLED"
+                } else {
+                    "DISABLED"
+                }
+                .into(),
             },
         },
         // Never fewer healthy tasks than desired during a rollout; the breaker

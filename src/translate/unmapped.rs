@@ -9,13 +9,20 @@ use super::{Action, Ctx};
 fn reason(key: &str) -> &'static str {
     match key {
         "namespace" => "ECS has no namespaces; the cluster and service names place the task",
-        "labels" | "annotations" => "Kubernetes labels and annotations have no meaning to ECS (tags are set from the config)",
+        "labels" | "annotations" => {
+            "Kubernetes labels and annotations have no meaning to ECS (tags are set from the config)"
+        }
         "selector" => "an ECS service owns its tasks; there is no label selector",
-        "serviceName" => "the headless Service for per-pod DNS; use Cloud Map service discovery on ECS",
+        "serviceName" => {
+            "the headless Service for per-pod DNS; use Cloud Map service discovery on ECS"
+        }
         "updateStrategy" | "strategy" => {
             "replaced by the daemon's rollout: minimum healthy 100 %, maximum 200 %, circuit breaker, HTTPS verification and rollback"
         }
-        "podManagementPolicy" | "minReadySeconds" | "revisionHistoryLimit" | "progressDeadlineSeconds" => {
+        "podManagementPolicy"
+        | "minReadySeconds"
+        | "revisionHistoryLimit"
+        | "progressDeadlineSeconds" => {
             "a Kubernetes controller setting; the daemon's rollout settings take its place"
         }
         "volumeClaimTemplates" | "persistentVolumeClaimRetentionPolicy" => {
@@ -24,18 +31,24 @@ fn reason(key: &str) -> &'static str {
         "serviceAccountName" | "serviceAccount" | "automountServiceAccountToken" => {
             "the ECS task role takes the place of the Kubernetes service account"
         }
-        "tolerations" | "nodeName" | "schedulerName" | "priorityClassName" | "priority" | "topologySpreadConstraints" => {
+        "tolerations"
+        | "nodeName"
+        | "schedulerName"
+        | "priorityClassName"
+        | "priority"
+        | "topologySpreadConstraints" => {
             "Fargate schedules tasks itself; spread them by giving the service subnets in several availability zones"
         }
-        "dnsPolicy" | "dnsConfig" | "hostNetwork" | "hostPID" | "hostIPC" | "hostAliases" | "hostname" | "subdomain" => {
-            "Fargate tasks use their own ENI and the VPC's DNS"
-        }
+        "dnsPolicy" | "dnsConfig" | "hostNetwork" | "hostPID" | "hostIPC" | "hostAliases"
+        | "hostname" | "subdomain" => "Fargate tasks use their own ENI and the VPC's DNS",
         "restartPolicy" => "ECS replaces stopped tasks of a service",
         "enableServiceLinks" => "ECS injects no Service environment variables",
         "imagePullPolicy" => "ECS pulls the image at every task start",
         "envFrom" => "copy the values into [target.environment] in the config",
         "lifecycle" => "ECS has no postStart or preStop hooks",
-        "terminationMessagePath" | "terminationMessagePolicy" => "ECS records a stopped reason and exit code instead",
+        "terminationMessagePath" | "terminationMessagePolicy" => {
+            "ECS records a stopped reason and exit code instead"
+        }
         "stdin" | "stdinOnce" | "tty" => "ActiveGate needs no terminal",
         "status" => "run-time status, not configuration",
         _ => "no equivalent in an ECS task definition",
@@ -53,7 +66,11 @@ fn drop_unhandled(cx: &mut Ctx<'_>, prefix: &str, obj: Option<&Value>, handled: 
         if handled.contains(&k.as_str()) || v.is_null() {
             continue;
         }
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         let source = format!("{} {path}", cx.m.workload.id());
         cx.report.push(Action::Dropped, source, None, reason(&k));
     }
@@ -65,7 +82,12 @@ pub(super) fn report(cx: &mut Ctx<'_>, ag_name: &str) {
     let spec = raw.get("spec");
     drop_unhandled(cx, "spec", spec, &["replicas", "template"]);
     let template = spec.and_then(|s| s.get("template"));
-    drop_unhandled(cx, "spec.template.metadata", template.and_then(|t| t.get("metadata")), &[]);
+    drop_unhandled(
+        cx,
+        "spec.template.metadata",
+        template.and_then(|t| t.get("metadata")),
+        &[],
+    );
     let pod = template.and_then(|t| t.get("spec"));
     drop_unhandled(
         cx,
@@ -85,7 +107,10 @@ pub(super) fn report(cx: &mut Ctx<'_>, ag_name: &str) {
     let container = pod
         .and_then(|p| p.get("containers"))
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(ag_name)));
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("name").and_then(Value::as_str) == Some(ag_name))
+        });
     drop_unhandled(
         cx,
         &format!("spec.template.spec.containers[{ag_name}]"),
@@ -107,13 +132,22 @@ pub(super) fn report(cx: &mut Ctx<'_>, ag_name: &str) {
         ],
     );
 
-    let services: Vec<(String, Value)> = cx.m.services.iter().map(|s| (s.name.clone(), s.raw.clone())).collect();
+    let services: Vec<(String, Value)> =
+        cx.m.services
+            .iter()
+            .map(|s| (s.name.clone(), s.raw.clone()))
+            .collect();
     for (name, raw) in services {
         for (k, v) in keys(raw.get("spec")) {
             if ["ports", "type"].contains(&k.as_str()) || v.is_null() {
                 continue;
             }
-            cx.report.push(Action::Dropped, format!("Service/{name} spec.{k}"), None, reason(&k));
+            cx.report.push(
+                Action::Dropped,
+                format!("Service/{name} spec.{k}"),
+                None,
+                reason(&k),
+            );
         }
     }
 }

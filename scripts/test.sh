@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every check: formatting, lints, the Rust tests, and conformance of the
+# translated documents with AWS's own request models. Installs what it needs
+# (a Python virtual environment with botocore) by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "AWS request-model conformance (botocore)"
+venv="${ACTIVEGATE_LIFECYCLE_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
+bin=target/debug/activegate-lifecycle
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+manifest=tests/fixtures/activegate-k8s.yaml
+config=config/activegate-lifecycle.toml
+export RUST_LOG=off
+"$bin" translate "$manifest" --config "$config" >"$out/td.json" 2>/dev/null
+"$bin" translate "$manifest" --config "$config" --output service >"$out/service.json" 2>/dev/null
+"$bin" translate "$manifest" >"$out/td-no-config.json" 2>/dev/null
+for f in tests/fixtures/conformance/*.yaml; do
+  "$bin" translate "$f" --config "$config" >"$out/$(basename "$f" .yaml).json" 2>/dev/null
+done
+
+# The checker must be able to fail: a document with a wrong enum and an unknown member.
+python3 - "$out/td.json" "$out/broken.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["networkMode"] = "overlay"
+doc["containerDefinitions"][0]["restartAlways"] = True
+json.dump(doc, open(sys.argv[2], "w"))
+PY
+if "$venv/bin/python" scripts/check_aws_shapes.py RegisterTaskDefinition="$out/broken.json" >"$out/broken.log"; then
+  echo "the AWS shape checker accepted a broken document:" >&2
+  cat "$out/broken.log" >&2
+  exit 1
+fi
+grep -q "overlay" "$out/broken.log"
+grep -q "restartAlways" "$out/broken.log"
+
+args=(CreateService="$out/service.json")
+for f in "$out"/*.json; do
+  case "$f" in */service.json|*/broken.json) ;; *) args+=(RegisterTaskDefinition="$f") ;; esac
+done
+"$venv/bin/python" scripts/check_aws_shapes.py "${args[@]}"

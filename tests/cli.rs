@@ -1,0 +1,285 @@
+//! The command line as a user meets it: exit codes, error lines, logs.
+//! Every bad input exits 2 with one clear error naming the place, never a panic.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+
+fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(bytes))
+        .expect("write test file");
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// Runs `translate FILE`, expects exit 2, returns the error lines.
+fn bad_manifest(name: &str, bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, name, bytes);
+    let o = run(&["translate", &path]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{name}: {err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{name}: nothing may be printed on stdout"
+    );
+    assert!(!err.contains("panicked"), "{name}: {err}");
+    assert!(
+        err.starts_with(&format!("activegate-lifecycle: error: {path}")),
+        "{name}: {err}"
+    );
+    err.replace(&path, name)
+}
+
+const POD: &str = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: ag}\nspec:\n  template:\n    spec:\n      containers:\n";
+
+#[test]
+fn malformed_yaml() {
+    let err = bad_manifest("m.yaml", b"kind: StatefulSet\nspec: {template: [\n");
+    assert!(
+        err.starts_with("activegate-lifecycle: error: m.yaml:2:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wrong_type() {
+    let yaml = format!(
+        "{POD}        - name: ag\n          image: r/ag:1\n          ports: {{containerPort: 9999}}\n"
+    );
+    let err = bad_manifest("t.yaml", yaml.as_bytes());
+    assert!(
+        err.starts_with("activegate-lifecycle: error: t.yaml:10:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_container() {
+    let yaml = POD.replace("      containers:\n", "      containers: []\n");
+    let err = bad_manifest("c.yaml", yaml.as_bytes());
+    assert!(
+        err.contains("c.yaml:2:7: StatefulSet/ag has no containers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unparseable_quantity() {
+    let yaml = format!(
+        "{POD}        - name: ag\n          image: r/ag:1\n          resources: {{requests: {{cpu: 250x}}}}\n"
+    );
+    let err = bad_manifest("q.yaml", yaml.as_bytes());
+    assert!(err.contains("q.yaml:10:"), "{err}");
+    assert!(err.contains("`250x` is not a Kubernetes quantity"), "{err}");
+}
+
+#[test]
+fn a_non_utf8_file() {
+    let err = bad_manifest("u.yaml", b"kind: Service\nmetadata:\n  name: \xc3\x28\n");
+    assert!(
+        err.contains("u.yaml:3:9: the file is not UTF-8 text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_file() {
+    let err = bad_manifest("e.yaml", b"");
+    assert!(
+        err.contains("e.yaml: the file holds no YAML document"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_50_mb_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&path).expect("create");
+    f.set_len(50 * 1024 * 1024).expect("sparse 50 MB");
+    let o = run(&["translate", path_str(&path)]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("a manifest may be at most 4194304 bytes"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_literal_token_is_refused_without_repeating_it() {
+    let yaml = format!(
+        "{POD}        - name: ag\n          image: r/ag:1\n          env:\n            - {{name: DT_TENANT_TOKEN, value: hunter2-token}}\n"
+    );
+    let err = bad_manifest("s.yaml", yaml.as_bytes());
+    assert!(err.contains("s.yaml:11:"), "{err}");
+    assert!(err.contains("holds a literal secret"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn no_workload() {
+    let err = bad_manifest(
+        "n.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    assert!(
+        err.contains("no StatefulSet or Deployment in the file (found ConfigMap/x)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_names_the_cause() {
+    let o = run(&["translate", "/nonexistent/ag.yaml"]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(
+        lines[0],
+        "activegate-lifecycle: error: /nonexistent/ag.yaml: cannot read the manifest"
+    );
+    assert!(
+        lines[1].starts_with("activegate-lifecycle:   caused by: No such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_and_help_exits_0() {
+    let o = run(&["translate"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).starts_with("activegate-lifecycle: error: "),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["translate", "x.yaml", "--output", "pdf"]);
+    assert_eq!(code(&o), 2);
+    let o = run(&["translate", "x.yaml", "--target", "a"]);
+    assert_eq!(code(&o), 2, "--target needs --config");
+    let o = run(&["--help"]);
+    assert_eq!(code(&o), 0);
+    for cmd in [
+        "translate",
+        "check-config",
+        "run",
+        "rollout",
+        "rollback",
+        "plan",
+        "status",
+        "sim",
+        "demo",
+    ] {
+        assert!(stdout(&o).contains(cmd), "--help lists {cmd}");
+    }
+}
+
+#[test]
+fn placeholders_say_so_and_exit_1() {
+    for cmd in [
+        "run", "rollout", "rollback", "plan", "status", "sim", "demo",
+    ] {
+        let o = run(&[cmd, "--config", "x.toml"]);
+        assert_eq!(code(&o), 1, "{cmd}");
+        assert_eq!(
+            stderr(&o),
+            format!("activegate-lifecycle: error: `{cmd}` is not implemented yet\n")
+        );
+    }
+}
+
+#[test]
+fn check_config_accepts_the_example_and_points_at_errors() {
+    let config = example_config();
+    let o = run(&["check-config", "--config", path_str(&config)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid, 1 target: prod-eu"));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(&config)
+        .expect("read example")
+        .replace("retention_days = 30", "retention_days = 31");
+    let path = write(&dir, "ag.toml", text.as_bytes());
+    let o = run(&["check-config", "--config", &path]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(err.contains("ag.toml:"), "{err}");
+    assert!(
+        err.contains(": target[0].logs.retention_days: 31 days is not a CloudWatch Logs retention"),
+        "{err}"
+    );
+
+    let path = write(&dir, "bad.toml", b"[[target]\n");
+    assert_eq!(code(&run(&["check-config", "--config", &path])), 2);
+    let path = write(&dir, "bin.toml", b"\xff\xfe");
+    let o = run(&["check-config", "--config", &path]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+}
+
+#[test]
+fn translate_with_a_config_of_several_targets_needs_a_name() {
+    let config = std::fs::read_to_string(example_config()).expect("read example");
+    let second = config
+        .replace("name = \"prod-eu\"", "name = \"prod-us\"")
+        .replace("service = \"dynatrace-activegate\"", "service = \"ag-us\"");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, "two.toml", format!("{config}\n{second}").as_bytes());
+    let manifest = fixture("activegate-k8s.yaml");
+    let o = run(&["translate", path_str(&manifest), "--config", &path]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("2 targets; choose one with --target (prod-eu, prod-us)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "translate",
+        path_str(&manifest),
+        "--config",
+        &path,
+        "--target",
+        "prod-us",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let manifest = fixture("activegate-k8s.yaml");
+    let o = run_env(
+        &[
+            "--log-format",
+            "json",
+            "translate",
+            path_str(&manifest),
+            "--report",
+            "json",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    assert_eq!(code(&o), 0);
+    // stderr: the JSON report (pretty, several lines), then the log lines.
+    let err = stderr(&o);
+    let log_lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("{\"timestamp\""))
+        .collect();
+    assert_eq!(log_lines.len(), 1, "{err}");
+    let log: serde_json::Value = serde_json::from_str(log_lines[0]).expect("a log line is JSON");
+    assert_eq!(log["level"], "WARN");
+    assert_eq!(log["needs_setting"], 8);
+}
+
+#[test]
+fn an_invalid_log_filter_is_bad_input() {
+    let o = run_env(&["check-config", "--config", "x"], &[("RUST_LOG", "=[")]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("RUST_LOG"), "{}", stderr(&o));
+}
