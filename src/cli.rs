@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use activegate_lifecycle::config::Config;
+use activegate_lifecycle::sim;
 use activegate_lifecycle::translate::{self, Action, TranslateError, manifest::MAX_MANIFEST_BYTES};
 use activegate_lifecycle::{ReadError, read_limited};
 
@@ -50,8 +51,9 @@ enum Command {
     Plan(Placeholder),
     /// Show the state of every target (not implemented yet).
     Status(Placeholder),
-    /// Run the embedded ECS simulator (not implemented yet).
-    Sim(Placeholder),
+    /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
+    /// tasks are real HTTPS ActiveGate stand-ins.
+    Sim(SimArgs),
     /// Show a whole rollout cycle against the simulator (not implemented yet).
     Demo(Placeholder),
 }
@@ -60,6 +62,22 @@ enum Command {
 struct Placeholder {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Address of the AWS endpoint and the control API.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: std::net::SocketAddr,
+    /// Simulated seconds per real second (10 makes a 90 s ActiveGate start take 9 s).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Folder for the CA certificate (default: a new temporary folder).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,8 +180,64 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Rollback(_) => not_yet("rollback"),
         Command::Plan(_) => not_yet("plan"),
         Command::Status(_) => not_yet("status"),
-        Command::Sim(_) => not_yet("sim"),
+        Command::Sim(args) => sim_command(args),
         Command::Demo(_) => not_yet("demo"),
+    }
+}
+
+fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--speed must be a positive number, not {}",
+            args.speed
+        )));
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async {
+        let options = sim::SimOptions {
+            listen: args.listen,
+            speed: args.speed,
+            state_dir: args.state_dir,
+            region: args.region,
+            ..sim::SimOptions::default()
+        };
+        let handle = sim::Sim::start(options)
+            .await
+            .context("cannot start the simulator")
+            .map_err(Failure::runtime)?;
+        print_stdout(&format!(
+            "endpoint: {}\nca: {}\n",
+            handle.endpoint(),
+            handle.ca_path().display()
+        ))?;
+        tracing::info!(
+            endpoint = handle.endpoint(),
+            speed = args.speed,
+            "simulator running; stop with Ctrl-C or SIGTERM"
+        );
+        let signal = wait_for_stop().await;
+        tracing::info!(signal, "stopping the simulator");
+        handle.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Waits for SIGTERM or SIGINT; returns which.
+async fn wait_for_stop() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, Ctrl-C still ends the process.
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }
 

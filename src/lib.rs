@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod model;
+pub mod sim;
 pub mod translate;
 
 use std::io::Read;

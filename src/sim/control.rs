@@ -1,0 +1,115 @@
+//! The control API under `/sim/v1/` (JSON): set how an image behaves, inject
+//! and clear faults, read the timeline and the call counters. Used by the
+//! demo and by tests that drive a standalone simulator.
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::state::{Behaviour, Fault, Mode};
+
+/// `POST /sim/v1/images` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageRequest {
+    image: String,
+    mode: Mode,
+    #[serde(default)]
+    start_seconds: Option<f64>,
+    #[serde(default)]
+    after_seconds: Option<f64>,
+    #[serde(default)]
+    exit_code: Option<i32>,
+}
+
+/// `POST /sim/v1/faults` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    /// An operation name such as `UpdateService`, or `*` for every operation.
+    operation: String,
+    #[serde(flatten)]
+    fault: Fault,
+}
+
+fn bad(message: impl Into<String>) -> (StatusCode, Value) {
+    (
+        StatusCode::BAD_REQUEST,
+        json!({ "message": message.into() }),
+    )
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, (StatusCode, Value)> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))
+}
+
+/// Answers one control request: (status, JSON body).
+pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (StatusCode, Value) {
+    let result = match (method, path.trim_end_matches('/')) {
+        (&Method::GET, "/sim/v1/health") => Ok(json!({ "status": "ok" })),
+        (&Method::GET, "/sim/v1/info") => Ok(json!({
+            "speed": shared.clock.speed(),
+            "now": shared.clock.now(),
+            "region": shared.options.region,
+            "account": shared.options.account,
+            "ca_pem": shared.ca.pem(),
+        })),
+        (&Method::POST, "/sim/v1/images") => parse::<ImageRequest>(body).and_then(|r| {
+            if r.image.is_empty() {
+                return Err(bad("`image` must not be empty"));
+            }
+            for (name, v) in [
+                ("start_seconds", r.start_seconds),
+                ("after_seconds", r.after_seconds),
+            ] {
+                if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    return Err(bad(format!(
+                        "`{name}` must be a non-negative number of seconds"
+                    )));
+                }
+            }
+            let b = Behaviour {
+                mode: r.mode,
+                start_seconds: r.start_seconds,
+                after_seconds: r.after_seconds,
+                exit_code: r.exit_code,
+            };
+            shared.set_image(&r.image, b);
+            Ok(json!({ "image": r.image, "behaviour": b }))
+        }),
+        (&Method::GET, "/sim/v1/images") => Ok(json!(shared.lock().images)),
+        (&Method::POST, "/sim/v1/faults") => parse::<FaultRequest>(body).and_then(|r| {
+            let f = &r.fault;
+            if [f.throttle, f.error, f.drop]
+                .iter()
+                .any(|p| !(0.0..=1.0).contains(p))
+            {
+                return Err(bad(
+                    "`throttle`, `error` and `drop` are fractions between 0 and 1",
+                ));
+            }
+            shared
+                .lock()
+                .faults
+                .insert(r.operation.clone(), r.fault.clone());
+            Ok(json!({ "operation": r.operation, "fault": r.fault }))
+        }),
+        (&Method::GET, "/sim/v1/faults") => Ok(json!(shared.lock().faults)),
+        (&Method::DELETE, "/sim/v1/faults") => {
+            shared.lock().faults.clear();
+            Ok(json!({}))
+        }
+        (&Method::GET, "/sim/v1/timeline") => Ok(json!(shared.lock().timeline)),
+        (&Method::GET, "/sim/v1/calls") => Ok(json!(shared.lock().calls)),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            json!({ "message": format!("no control endpoint {method} {path}") }),
+        )),
+    };
+    match result {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,315 @@
+//! The embedded ECS simulator.
+//!
+//! AWS cannot be reached from a developer's machine or CI, and moto stores ECS
+//! objects but never runs a service. This simulator speaks the real wire
+//! protocols (ECS and CloudWatch Logs, AWS JSON 1.1) so that the AWS SDK and
+//! the AWS CLI reach it through `--endpoint-url`, runs services like ECS does
+//! (rolling deployments, health checks, the circuit breaker), and makes every
+//! RUNNING task a real HTTPS fake ActiveGate on its own loopback address.
+//!
+//! Only the `sim` and `demo` commands and tests use it; production code never does.
+
+pub mod activegate;
+mod api;
+pub mod clock;
+mod control;
+mod ecs;
+pub mod engine;
+mod logs;
+mod server;
+pub mod state;
+pub mod tls;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use engine::Delays;
+pub use state::{Behaviour, Fault, Health, Mode, TimelineEvent};
+
+use clock::Clock;
+use state::{State, TaskStatus};
+use tls::Authority;
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Address of the AWS endpoint and control API (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Where the CA certificate is written (default: a fresh temporary folder).
+    pub state_dir: Option<PathBuf>,
+    pub region: String,
+    pub account: String,
+    pub delays: Delays,
+    /// Real time between two steps of the engine.
+    pub tick: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
+            speed: 1.0,
+            state_dir: None,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            delays: Delays::default(),
+            tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the CA certificate to {path}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the speed must be a positive number, not {0}")]
+    Speed(f64),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// What the server, the engine and the fake ActiveGates share.
+pub struct Shared {
+    state: Mutex<State>,
+    clock: Clock,
+    ca: Authority,
+    rogue_ca: Authority,
+    options: SimOptions,
+}
+
+impl Shared {
+    /// The state. A panic while holding the lock cannot leave it half-changed
+    /// in a way that matters to a simulator, so a poisoned lock is used as is.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_image(&self, image: &str, b: Behaviour) {
+        let mut st = self.lock();
+        st.images.insert(image.to_owned(), b);
+        let now = self.clock.now();
+        st.record(now, "image-behaviour", image, format!("{:?}", b.mode));
+    }
+
+    /// What the fake ActiveGate of this task answers now.
+    fn health_of(&self, task_id: &str) -> Option<Health> {
+        let st = self.lock();
+        let t = st.tasks.get(task_id)?;
+        if t.status != TaskStatus::Running || !t.desired_running {
+            return None;
+        }
+        let age = self.clock.now() - t.started_at?;
+        Some(
+            t.behaviour
+                .health(age, self.options.delays.activegate_start),
+        )
+    }
+}
+
+/// The simulator, started.
+pub struct Sim;
+
+impl Sim {
+    /// Starts the endpoint and the engine on the current tokio runtime.
+    pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
+        if !(options.speed.is_finite() && options.speed > 0.0) {
+            return Err(SimError::Speed(options.speed));
+        }
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| SimError::Listen {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+        let ca = Authority::new("activegate-lifecycle simulator CA")?;
+        let rogue_ca = Authority::new("untrusted CA")?;
+        let dir = options.state_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "activegate-lifecycle-sim-{}-{}",
+                std::process::id(),
+                addr.port()
+            ))
+        });
+        let ca_path = dir.join("ca.pem");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&ca_path, ca.pem()))
+            .map_err(|source| SimError::StateDir {
+                path: ca_path.clone(),
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(&options.region, &options.account)),
+            clock: Clock::new(options.speed),
+            ca,
+            rogue_ca,
+            options,
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let server = tokio::spawn(server::serve(listener, shared.clone(), rx.clone()));
+        let engine = tokio::spawn(run_engine(shared.clone(), rx));
+        Ok(SimHandle {
+            shared,
+            endpoint: format!("http://{addr}"),
+            ca_path,
+            shutdown,
+            tasks: vec![server, engine],
+        })
+    }
+}
+
+/// Steps the engine and keeps one fake ActiveGate listening per RUNNING task.
+async fn run_engine(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut listeners: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut interval = tokio::time::interval(shared.options.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let wanted: Vec<(String, IpAddr, u16, Mode)> = {
+            let mut st = shared.lock();
+            engine::tick(&mut st, shared.clock.now(), &shared.options.delays);
+            st.tasks
+                .values()
+                .filter(|t| t.status == TaskStatus::Running && t.desired_running)
+                .map(|t| (t.id.clone(), IpAddr::V4(t.ip), t.port, t.behaviour.mode))
+                .collect()
+        };
+        listeners.retain(|id, handle| {
+            let keep = wanted.iter().any(|(w, ..)| w == id);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for (id, ip, port, mode) in wanted {
+            if listeners.contains_key(&id) {
+                continue;
+            }
+            match activegate::spawn(shared.clone(), id.clone(), ip, port, mode) {
+                Ok(handle) => {
+                    listeners.insert(id, handle);
+                }
+                Err(e) => {
+                    let mut st = shared.lock();
+                    let now = shared.clock.now();
+                    st.record(now, "listener-failed", &id, format!("{ip}:{port}: {e}"));
+                    engine::begin_stop(
+                        &mut st,
+                        &id,
+                        now,
+                        &format!("CannotStartContainerError: {e}"),
+                        "TaskFailedToStart",
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    for (_, handle) in listeners {
+        handle.abort();
+    }
+}
+
+/// A running simulator: its endpoint, its CA, and control methods.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    endpoint: String,
+    ca_path: PathBuf,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: the AWS endpoint URL and the control API's base.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The CA that signs the fake ActiveGates' certificates, PEM.
+    pub fn ca_pem(&self) -> &str {
+        self.shared.ca.pem()
+    }
+
+    /// Where the CA certificate was written.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    pub fn region(&self) -> &str {
+        &self.shared.options.region
+    }
+
+    /// Sets how tasks started from this image (tag or digest) behave.
+    pub fn set_image(&self, image: &str, behaviour: Behaviour) {
+        self.shared.set_image(image, behaviour);
+    }
+
+    /// Injects a fault into an operation (`*` for all).
+    pub fn set_fault(&self, operation: &str, fault: Fault) {
+        self.shared
+            .lock()
+            .faults
+            .insert(operation.to_owned(), fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Every state change so far.
+    pub fn timeline(&self) -> Vec<TimelineEvent> {
+        self.shared.lock().timeline.clone()
+    }
+
+    /// Calls per operation so far.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Simulated seconds since the epoch.
+    pub fn now(&self) -> f64 {
+        self.shared.clock.now()
+    }
+
+    /// Real time that `sim_seconds` of simulated time take.
+    pub fn real(&self, sim_seconds: f64) -> Duration {
+        self.shared.clock.real(sim_seconds)
+    }
+
+    /// Stops the endpoint, the engine and every fake ActiveGate.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The simulator's HTTP endpoint: AWS JSON 1.1 routed by `X-Amz-Target`,
+//! faults applied per operation, and the control API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::api::{self, ApiError};
+use super::{Shared, control, ecs, logs};
+
+/// Largest request body accepted (AWS's own limits are far lower).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Returned to hyper to close a connection without answering.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((socket, _)) = accepted else { continue };
+        let shared = shared.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(socket);
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { handle(&shared, req).await }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            tokio::select! {
+                _ = conn => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value, request_id: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", request_id)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a JSON response is valid")
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    let mut r = json_response(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        &e.body(),
+        request_id,
+    );
+    if let Ok(v) = e.code.parse() {
+        r.headers_mut().insert("x-amzn-errortype", v);
+    }
+    r
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let e = ApiError::serialization("the request body is too large or was cut off");
+            return Ok(error_response(&e, "0"));
+        }
+    };
+
+    let Some(target) = target else {
+        if path.starts_with("/sim/v1/") {
+            let (status, v) = control::handle(shared, &method, &path, &body);
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(v.to_string())))
+                .expect("a JSON response is valid"));
+        }
+        return Ok(Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::from_static(b"not found")))
+            .expect("a static response is valid"));
+    };
+
+    let (service, op) = target.split_once('.').unwrap_or((target.as_str(), ""));
+    let (fault, request_id) = {
+        let mut st = shared.lock();
+        *st.calls.entry(op.to_owned()).or_default() += 1;
+        let fault = st.faults.get(op).or_else(|| st.faults.get("*")).cloned();
+        let id = st.new_id();
+        (
+            fault,
+            format!(
+                "{}-{}-{}-{}-{}",
+                &id[..8],
+                &id[8..12],
+                &id[12..16],
+                &id[16..20],
+                &id[20..32]
+            ),
+        )
+    };
+    if let Some(f) = fault {
+        if f.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+        }
+        if f.drop > 0.0 && fastrand::f64() < f.drop {
+            return Err(Dropped);
+        }
+        if f.throttle > 0.0 && fastrand::f64() < f.throttle {
+            return Ok(error_response(
+                &ApiError::new(400, "ThrottlingException", "Rate exceeded"),
+                &request_id,
+            ));
+        }
+        if f.error > 0.0 && fastrand::f64() < f.error {
+            let code = if service.starts_with("Logs") {
+                "ServiceUnavailableException"
+            } else {
+                "ServerException"
+            };
+            return Ok(error_response(
+                &ApiError::new(500, code, "Service unavailable. Please try again later."),
+                &request_id,
+            ));
+        }
+    }
+    let request = match api::Request::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return Ok(error_response(&e, &request_id)),
+    };
+    let result = {
+        let mut st = shared.lock();
+        let now = shared.clock.now();
+        match service {
+            "AmazonEC2ContainerServiceV20141113" => ecs::handle(op, request, &mut st, now),
+            "Logs_20140328" => logs::handle(op, request, &mut st, shared.clock.now_millis()),
+            _ => Err(ApiError::unknown_operation(&target)),
+        }
+    };
+    Ok(match result {
+        Ok(v) => json_response(StatusCode::OK, &v, &request_id),
+        Err(e) => error_response(&e, &request_id),
+    })
+}

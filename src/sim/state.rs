@@ -1,0 +1,492 @@
+//! Everything the simulator knows, behind one `std::sync::Mutex` (never held
+//! across an `.await`): clusters, task definitions, services with their
+//! deployments, tasks, log groups, image behaviours, faults, the timeline.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// How a simulated ActiveGate image behaves once its task is RUNNING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Healthy once `start_seconds` have passed.
+    Healthy,
+    /// Answers 503 forever.
+    NeverHealthy,
+    /// Healthy after `start_seconds`, then 503 from `after_seconds` on.
+    FailsAfter,
+    /// Healthy after `start_seconds`; the process exits with `exit_code` at `after_seconds`.
+    CrashesAfter,
+    /// Accepts connections and never answers.
+    Hangs,
+    /// Healthy, but presents a certificate not signed by the simulator's CA.
+    WrongCertificate,
+    /// The image cannot be pulled: the task stops before RUNNING.
+    PullFails,
+}
+
+/// An image's behaviour, set through the control API. Times are simulated seconds
+/// counted from the moment the task is RUNNING.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    pub mode: Mode,
+    #[serde(default)]
+    pub start_seconds: Option<f64>,
+    #[serde(default)]
+    pub after_seconds: Option<f64>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+impl Behaviour {
+    pub fn healthy() -> Self {
+        Self {
+            mode: Mode::Healthy,
+            start_seconds: None,
+            after_seconds: None,
+            exit_code: None,
+        }
+    }
+
+    pub fn of(mode: Mode) -> Self {
+        Self {
+            mode,
+            ..Self::healthy()
+        }
+    }
+}
+
+/// The answer of a fake ActiveGate `age` simulated seconds after RUNNING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Up,
+    Failing,
+    Hung,
+}
+
+impl Behaviour {
+    pub fn health(&self, age: f64, default_start: f64) -> Health {
+        let start = self.start_seconds.unwrap_or(default_start);
+        let after = self.after_seconds.unwrap_or(f64::INFINITY);
+        match self.mode {
+            Mode::Hangs => Health::Hung,
+            Mode::NeverHealthy => Health::Failing,
+            _ if age < start => Health::Starting,
+            Mode::FailsAfter if age >= after => Health::Failing,
+            _ => Health::Up,
+        }
+    }
+}
+
+/// A fault injected into one operation (or `*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Fraction of calls answered with ThrottlingException.
+    #[serde(default)]
+    pub throttle: f64,
+    /// Fraction of calls answered with HTTP 500 (ServerException).
+    #[serde(default)]
+    pub error: f64,
+    /// Fraction of calls whose connection is dropped without an answer.
+    #[serde(default)]
+    pub drop: f64,
+    /// Real milliseconds added before answering.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+/// One state change, for tests and the demo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// Simulated seconds since the epoch.
+    pub time: f64,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub arn: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskDefinition {
+    pub arn: String,
+    pub family: String,
+    pub revision: u32,
+    pub active: bool,
+    pub registered_at: f64,
+    pub deregistered_at: Option<f64>,
+    /// The registered members (without tags), as given.
+    pub body: Map<String, Value>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl TaskDefinition {
+    pub fn containers(&self) -> Vec<&Map<String, Value>> {
+        self.body
+            .get("containerDefinitions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_object).collect())
+            .unwrap_or_default()
+    }
+
+    /// The first essential container (the ActiveGate).
+    pub fn main_container(&self) -> Option<&Map<String, Value>> {
+        let cs = self.containers();
+        cs.iter()
+            .find(|c| c.get("essential").and_then(Value::as_bool).unwrap_or(true))
+            .or(cs.first())
+            .copied()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.main_container()
+            .and_then(|c| c.get("portMappings"))
+            .and_then(Value::as_array)
+            .and_then(|p| p.first())
+            .and_then(|p| p.get("containerPort"))
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(9999)
+    }
+
+    pub fn image(&self) -> String {
+        self.main_container()
+            .and_then(|c| c.get("image"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The main container's health check: (interval, retries, start period).
+    pub fn health_check(&self) -> Option<(f64, f64, f64)> {
+        let hc = self.main_container()?.get("healthCheck")?;
+        let get = |k: &str, d: f64| hc.get(k).and_then(Value::as_f64).unwrap_or(d);
+        Some((
+            get("interval", 30.0),
+            get("retries", 3.0),
+            get("startPeriod", 0.0),
+        ))
+    }
+
+    /// `(group, stream prefix, create group)` of a container's awslogs configuration.
+    pub fn awslogs(container: &Map<String, Value>) -> Option<(String, String, bool)> {
+        let lc = container.get("logConfiguration")?;
+        if lc.get("logDriver").and_then(Value::as_str) != Some("awslogs") {
+            return None;
+        }
+        let opts = lc.get("options")?;
+        let group = opts.get("awslogs-group")?.as_str()?.to_owned();
+        let prefix = opts
+            .get("awslogs-stream-prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let create = opts.get("awslogs-create-group").and_then(Value::as_str) == Some("true");
+        Some((group, prefix, create))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: String,
+    /// PRIMARY for the newest, ACTIVE for older ones still draining.
+    pub primary: bool,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub failed_tasks: u32,
+    pub rollout_state: RolloutState,
+    pub rollout_state_reason: String,
+    pub created_at: f64,
+    pub updated_at: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentSettings {
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    pub breaker_enable: bool,
+    pub breaker_rollback: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub arn: String,
+    pub name: String,
+    pub cluster_arn: String,
+    pub active: bool,
+    pub desired_count: u32,
+    pub task_definition: String,
+    pub settings: DeploymentSettings,
+    /// Members kept as given: networkConfiguration, loadBalancers, serviceRegistries, ...
+    pub extra: Map<String, Value>,
+    pub deployments: Vec<Deployment>,
+    /// Newest first, as ECS lists them.
+    pub events: Vec<(String, f64, String)>,
+    pub tags: Vec<(String, String)>,
+    pub created_at: f64,
+    /// The task definition of the last COMPLETED deployment, for breaker rollbacks.
+    pub last_completed: Option<String>,
+    /// Healthy tasks at the last tick, to record changes in the timeline.
+    pub healthy_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskStatus {
+    Provisioning,
+    Pending,
+    Running,
+    Deactivating,
+    Stopped,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "PROVISIONING",
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Deactivating => "DEACTIVATING",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthStatus {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::Healthy => "HEALTHY",
+            Self::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub arn: String,
+    pub cluster_arn: String,
+    /// `(service name, deployment id)` for service tasks.
+    pub service: Option<(String, String)>,
+    pub task_definition: String,
+    pub image: String,
+    pub behaviour: Behaviour,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub status: TaskStatus,
+    pub desired_running: bool,
+    pub health: HealthStatus,
+    /// When the health check first failed in a row, if it is failing now.
+    pub failing_since: Option<f64>,
+    pub created_at: f64,
+    pub pull_started_at: Option<f64>,
+    pub pull_stopped_at: Option<f64>,
+    pub started_at: Option<f64>,
+    pub stopping_at: Option<f64>,
+    pub stopped_at: Option<f64>,
+    /// When the current status was entered.
+    pub since: f64,
+    pub stopped_reason: Option<String>,
+    pub stop_code: Option<&'static str>,
+    pub exit_code: Option<i32>,
+    /// Stopped before RUNNING or for failed health checks: counted by the breaker.
+    pub failed_to_start: bool,
+    /// Whether the "state RUNNING" log line was written.
+    pub reported_up: bool,
+    pub tags: Vec<(String, String)>,
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl Task {
+    pub fn is_healthy(&self, has_health_check: bool) -> bool {
+        self.status == TaskStatus::Running
+            && self.desired_running
+            && (!has_health_check || self.health == HealthStatus::Healthy)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEvent {
+    pub timestamp: i64,
+    pub message: String,
+    pub ingestion_time: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogGroup {
+    pub created: i64,
+    pub retention_days: Option<u32>,
+    pub streams: BTreeMap<String, (i64, Vec<LogEvent>)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The simulator's whole world.
+#[derive(Debug, Default)]
+pub struct State {
+    pub region: String,
+    pub account: String,
+    pub clusters: BTreeMap<String, Cluster>,
+    /// family → revisions in order.
+    pub task_definitions: BTreeMap<String, Vec<TaskDefinition>>,
+    /// (cluster name, service name) → service.
+    pub services: BTreeMap<(String, String), Service>,
+    pub tasks: BTreeMap<String, Task>,
+    pub log_groups: BTreeMap<String, LogGroup>,
+    pub images: BTreeMap<String, Behaviour>,
+    pub faults: BTreeMap<String, Fault>,
+    pub timeline: Vec<TimelineEvent>,
+    pub calls: BTreeMap<String, u64>,
+    pub next_ip: u32,
+    pub next_id: u64,
+}
+
+impl State {
+    pub fn new(region: &str, account: &str) -> Self {
+        Self {
+            region: region.to_owned(),
+            account: account.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn arn(&self, resource: &str) -> String {
+        format!("arn:aws:ecs:{}:{}:{resource}", self.region, self.account)
+    }
+
+    /// A fresh identifier: 32 hex digits, unique in this run.
+    pub fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        let mixed = self.next_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66_D1CE_4E5B;
+        format!("{mixed:016x}{:016x}", self.next_id)
+    }
+
+    /// The next free loopback address for a task: 127.20.0.1, 127.20.0.2, …
+    pub fn new_ip(&mut self) -> Ipv4Addr {
+        loop {
+            self.next_ip += 1;
+            let n = self.next_ip;
+            let (b, c) = (((n >> 8) & 0xff) as u8, (n & 0xff) as u8);
+            if c != 0 && c != 255 {
+                return Ipv4Addr::new(127, 20 + ((n >> 16) & 0x3f) as u8, b, c);
+            }
+        }
+    }
+
+    pub fn record(&mut self, time: f64, kind: &str, subject: &str, detail: impl Into<String>) {
+        self.timeline.push(TimelineEvent {
+            time,
+            kind: kind.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.into(),
+        });
+    }
+
+    /// Resolves `family`, `family:rev` or an ARN to a task definition.
+    pub fn find_task_definition(&self, reference: &str) -> Option<&TaskDefinition> {
+        let tail = reference
+            .rsplit_once("task-definition/")
+            .map_or(reference, |(_, t)| t);
+        match tail.rsplit_once(':') {
+            Some((family, rev)) => {
+                let rev: u32 = rev.parse().ok()?;
+                self.task_definitions
+                    .get(family)?
+                    .iter()
+                    .find(|t| t.revision == rev)
+            }
+            None => self
+                .task_definitions
+                .get(tail)?
+                .iter()
+                .rev()
+                .find(|t| t.active),
+        }
+    }
+
+    /// Resolves a cluster name or ARN (default: `default`) to its name.
+    pub fn cluster_name(reference: Option<&str>) -> String {
+        let r = reference.unwrap_or("default");
+        r.rsplit_once("cluster/").map_or(r, |(_, n)| n).to_owned()
+    }
+
+    /// Appends a log line to a task container's stream, if it logs to CloudWatch.
+    pub fn write_log(
+        &mut self,
+        task_id: &str,
+        container: Option<&str>,
+        now_ms: i64,
+        message: &str,
+    ) {
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
+        let Some(td) = self.find_task_definition(&task.task_definition) else {
+            return;
+        };
+        let targets: Vec<(String, String)> = td
+            .containers()
+            .into_iter()
+            .filter(|c| container.is_none_or(|n| c.get("name").and_then(Value::as_str) == Some(n)))
+            .filter_map(|c| {
+                let name = c.get("name").and_then(Value::as_str)?.to_owned();
+                let (group, prefix, _) = TaskDefinition::awslogs(c)?;
+                let stream = if prefix.is_empty() {
+                    format!("{name}/{task_id}")
+                } else {
+                    format!("{prefix}/{name}/{task_id}")
+                };
+                Some((group, stream))
+            })
+            .take(if container.is_some() { usize::MAX } else { 1 })
+            .collect();
+        for (group, stream) in targets {
+            if let Some(g) = self.log_groups.get_mut(&group) {
+                let entry = g
+                    .streams
+                    .entry(stream)
+                    .or_insert_with(|| (now_ms, Vec::new()));
+                entry.1.push(LogEvent {
+                    timestamp: now_ms,
+                    message: message.to_owned(),
+                    ingestion_time: now_ms,
+                });
+            }
+        }
+    }
+}
