@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -372,7 +373,6 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     pub timeline: Vec<TimelineEvent>,
     pub calls: BTreeMap<String, u64>,
-    pub next_ip: u32,
     pub next_id: u64,
 }
 
@@ -396,14 +396,24 @@ impl State {
         format!("{mixed:016x}{:016x}", self.next_id)
     }
 
-    /// The next free loopback address for a task: 127.20.0.1, 127.20.0.2, …
+    /// A fresh loopback address for a task, in 127.20.0.0–127.51.255.255.
+    ///
+    /// The counter is shared by every simulator in the process (tests run
+    /// several at once) and starts at a random point, so that two simulator
+    /// processes on one machine rarely pick the same address.
     pub fn new_ip(&mut self) -> Ipv4Addr {
+        static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            fastrand::u32(0..1 << 20),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         loop {
-            self.next_ip += 1;
-            let n = self.next_ip;
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % (1 << 21);
             let (b, c) = (((n >> 8) & 0xff) as u8, (n & 0xff) as u8);
             if c != 0 && c != 255 {
-                return Ipv4Addr::new(127, 20 + ((n >> 16) & 0x3f) as u8, b, c);
+                return Ipv4Addr::new(127, 20 + (n >> 16) as u8, b, c);
             }
         }
     }
