@@ -166,7 +166,7 @@ async fn a_service_cannot_move_to_an_inactive_revision() {
         .send()
         .await
         .expect("list");
-    assert_eq!(listed.task_definition_arns(), [td1.clone()]);
+    assert_eq!(listed.task_definition_arns(), std::slice::from_ref(&td1));
     let inactive = w
         .ecs
         .list_task_definitions()
