@@ -57,3 +57,6 @@ for f in "$out"/*.json; do
   case "$f" in */service.json|*/broken.json) ;; *) args+=(RegisterTaskDefinition="$f") ;; esac
 done
 "$venv/bin/python" scripts/check_aws_shapes.py "${args[@]}"
+
+step "Simulator acceptance with the AWS CLI"
+bash scripts/sim_acceptance.sh "$venv"
