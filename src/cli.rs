@@ -78,6 +78,9 @@ struct SimArgs {
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Simulated seconds a healthy ActiveGate takes to start when its image sets no time.
+    #[arg(long, default_value_t = 90.0)]
+    activegate_start: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +195,12 @@ fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
             args.speed
         )));
     }
+    if !(args.activegate_start.is_finite() && args.activegate_start >= 0.0) {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--activegate-start must be a number of seconds, not {}",
+            args.activegate_start
+        )));
+    }
     let runtime = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .map_err(Failure::runtime)?;
@@ -201,6 +210,10 @@ fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
             speed: args.speed,
             state_dir: args.state_dir,
             region: args.region,
+            delays: sim::Delays {
+                activegate_start: args.activegate_start,
+                ..sim::Delays::default()
+            },
             ..sim::SimOptions::default()
         };
         let handle = sim::Sim::start(options)
