@@ -537,3 +537,141 @@ async fn malformed_requests_get_aws_shaped_errors() {
     }));
     w.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_registry_lists_published_tags_and_resolves_digests() {
+    let w = World::new().await;
+    install_crypto();
+    let http = reqwest::Client::new();
+    let repo = "dynatrace/dynatrace-activegate";
+    let d1 = w.sim.publish_tag(repo, "1.301.70.20241127-162512");
+    let r = http
+        .post(format!("{}/sim/v1/registry/tags", w.sim.endpoint()))
+        .body(format!(
+            "{{\"repository\":\"{repo}\",\"tag\":\"1.303.10.20250115-101010\"}}"
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    let published: serde_json::Value = r.json().await.expect("JSON");
+    let d2 = published["digest"].as_str().expect("digest").to_owned();
+    assert_ne!(d1, d2);
+    assert!(d1.starts_with("sha256:") && d1.len() == 71, "{d1}");
+
+    let list: serde_json::Value = http
+        .get(format!("{}/v2/{repo}/tags/list", w.sim.endpoint()))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(list["name"], repo);
+    assert_eq!(
+        list["tags"],
+        serde_json::json!(["1.301.70.20241127-162512", "1.303.10.20250115-101010"])
+    );
+
+    let head = http
+        .head(format!(
+            "{}/v2/{repo}/manifests/1.303.10.20250115-101010",
+            w.sim.endpoint()
+        ))
+        .header("accept", "application/vnd.oci.image.index.v1+json")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok()),
+        Some(d2.as_str())
+    );
+    // The digest is the SHA-256 of the manifest served for it.
+    let body = http
+        .get(format!("{}/v2/{repo}/manifests/{d2}", w.sim.endpoint()))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(activegate_lifecycle::sim::registry::digest_of(&body), d2);
+
+    let missing = http
+        .get(format!("{}/v2/{repo}/manifests/9.9.9", w.sim.endpoint()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+    let v: serde_json::Value = missing.json().await.expect("JSON");
+    assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    let r = http
+        .post(format!("{}/sim/v1/registry/tags", w.sim.endpoint()))
+        .body("{\"repository\":\"Bad Name\",\"tag\":\"x\"}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 400);
+    w.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropped_connections_and_latency_are_injected_per_operation() {
+    let w = World::new().await;
+    w.sim.set_fault(
+        "DescribeClusters",
+        activegate_lifecycle::sim::Fault {
+            drop: 1.0,
+            ..Default::default()
+        },
+    );
+    let err = w
+        .ecs
+        .describe_clusters()
+        .clusters(CLUSTER)
+        .send()
+        .await
+        .expect_err("dropped");
+    assert!(
+        err.as_service_error().is_none(),
+        "a dropped connection is no service error: {err:?}"
+    );
+    assert!(
+        matches!(
+            err,
+            aws_sdk_ecs::error::SdkError::DispatchFailure(_)
+                | aws_sdk_ecs::error::SdkError::ResponseError(_)
+        ),
+        "{err:?}"
+    );
+
+    w.sim.set_fault(
+        "DescribeClusters",
+        activegate_lifecycle::sim::Fault {
+            latency_ms: 300,
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    w.ecs
+        .describe_clusters()
+        .clusters(CLUSTER)
+        .send()
+        .await
+        .expect("slow but answered");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+
+    w.sim.set_fault(
+        "*",
+        activegate_lifecycle::sim::Fault {
+            error: 1.0,
+            ..Default::default()
+        },
+    );
+    let err = w.ecs.list_task_definitions().send().await.expect_err("500");
+    assert_eq!(code(&err).as_deref(), Some("ServerException"));
+    w.sim.shutdown().await;
+}

@@ -327,3 +327,50 @@ async fn fake_activegates_behave_as_their_image_says() {
     assert!(err.is_connect(), "{err:?}");
     w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_fails_after_a_while_is_replaced_by_ecs_health_checks() {
+    let w = World::new().await;
+    w.sim.set_image(
+        V1,
+        activegate_lifecycle::sim::Behaviour {
+            mode: Mode::FailsAfter,
+            start_seconds: Some(20.0),
+            after_seconds: Some(300.0),
+            exit_code: None,
+        },
+    );
+    let td = w.register(V1, true).await;
+    w.create_service("ag", &td, 1).await;
+    w.until_completed("ag").await;
+    let first = w.tasks("ag", false).await[0]
+        .task_arn()
+        .expect("arn")
+        .to_owned();
+    // Healthy at first: the fake ActiveGate answers 200.
+    let client = https_client(w.sim.ca_pem(), Duration::from_secs(5));
+    let ip = task_ip(&w.tasks("ag", false).await[0]);
+    let r = client
+        .get(format!("https://{ip}:9999/rest/health"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    // Then it fails, ECS's health check notices and replaces the task.
+    let stopped = until(w.sim.real(600.0), || async {
+        w.tasks("ag", true)
+            .await
+            .into_iter()
+            .find(|t| t.task_arn() == Some(first.as_str()))
+    })
+    .await;
+    assert_eq!(
+        stopped.stopped_reason(),
+        Some("Task failed container health checks")
+    );
+    assert_eq!(
+        stopped.health_status().map(|h| h.as_str()),
+        Some("UNHEALTHY")
+    );
+    w.sim.shutdown().await;
+}

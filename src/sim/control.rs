@@ -24,6 +24,16 @@ struct ImageRequest {
     exit_code: Option<i32>,
 }
 
+/// `POST /sim/v1/registry/tags` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagRequest {
+    repository: String,
+    tag: String,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
 /// `POST /sim/v1/faults` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +106,19 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
                 .insert(r.operation.clone(), r.fault.clone());
             Ok(json!({ "operation": r.operation, "fault": r.fault }))
         }),
+        (&Method::POST, "/sim/v1/registry/tags") => parse::<TagRequest>(body).and_then(|r| {
+            let name_ok = !r.repository.is_empty()
+                && r.repository.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+            let tag_ok = !r.tag.is_empty() && r.tag.len() <= 128 && r.tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            let digest_ok = r.digest.as_deref().is_none_or(|d| d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())));
+            if !name_ok || !tag_ok || !digest_ok {
+                return Err(bad("expected a repository such as `dynatrace/dynatrace-activegate`, a tag such as `1.301.70.20241127-162512` and an optional `sha256:<64 hex>` digest"));
+            }
+            let now = shared.clock.now();
+            let digest = super::registry::publish(&mut shared.lock(), &r.repository, &r.tag, r.digest.as_deref(), now);
+            Ok(json!({ "repository": r.repository, "tag": r.tag, "digest": digest }))
+        }),
+        (&Method::GET, "/sim/v1/registry") => Ok(json!(shared.lock().registry)),
         (&Method::GET, "/sim/v1/faults") => Ok(json!(shared.lock().faults)),
         (&Method::DELETE, "/sim/v1/faults") => {
             shared.lock().faults.clear();

@@ -16,6 +16,7 @@ mod control;
 mod ecs;
 pub mod engine;
 mod logs;
+pub mod registry;
 mod server;
 pub mod state;
 pub mod tls;
@@ -288,6 +289,12 @@ impl SimHandle {
     /// Every state change so far.
     pub fn timeline(&self) -> Vec<TimelineEvent> {
         self.shared.lock().timeline.clone()
+    }
+
+    /// Publishes a tag in the simulated OCI registry (`/v2/`); returns its digest.
+    pub fn publish_tag(&self, repository: &str, tag: &str) -> String {
+        let now = self.shared.clock.now();
+        registry::publish(&mut self.shared.lock(), repository, tag, None, now)
     }
 
     /// Calls per operation so far.

@@ -96,6 +96,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
     };
 
     let Some(target) = target else {
+        if path.starts_with("/v2/") {
+            return Ok(super::registry::handle(&shared.lock(), &method, &path));
+        }
         if path.starts_with("/sim/v1/") {
             let (status, v) = control::handle(shared, &method, &path, &body);
             return Ok(Response::builder()

@@ -373,6 +373,8 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     pub timeline: Vec<TimelineEvent>,
     pub calls: BTreeMap<String, u64>,
+    /// OCI registry: repository → tags in publication order.
+    pub registry: BTreeMap<String, Vec<super::registry::RegistryTag>>,
     pub next_id: u64,
 }
 

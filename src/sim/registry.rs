@@ -1,0 +1,139 @@
+//! A small OCI registry (distribution API v2, read-only): tags published
+//! through the control API, listed at `/v2/<name>/tags/list`, resolved to a
+//! digest at `/v2/<name>/manifests/<reference>`. Enough for version discovery
+//! to be exercised end to end; authentication and pagination belong to the
+//! version-discovery work.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use super::state::State;
+
+/// One published tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryTag {
+    pub tag: String,
+    pub digest: String,
+    /// Simulated seconds since the epoch.
+    pub pushed_at: u64,
+}
+
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The manifest body served for a tag; its SHA-256 is the tag's digest.
+pub fn manifest_body(repository: &str, tag: &str) -> String {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [],
+        "annotations": {
+            "org.opencontainers.image.ref.name": tag,
+            "org.opencontainers.image.source": repository,
+        },
+    })
+    .to_string()
+}
+
+pub fn digest_of(body: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Publishes (or moves) a tag; returns its digest.
+pub fn publish(
+    st: &mut State,
+    repository: &str,
+    tag: &str,
+    digest: Option<&str>,
+    now: f64,
+) -> String {
+    let digest = digest.map_or_else(|| digest_of(&manifest_body(repository, tag)), str::to_owned);
+    let tags = st.registry.entry(repository.to_owned()).or_default();
+    tags.retain(|t| t.tag != tag);
+    tags.push(RegistryTag {
+        tag: tag.to_owned(),
+        digest: digest.clone(),
+        pushed_at: now as u64,
+    });
+    st.record(
+        now,
+        "registry-tag",
+        &format!("{repository}:{tag}"),
+        digest.clone(),
+    );
+    digest
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = json!({ "errors": [{ "code": code, "message": message, "detail": {} }] });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a JSON response is valid")
+}
+
+/// Answers a `/v2/...` request.
+pub fn handle(st: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "not a registry path");
+    };
+    if rest.is_empty() {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("docker-distribution-api-version", "registry/2.0")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .expect("a static response is valid");
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        let Some(tags) = st.registry.get(name) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "repository name not known to registry",
+            );
+        };
+        let body = json!({ "name": name, "tags": tags.iter().map(|t| &t.tag).collect::<Vec<_>>() });
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("a JSON response is valid");
+    }
+    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        let found = st.registry.get(name).and_then(|tags| {
+            tags.iter()
+                .find(|t| t.tag == reference || t.digest == reference)
+        });
+        let Some(t) = found else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown",
+            );
+        };
+        let body = manifest_body(name, &t.tag);
+        let builder = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", INDEX_MEDIA_TYPE)
+            .header("docker-content-digest", &t.digest)
+            .header("content-length", body.len());
+        let body = if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            Bytes::from(body)
+        };
+        return builder
+            .body(Full::new(body))
+            .expect("a manifest response is valid");
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "UNSUPPORTED",
+        "not supported by the simulator's registry",
+    )
+}
