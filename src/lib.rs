@@ -5,6 +5,8 @@
 //! notes; in short: `model` (types, no I/O) ← `translate` (pure) ← `config`.
 
 pub mod config;
+pub mod ecs;
+pub mod health;
 pub mod model;
 pub mod sim;
 pub mod translate;

@@ -260,6 +260,16 @@ impl SimHandle {
         self.shared.ca.pem()
     }
 
+    /// SHA-256 (hex) of the public key every fake ActiveGate's certificate carries.
+    pub fn pin_sha256(&self) -> String {
+        self.shared
+            .ca
+            .leaf_pin()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Where the CA certificate was written.
     pub fn ca_path(&self) -> &Path {
         &self.ca_path

@@ -25,6 +25,9 @@ pub enum TlsError {
 pub struct Authority {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    /// One key for every leaf certificate: like a real ActiveGate fleet with one
+    /// custom certificate, so that a public-key pin holds for all tasks.
+    leaf_key: KeyPair,
 }
 
 impl Authority {
@@ -42,6 +45,7 @@ impl Authority {
         Ok(Self {
             issuer: Issuer::new(params, key),
             pem,
+            leaf_key: KeyPair::generate()?,
         })
     }
 
@@ -50,15 +54,24 @@ impl Authority {
         &self.pem
     }
 
+    /// SHA-256 of the leaf certificates' public key (their SubjectPublicKeyInfo).
+    pub fn leaf_pin(&self) -> [u8; 32] {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            &rcgen::PublicKeyData::subject_public_key_info(&self.leaf_key),
+        );
+        d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
     /// A rustls server configuration for a fake ActiveGate at `ip`.
     pub fn server_config(&self, ip: IpAddr) -> Result<Arc<ServerConfig>, TlsError> {
-        let key = KeyPair::generate()?;
+        let key = &self.leaf_key;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, ip.to_string());
         params.distinguished_name = dn;
         params.subject_alt_names = vec![SanType::IpAddress(ip)];
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(key, &self.issuer)?;
         let chain = vec![CertificateDer::from(cert.der().to_vec())];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let config =
