@@ -62,14 +62,162 @@ pub enum ConfigError {
 pub struct Config {
     /// The file it came from, for messages.
     pub path: String,
+    /// The folder relative paths in the file are resolved against.
+    pub base_dir: std::path::PathBuf,
+    pub aws: AwsSettings,
     pub targets: Vec<Target>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    #[serde(default)]
+    aws: AwsSettings,
     #[serde(rename = "target", default)]
     targets: Vec<toml::Spanned<Target>>,
+}
+
+/// How the daemon reaches AWS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// An explicit endpoint for ECS and CloudWatch Logs (the simulator, a VPC
+    /// endpoint). Without it the SDK resolves one (`AWS_ENDPOINT_URL` included).
+    #[serde(default)]
+    pub endpoint_url: Option<EndpointUrl>,
+    /// Attempts per AWS call, the first included (retries back off exponentially).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: Attempts,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            max_attempts: default_attempts(),
+        }
+    }
+}
+
+fn default_attempts() -> Attempts {
+    Attempts(6)
+}
+
+/// How a rollout is carried out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSettings {
+    #[serde(default = "hundred")]
+    pub minimum_healthy_percent: Percent,
+    #[serde(default = "two_hundred")]
+    pub maximum_percent: Percent,
+    #[serde(default = "yes")]
+    pub circuit_breaker: bool,
+    /// Managed revisions kept registered (the last good one is always kept).
+    #[serde(default = "five")]
+    pub keep_revisions: Count,
+    /// A rollout not verified by then is rolled back.
+    #[serde(default = "default_deadline")]
+    pub deadline_seconds: Seconds,
+    /// After every new task is healthy, how long none may fail.
+    #[serde(default = "default_bake")]
+    pub bake_seconds: Seconds,
+}
+
+impl Default for RolloutSettings {
+    fn default() -> Self {
+        Self {
+            minimum_healthy_percent: hundred(),
+            maximum_percent: two_hundred(),
+            circuit_breaker: true,
+            keep_revisions: five(),
+            deadline_seconds: default_deadline(),
+            bake_seconds: default_bake(),
+        }
+    }
+}
+
+fn hundred() -> Percent {
+    Percent(100)
+}
+fn two_hundred() -> Percent {
+    Percent(200)
+}
+fn five() -> Count {
+    Count(5)
+}
+fn three() -> Count {
+    Count(3)
+}
+fn default_deadline() -> Seconds {
+    Seconds(1800.0)
+}
+fn default_bake() -> Seconds {
+    Seconds(60.0)
+}
+fn default_interval() -> Seconds {
+    Seconds(15.0)
+}
+fn default_timeout() -> Seconds {
+    Seconds(2.0)
+}
+fn default_grace() -> Seconds {
+    Seconds(120.0)
+}
+
+/// The daemon's HTTPS probe of every ActiveGate task.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Default: the manifest's readinessProbe port, else 9999.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Default: the manifest's readinessProbe path, else `/rest/health`.
+    #[serde(default)]
+    pub path: Option<ProbePath>,
+    #[serde(default = "default_interval")]
+    pub interval_seconds: Seconds,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: Seconds,
+    /// How long a new task may fail its probes before that counts.
+    #[serde(default = "default_grace")]
+    pub grace_seconds: Seconds,
+    /// Consecutive 2xx answers that make a task healthy.
+    #[serde(default = "three")]
+    pub healthy_after: Count,
+    /// Consecutive failures (after the grace period) that make a task unhealthy.
+    #[serde(default = "three")]
+    pub unhealthy_after: Count,
+    /// Text a healthy answer must contain, e.g. `RUNNING`.
+    #[serde(default)]
+    pub body_match: Option<String>,
+    /// PEM file of the CA(s) that sign the ActiveGate certificates (with IP SANs).
+    #[serde(default)]
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// SHA-256 of the ActiveGate certificate's public key (hex or base64).
+    #[serde(default)]
+    pub pin_sha256: Option<PinText>,
+    /// Trust any certificate. Only when set explicitly; warned about at every start.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            port: None,
+            path: None,
+            interval_seconds: default_interval(),
+            timeout_seconds: default_timeout(),
+            grace_seconds: default_grace(),
+            healthy_after: three(),
+            unhealthy_after: three(),
+            body_match: None,
+            ca_bundle: None,
+            pin_sha256: None,
+            insecure: false,
+        }
+    }
 }
 
 /// One ActiveGate service the daemon keeps: an ECS cluster + service, and
@@ -109,6 +257,13 @@ pub struct Target {
     pub service_discovery: Option<ServiceDiscovery>,
     #[serde(default)]
     pub load_balancer: Option<LoadBalancerSettings>,
+    /// The Kubernetes manifest the task definition is rendered from (relative to this file).
+    #[serde(default)]
+    pub manifest: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub rollout: RolloutSettings,
+    #[serde(default)]
+    pub probe: ProbeConfig,
 }
 
 fn yes() -> bool {
@@ -224,7 +379,7 @@ pub struct LoadBalancerSettings {
 macro_rules! checked {
     ($(#[$doc:meta])* $name:ident($inner:ty), $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[derive(Debug, Clone, PartialEq)]
         pub struct $name(pub $inner);
 
         impl<'de> Deserialize<'de> for $name {
@@ -346,6 +501,57 @@ checked!(
         let ok = caps.iter().all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         ok.then_some(()).ok_or_else(|| format!("expected comma-separated capabilities such as `MSGrouter,restInterface,metrics_ingest`, found `{s}`"))
     }
+);
+
+checked!(
+    /// An http(s) URL of an AWS endpoint.
+    EndpointUrl(String),
+    |s| {
+        let ok = (s.starts_with("https://") || s.starts_with("http://")) && s.len() > 8 && !s.contains(char::is_whitespace);
+        ok.then_some(()).ok_or_else(|| format!("expected an http(s) URL such as `https://ecs.eu-central-1.amazonaws.com`, found `{s}`"))
+    }
+);
+
+checked!(
+    /// Attempts per AWS call: 1 to 20.
+    Attempts(u32),
+    |n| (1..=20).contains(n).then_some(()).ok_or_else(|| format!("expected 1 to 20 attempts, found {n}"))
+);
+
+checked!(
+    /// A percentage of the desired count: 0 to 200.
+    Percent(u32),
+    |n| (*n <= 200).then_some(()).ok_or_else(|| format!("expected a percentage from 0 to 200, found {n}"))
+);
+
+checked!(
+    /// A small positive count: 1 to 100.
+    Count(u32),
+    |n| (1..=100).contains(n).then_some(()).ok_or_else(|| format!("expected 1 to 100, found {n}"))
+);
+
+checked!(
+    /// A positive number of seconds, at most a day.
+    Seconds(f64),
+    |n| (n.is_finite() && *n > 0.0 && *n <= 86_400.0).then_some(()).ok_or_else(|| format!("expected a number of seconds above 0 and at most 86400, found {n}"))
+);
+
+impl Seconds {
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.0)
+    }
+}
+
+checked!(
+    /// An HTTP path starting with `/`.
+    ProbePath(String),
+    |s| (s.starts_with('/') && !s.contains(char::is_whitespace)).then_some(()).ok_or_else(|| format!("expected a path starting with `/`, such as `/rest/health`, found `{s}`"))
+);
+
+checked!(
+    /// A public-key pin: SHA-256 as 64 hex digits or base64.
+    PinText(String),
+    |s| crate::health::pin::parse_pin(s).map(|_| ()).ok_or_else(|| "expected the SHA-256 of the certificate's public key as 64 hex digits or base64".to_owned())
 );
 
 checked!(
@@ -480,14 +686,77 @@ impl Config {
                 });
             }
         }
+        let targets: Vec<Target> = file
+            .targets
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .collect();
+        for t in &targets {
+            let r = &t.rollout;
+            if r.maximum_percent.0 < 100 || r.maximum_percent.0 < r.minimum_healthy_percent.0 {
+                return Err(ConfigError::Semantic {
+                    path: path.to_owned(),
+                    message: format!(
+                        "target `{}`: rollout.maximum_percent must be at least 100 and at least minimum_healthy_percent ({} / {})",
+                        t.name, r.minimum_healthy_percent.0, r.maximum_percent.0
+                    ),
+                });
+            }
+            let p = &t.probe;
+            let trusts = usize::from(p.ca_bundle.is_some())
+                + usize::from(p.pin_sha256.is_some())
+                + usize::from(p.insecure);
+            if trusts > 1 {
+                return Err(ConfigError::Semantic {
+                    path: path.to_owned(),
+                    message: format!(
+                        "target `{}`: set only one of probe.ca_bundle, probe.pin_sha256 and probe.insecure",
+                        t.name
+                    ),
+                });
+            }
+        }
         Ok(Config {
             path: path.to_owned(),
-            targets: file
-                .targets
-                .into_iter()
-                .map(toml::Spanned::into_inner)
-                .collect(),
+            base_dir: Path::new(path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            aws: file.aws,
+            targets,
         })
+    }
+
+    /// Settings that are valid but allow what a user running ActiveGate in
+    /// production would not want, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.targets {
+            let desired = t.desired_count.as_ref().map_or(2, |d| d.0);
+            let min = t.rollout.minimum_healthy_percent.0;
+            if (desired * min).div_ceil(100) == 0 || desired == 1 && min < 100 {
+                out.push(format!(
+                    "target `{}`: desired count {desired} with rollout.minimum_healthy_percent {min} allows a moment with no healthy ActiveGate during a rollout",
+                    t.name
+                ));
+            }
+            if t.probe.insecure {
+                out.push(format!("target `{}`: probe.insecure = true: the ActiveGate certificates are not verified", t.name));
+            }
+            if !t.rollout.circuit_breaker {
+                out.push(format!("target `{}`: rollout.circuit_breaker = false: ECS will keep launching tasks that cannot start", t.name));
+            }
+        }
+        out
+    }
+
+    /// A path from the config, resolved against the config file's folder.
+    pub fn resolve(&self, p: &Path) -> std::path::PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     /// The target with this name, or the only one when no name is given.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod ecs;
 pub mod health;
 pub mod model;
+pub mod rollout;
 pub mod sim;
 pub mod translate;
 

@@ -1,0 +1,737 @@
+//! One reconcile of one target: observe the service, decide what should run,
+//! register it, roll the service, verify every new task over HTTPS, then keep
+//! it as the last good revision or put the last good one back.
+//!
+//! Level-triggered: whatever started it (cron, SIGHUP, a restart), it reads
+//! the state from ECS — including the tags a previous, interrupted run left —
+//! and takes the service one step closer to a verified revision.
+
+mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::ecs::{Aws, EcsError, ServiceState};
+use crate::health::Prober;
+use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use crate::model::task_definition::TaskDefinition;
+use crate::translate::{self, Manifest, Settings, TranslateError};
+
+pub use verify::{Progress, VerifyPolicy};
+
+/// Tag keys the product writes.
+pub mod tags {
+    pub const MANAGED_BY: &str = "managed-by";
+    pub const HASH: &str = "activegate-lifecycle:content-hash";
+    pub const IMAGE: &str = "activegate-lifecycle:image";
+    pub const LAST_GOOD: &str = "activegate-lifecycle:last-good";
+    pub const ROLLOUT_FROM: &str = "activegate-lifecycle:rollout-from";
+    pub const ROLLOUT_TO: &str = "activegate-lifecycle:rollout-to";
+    pub const ROLLOUT_STARTED: &str = "activegate-lifecycle:rollout-started";
+    pub const QUARANTINED: &str = "activegate-lifecycle:quarantined";
+    /// Prefix of the service tags that quarantine an image (the value is the image).
+    pub const QUARANTINE_PREFIX: &str = "activegate-lifecycle:quarantine:";
+}
+
+/// Everything the engine needs to know about one target.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub target: String,
+    pub cluster: String,
+    pub service: String,
+    pub manifest: Arc<Manifest>,
+    pub settings: Settings,
+    pub deployment: DeploymentConfiguration,
+    pub keep_revisions: u32,
+    pub log_retention_days: u32,
+    pub verify: VerifyPolicy,
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The service already runs the desired, verified revision. No writes.
+    Unchanged { revision: String },
+    /// A service seen for the first time: its running revision verified and kept as last good.
+    Adopted { revision: String },
+    /// The desired revision runs and is verified.
+    Verified { from: Option<String>, to: String },
+    /// The desired revision failed; the last good one runs again, verified.
+    RolledBack {
+        failed: String,
+        restored: String,
+        reasons: Vec<String>,
+        logs: Vec<String>,
+    },
+    /// The desired image was quarantined by an earlier failure; nothing was done.
+    Quarantined { image: String },
+}
+
+impl Outcome {
+    /// 0 when the service runs what it should, 3 when it was rolled back.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::RolledBack { .. } => 3,
+            _ => 0,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unchanged { .. } => "unchanged",
+            Self::Adopted { .. } => "adopted",
+            Self::Verified { .. } => "verified",
+            Self::RolledBack { .. } => "rolled-back",
+            Self::Quarantined { .. } => "quarantined",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error(transparent)]
+    Aws(#[from] EcsError),
+    #[error("cannot render the task definition")]
+    Render(#[source] TranslateError),
+    #[error("revision {failed} failed and there is no last good revision to return to; the service runs it unverified: {}", reasons.join("; "))]
+    NoLastGood {
+        failed: String,
+        reasons: Vec<String>,
+    },
+    #[error("rolling back to {restored} did not verify either: {}; the service needs a person", reasons.join("; "))]
+    RollbackFailed {
+        restored: String,
+        reasons: Vec<String>,
+    },
+    #[error("target `{0}` has no last good revision to roll back to")]
+    NothingToRollBackTo(String),
+}
+
+impl RolloutError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Aws(e) => e.metric_label(),
+            Self::Render(_) => "render",
+            Self::NoLastGood { .. } => "no-last-good",
+            Self::RollbackFailed { .. } => "rollback-failed",
+            Self::NothingToRollBackTo(_) => "nothing-to-roll-back-to",
+        }
+    }
+}
+
+/// What `plan` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub running: Option<String>,
+    pub last_good: Option<String>,
+    pub in_flight: Option<String>,
+    pub desired_image: String,
+    pub desired_hash: String,
+    /// Human-readable differences; empty when nothing would change.
+    pub changes: Vec<String>,
+    pub quarantined: bool,
+}
+
+/// The content hash of a task definition: SHA-256 of its canonical JSON, 16 hex digits.
+pub fn content_hash(td: &TaskDefinition) -> String {
+    let json = serde_json::to_string(td).expect("a task definition serialises");
+    let d = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+    d.as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn quarantine_key(image: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, image.as_bytes());
+    let short: String = d
+        .as_ref()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}{short}", tags::QUARANTINE_PREFIX)
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The engine for one target.
+pub struct Engine {
+    aws: Aws,
+    prober: Prober,
+    spec: Spec,
+    progress: Arc<dyn Fn(&Progress) + Send + Sync>,
+}
+
+/// The desired state, rendered.
+struct Desired {
+    td: TaskDefinition,
+    hash: String,
+    image: String,
+}
+
+impl Engine {
+    pub fn new(aws: Aws, prober: Prober, spec: Spec) -> Self {
+        Self {
+            aws,
+            prober,
+            spec,
+            progress: Arc::new(|p: &Progress| {
+                tracing::debug!(revision = %p.revision, running = p.running, healthy = p.healthy, desired = p.desired, baking = p.baking, "verifying");
+            }),
+        }
+    }
+
+    /// Reports verification progress to `f` instead of the debug log.
+    pub fn with_progress(mut self, f: Arc<dyn Fn(&Progress) + Send + Sync>) -> Self {
+        self.progress = f;
+        self
+    }
+
+    pub fn aws(&self) -> &Aws {
+        &self.aws
+    }
+
+    fn render(&self, image: Option<&str>) -> Result<Desired, RolloutError> {
+        let mut settings = self.spec.settings.clone();
+        if let Some(i) = image {
+            settings.image = Some(i.to_owned());
+        }
+        let t =
+            translate::translate(&self.spec.manifest, &settings).map_err(RolloutError::Render)?;
+        let td = t.task_definition;
+        let image = td
+            .container_definitions
+            .first()
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
+        Ok(Desired {
+            hash: content_hash(&td),
+            td,
+            image,
+        })
+    }
+
+    async fn verify(&self, revision: &str) -> Result<(), verify::VerifyError> {
+        verify::verify(
+            &self.aws,
+            &self.prober,
+            &self.spec.cluster,
+            &self.spec.service,
+            revision,
+            &self.spec.verify,
+            self.progress.as_ref(),
+        )
+        .await
+    }
+
+    /// Last log lines of the failed tasks, from CloudWatch Logs.
+    async fn failure_logs(&self, task_ids: &[String]) -> Vec<String> {
+        let Some(logs) = &self.spec.settings.logs else {
+            return Vec::new();
+        };
+        let container = self
+            .spec
+            .manifest
+            .workload
+            .pod
+            .containers
+            .first()
+            .map(|c| c.name.value.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for id in task_ids.iter().take(3) {
+            let stream = format!("{}/{container}/{id}", logs.stream_prefix);
+            match self
+                .aws
+                .last_log_lines(logs.group.as_str(), &stream, 10)
+                .await
+            {
+                Ok(lines) => out.extend(lines.into_iter().map(|l| format!("{id}: {l}"))),
+                Err(e) => out.push(format!("{id}: cannot read {stream}: {e}")),
+            }
+        }
+        out
+    }
+
+    async fn clear_mark(&self, svc: &ServiceState) -> Result<(), EcsError> {
+        let keys: Vec<String> = [tags::ROLLOUT_FROM, tags::ROLLOUT_TO, tags::ROLLOUT_STARTED]
+            .iter()
+            .filter(|k| svc.tags.contains_key(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        self.aws.untag(&svc.arn, &keys).await
+    }
+
+    async fn service(&self) -> Result<Option<ServiceState>, EcsError> {
+        self.aws
+            .describe_service(&self.spec.cluster, &self.spec.service)
+            .await
+    }
+
+    /// One reconcile. `image` overrides the config's and the manifest's image.
+    pub async fn reconcile(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!("reconcile", target = %self.spec.target);
+        self.reconcile_inner(image).instrument(span).await
+    }
+
+    async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
+        let desired = self.render(image)?;
+        let Some(svc) = self.service().await? else {
+            return self.create(&desired).await;
+        };
+        let last_good = svc.tags.get(tags::LAST_GOOD).cloned();
+
+        // An interrupted rollout: finish it first.
+        if let Some(to) = svc.tags.get(tags::ROLLOUT_TO).cloned() {
+            tracing::warn!(to = %to, "resuming an interrupted rollout");
+            return if svc.task_definition == to {
+                self.verify_and_settle(
+                    &svc,
+                    svc.tags.get(tags::ROLLOUT_FROM).cloned(),
+                    &to,
+                    last_good.as_deref(),
+                    &desired.image,
+                )
+                .await
+            } else {
+                // The update never happened, or the roll-back already did: make sure the last good runs, verified.
+                match last_good {
+                    Some(good) => {
+                        self.roll_back(
+                            &svc,
+                            &to,
+                            &good,
+                            vec!["an interrupted rollout was not verified".into()],
+                            vec![],
+                            &desired.image,
+                        )
+                        .await
+                    }
+                    None => {
+                        self.clear_mark(&svc).await?;
+                        Box::pin(self.reconcile_inner(image)).await
+                    }
+                }
+            };
+        }
+
+        let running = self
+            .aws
+            .describe_task_definition(&svc.task_definition)
+            .await?;
+        if running.tags.get(tags::HASH) == Some(&desired.hash) {
+            if last_good.as_deref() == Some(svc.task_definition.as_str()) {
+                tracing::info!(revision = %svc.task_definition, "nothing to do");
+                return Ok(Outcome::Unchanged {
+                    revision: svc.task_definition.clone(),
+                });
+            }
+            // Runs what it should but was never verified by us: verify and keep it.
+            return match self.verify(&svc.task_definition).await {
+                Ok(()) => {
+                    self.aws
+                        .tag(
+                            &svc.arn,
+                            &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
+                        )
+                        .await?;
+                    Ok(Outcome::Adopted {
+                        revision: svc.task_definition.clone(),
+                    })
+                }
+                Err(verify::VerifyError::Aws(e)) => Err(e.into()),
+                Err(verify::VerifyError::Failed(f)) => match last_good {
+                    Some(good) => {
+                        self.roll_back(
+                            &svc,
+                            &svc.task_definition,
+                            &good,
+                            f.reasons,
+                            f.tasks,
+                            &desired.image,
+                        )
+                        .await
+                    }
+                    None => Err(RolloutError::NoLastGood {
+                        failed: svc.task_definition.clone(),
+                        reasons: f.reasons,
+                    }),
+                },
+            };
+        }
+        if svc.tags.get(&quarantine_key(&desired.image)) == Some(&desired.image) {
+            tracing::warn!(image = %desired.image, "the desired image is quarantined after an earlier failure; not rolling it out");
+            return Ok(Outcome::Quarantined {
+                image: desired.image,
+            });
+        }
+
+        // A service never touched before: its running revision becomes last good once it verifies.
+        let last_good = match last_good {
+            Some(g) => Some(g),
+            None => match self.verify(&svc.task_definition).await {
+                Ok(()) => {
+                    self.aws
+                        .tag(
+                            &svc.arn,
+                            &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
+                        )
+                        .await?;
+                    tracing::info!(revision = %svc.task_definition, "adopted the running revision as last good");
+                    Some(svc.task_definition.clone())
+                }
+                Err(verify::VerifyError::Aws(e)) => return Err(e.into()),
+                Err(verify::VerifyError::Failed(f)) => {
+                    tracing::warn!(reasons = ?f.reasons, "the running revision is not healthy; rolling out without a revision to return to");
+                    None
+                }
+            },
+        };
+
+        if let Some(logs) = &self.spec.settings.logs {
+            self.aws
+                .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
+                .await?;
+        }
+        let to = self.register(&desired).await?;
+        let from = svc.task_definition.clone();
+        tracing::info!(from = %from, to = %to, image = %desired.image, "rolling out");
+        self.aws
+            .tag(
+                &svc.arn,
+                &[
+                    (tags::ROLLOUT_FROM.into(), from.clone()),
+                    (tags::ROLLOUT_TO.into(), to.clone()),
+                    (tags::ROLLOUT_STARTED.into(), now_epoch().to_string()),
+                ],
+            )
+            .await?;
+        self.aws
+            .update_service(
+                &self.spec.cluster,
+                &self.spec.service,
+                &to,
+                &self.spec.deployment,
+            )
+            .await?;
+        let svc = self.service().await?.unwrap_or(svc);
+        self.verify_and_settle(&svc, Some(from), &to, last_good.as_deref(), &desired.image)
+            .await
+    }
+
+    async fn register(&self, desired: &Desired) -> Result<String, EcsError> {
+        let image_tag = desired.image.chars().take(256).collect::<String>();
+        self.aws
+            .register_task_definition(
+                &desired.td,
+                &[
+                    (tags::HASH.into(), desired.hash.clone()),
+                    (tags::IMAGE.into(), image_tag),
+                ],
+            )
+            .await
+    }
+
+    /// Verifies `to`; promotes it, or rolls back to `last_good`.
+    async fn verify_and_settle(
+        &self,
+        svc: &ServiceState,
+        from: Option<String>,
+        to: &str,
+        last_good: Option<&str>,
+        image: &str,
+    ) -> Result<Outcome, RolloutError> {
+        match self.verify(to).await {
+            Ok(()) => {
+                self.aws
+                    .tag(&svc.arn, &[(tags::LAST_GOOD.into(), to.to_owned())])
+                    .await?;
+                self.clear_mark(svc).await?;
+                tracing::info!(revision = %to, "verified; kept as last good");
+                if let Err(e) = self.prune(to).await {
+                    tracing::warn!(error = %e, "cannot deregister old revisions");
+                }
+                Ok(Outcome::Verified {
+                    from,
+                    to: to.to_owned(),
+                })
+            }
+            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
+            Err(verify::VerifyError::Failed(f)) => match last_good {
+                Some(good) if good != to => {
+                    self.roll_back(svc, to, good, f.reasons, f.tasks, image)
+                        .await
+                }
+                _ => {
+                    self.clear_mark(svc).await?;
+                    Err(RolloutError::NoLastGood {
+                        failed: to.to_owned(),
+                        reasons: f.reasons,
+                    })
+                }
+            },
+        }
+    }
+
+    /// Puts `good` back, verifies it, quarantines what failed.
+    async fn roll_back(
+        &self,
+        svc: &ServiceState,
+        failed: &str,
+        good: &str,
+        reasons: Vec<String>,
+        failed_tasks: Vec<String>,
+        image: &str,
+    ) -> Result<Outcome, RolloutError> {
+        tracing::warn!(failed = %failed, restoring = %good, reasons = ?reasons, "rolling back");
+        let logs = self.failure_logs(&failed_tasks).await;
+        self.aws
+            .update_service(
+                &self.spec.cluster,
+                &self.spec.service,
+                good,
+                &self.spec.deployment,
+            )
+            .await?;
+        // Quarantine before verifying, so that a crash now does not retry the bad image.
+        let failed_image = self
+            .aws
+            .describe_task_definition(failed)
+            .await
+            .map(|t| t.image)
+            .unwrap_or_else(|_| image.to_owned());
+        self.aws
+            .tag(failed, &[(tags::QUARANTINED.into(), "true".into())])
+            .await?;
+        self.aws
+            .tag(
+                &svc.arn,
+                &[(
+                    quarantine_key(&failed_image),
+                    failed_image.chars().take(256).collect(),
+                )],
+            )
+            .await?;
+        match self.verify(good).await {
+            Ok(()) => {
+                self.clear_mark(svc).await?;
+                tracing::error!(failed = %failed, restored = %good, "rolled back; the failed image is quarantined");
+                Ok(Outcome::RolledBack {
+                    failed: failed.to_owned(),
+                    restored: good.to_owned(),
+                    reasons,
+                    logs,
+                })
+            }
+            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
+            Err(verify::VerifyError::Failed(f)) => {
+                tracing::error!(restored = %good, reasons = ?f.reasons, "the last good revision did not verify");
+                Err(RolloutError::RollbackFailed {
+                    restored: good.to_owned(),
+                    reasons: f.reasons,
+                })
+            }
+        }
+    }
+
+    /// A service that does not exist yet: create it with the desired revision.
+    async fn create(&self, desired: &Desired) -> Result<Outcome, RolloutError> {
+        if let Some(logs) = &self.spec.settings.logs {
+            self.aws
+                .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
+                .await?;
+        }
+        let to = self.register(desired).await?;
+        let translation =
+            translate::translate(&self.spec.manifest, &self.settings_for(&desired.image))
+                .map_err(RolloutError::Render)?;
+        let mut doc = translate::service_document(&translation, &self.spec.settings)
+            .map_err(RolloutError::Render)?;
+        doc.task_definition = to.clone();
+        doc.deployment_configuration = self.spec.deployment.clone();
+        tracing::info!(service = %self.spec.service, revision = %to, "creating the service");
+        self.aws.create_service(&doc).await?;
+        let svc = self.service().await?.ok_or(EcsError::Incomplete {
+            op: "DescribeServices",
+            what: "service after CreateService",
+        })?;
+        self.aws
+            .tag(
+                &svc.arn,
+                &[
+                    (tags::ROLLOUT_TO.into(), to.clone()),
+                    (tags::ROLLOUT_STARTED.into(), now_epoch().to_string()),
+                ],
+            )
+            .await?;
+        let svc = self.service().await?.unwrap_or(svc);
+        self.verify_and_settle(&svc, None, &to, None, &desired.image)
+            .await
+    }
+
+    fn settings_for(&self, image: &str) -> Settings {
+        let mut s = self.spec.settings.clone();
+        s.image = Some(image.to_owned());
+        s
+    }
+
+    /// Deregisters revisions of the family beyond `keep_revisions`, never the
+    /// running one nor the last good one.
+    async fn prune(&self, keep_also: &str) -> Result<(), EcsError> {
+        let family = keep_also
+            .rsplit_once('/')
+            .and_then(|(_, f)| f.rsplit_once(':'))
+            .map(|(f, _)| f)
+            .unwrap_or_default();
+        let arns = self.aws.task_definitions(family).await?;
+        let keep = self.spec.keep_revisions as usize;
+        if arns.len() <= keep {
+            return Ok(());
+        }
+        for arn in &arns[..arns.len() - keep] {
+            if arn != keep_also {
+                self.aws.deregister(arn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the last good revision back and verifies it.
+    pub async fn rollback(&self) -> Result<Outcome, RolloutError> {
+        let svc = self.service().await?.ok_or(EcsError::Incomplete {
+            op: "DescribeServices",
+            what: "service",
+        })?;
+        let good = svc
+            .tags
+            .get(tags::LAST_GOOD)
+            .cloned()
+            .ok_or_else(|| RolloutError::NothingToRollBackTo(self.spec.target.clone()))?;
+        if svc.task_definition == good && !svc.tags.contains_key(tags::ROLLOUT_TO) {
+            return Ok(Outcome::Unchanged { revision: good });
+        }
+        let failed = svc.task_definition.clone();
+        let image = self.aws.describe_task_definition(&failed).await?.image;
+        self.roll_back(
+            &svc,
+            &failed,
+            &good,
+            vec!["rolled back on request".into()],
+            vec![],
+            &image,
+        )
+        .await
+    }
+
+    /// What a reconcile would do; changes nothing.
+    pub async fn plan(&self, image: Option<&str>) -> Result<Plan, RolloutError> {
+        let desired = self.render(image)?;
+        let svc = self.service().await?;
+        let mut changes = Vec::new();
+        let (running, last_good, in_flight, quarantined) = match &svc {
+            None => {
+                changes.push(format!(
+                    "create service {} with a new revision of {}",
+                    self.spec.service, desired.td.family
+                ));
+                (None, None, None, false)
+            }
+            Some(s) => {
+                let current = self
+                    .aws
+                    .describe_task_definition(&s.task_definition)
+                    .await?;
+                if current.tags.get(tags::HASH) != Some(&desired.hash) {
+                    changes.extend(diff(&current, &desired.td));
+                    if changes.is_empty() {
+                        changes.push("the task definition differs in fields not shown (content hash changed)".into());
+                    }
+                }
+                (
+                    Some(s.task_definition.clone()),
+                    s.tags.get(tags::LAST_GOOD).cloned(),
+                    s.tags.get(tags::ROLLOUT_TO).cloned(),
+                    s.tags.get(&quarantine_key(&desired.image)) == Some(&desired.image),
+                )
+            }
+        };
+        Ok(Plan {
+            running,
+            last_good,
+            in_flight,
+            desired_image: desired.image,
+            desired_hash: desired.hash,
+            changes,
+            quarantined,
+        })
+    }
+}
+
+/// Field differences between a registered revision and the desired document.
+fn diff(current: &crate::ecs::TaskDefinitionState, desired: &TaskDefinition) -> Vec<String> {
+    let mut out = Vec::new();
+    if current.cpu != desired.cpu || current.memory != desired.memory {
+        out.push(format!(
+            "task size: cpu {} / memory {} → cpu {} / memory {}",
+            current.cpu, current.memory, desired.cpu, desired.memory
+        ));
+    }
+    for c in &desired.container_definitions {
+        let Some((_, image, env)) = current.containers.iter().find(|(n, ..)| *n == c.name) else {
+            out.push(format!("container {}: added", c.name));
+            continue;
+        };
+        if *image != c.image {
+            out.push(format!("container {}: image {image} → {}", c.name, c.image));
+        }
+        let want: BTreeMap<&str, &str> = c
+            .environment
+            .iter()
+            .map(|kv| (kv.name.as_str(), kv.value.as_str()))
+            .collect();
+        for (k, v) in &want {
+            match env.get(*k) {
+                None => out.push(format!("container {}: environment {k} added: {v}", c.name)),
+                Some(old) if old != v => out.push(format!(
+                    "container {}: environment {k}: {old} → {v}",
+                    c.name
+                )),
+                _ => {}
+            }
+        }
+        for k in env.keys().filter(|k| !want.contains_key(k.as_str())) {
+            out.push(format!("container {}: environment {k} removed", c.name));
+        }
+    }
+    for (name, ..) in &current.containers {
+        if !desired
+            .container_definitions
+            .iter()
+            .any(|c| c.name == *name)
+        {
+            out.push(format!("container {name}: removed"));
+        }
+    }
+    out
+}
+
+/// The deployment settings from the rollout policy.
+pub fn deployment(min: u32, max: u32, breaker: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration {
+        deployment_circuit_breaker: DeploymentCircuitBreaker {
+            enable: breaker,
+            rollback: breaker,
+        },
+        maximum_percent: max,
+        minimum_healthy_percent: min,
+    }
+}
