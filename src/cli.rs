@@ -10,9 +10,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use activegate_lifecycle::config::Config;
-use activegate_lifecycle::sim;
 use activegate_lifecycle::translate::{self, Action, TranslateError, manifest::MAX_MANIFEST_BYTES};
 use activegate_lifecycle::{ReadError, read_limited};
+use activegate_lifecycle::{daemon, rollout, sim};
 
 use crate::telemetry::{self, LogFormat};
 
@@ -43,12 +43,13 @@ enum Command {
     },
     /// Run the daemon: scheduled rollouts, probes, status server (not implemented yet).
     Run(Placeholder),
-    /// Reconcile one target now (not implemented yet).
-    Rollout(Placeholder),
-    /// Put the last known good revision back (not implemented yet).
-    Rollback(Placeholder),
-    /// Show what a rollout would change (not implemented yet).
-    Plan(Placeholder),
+    /// Reconcile one target now: register, roll, verify over HTTPS, or roll back.
+    /// Exit 0: verified or nothing to do; 3: failed and rolled back; 1: could not finish.
+    Rollout(RolloutArgs),
+    /// Put the last known good revision back and verify it.
+    Rollback(TargetArgs),
+    /// Show what a rollout would change; changes nothing.
+    Plan(TargetArgs),
     /// Show the state of every target (not implemented yet).
     Status(Placeholder),
     /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
@@ -62,6 +63,25 @@ enum Command {
 struct Placeholder {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TargetArgs {
+    /// The config file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The target in the config (needed when it has more than one).
+    #[arg(long, short)]
+    target: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RolloutArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Roll out this image instead of the configured one.
+    #[arg(long)]
+    image: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,13 +199,172 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Translate(args) => translate_command(&args),
         Command::CheckConfig { config } => check_config(&config),
         Command::Run(_) => not_yet("run"),
-        Command::Rollout(_) => not_yet("rollout"),
-        Command::Rollback(_) => not_yet("rollback"),
-        Command::Plan(_) => not_yet("plan"),
+        Command::Rollout(args) => with_engine(&args.target, |engine, name| async move {
+            let outcome = engine.reconcile(args.image.as_deref()).await;
+            report_outcome(&name, outcome)
+        }),
+        Command::Rollback(args) => with_engine(&args, |engine, name| async move {
+            let outcome = engine.rollback().await;
+            report_outcome(&name, outcome)
+        }),
+        Command::Plan(args) => with_engine(&args, |engine, name| async move {
+            let plan = engine.plan(None).await.map_err(Failure::runtime)?;
+            print_plan(&name, &plan)?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Status(_) => not_yet("status"),
         Command::Sim(args) => sim_command(args),
         Command::Demo(_) => not_yet("demo"),
     }
+}
+
+/// Loads the config and the target's manifest, connects to AWS, and runs `f` with the engine.
+fn with_engine<F, Fut>(args: &TargetArgs, f: F) -> Result<ExitCode, Failure>
+where
+    F: FnOnce(rollout::Engine, String) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
+{
+    let config = Config::load(&args.config).map_err(Failure::bad_input)?;
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let target = config
+        .target(args.target.as_deref())
+        .map_err(Failure::bad_input)?
+        .clone();
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async move {
+        let engine = daemon::wiring::engine(&config, &target)
+            .await
+            .map_err(Failure::bad_input)?;
+        f(
+            engine.with_progress(progress_display()),
+            target.name.to_string(),
+        )
+        .await
+    })
+}
+
+/// Verification progress: a live line on a terminal, log lines otherwise.
+fn progress_display() -> std::sync::Arc<dyn Fn(&rollout::Progress) + Send + Sync> {
+    use std::io::IsTerminal;
+    let live = io::stderr().is_terminal();
+    let last = std::sync::Mutex::new(None::<(u32, u32, bool)>);
+    std::sync::Arc::new(move |p: &rollout::Progress| {
+        let revision = p.revision.rsplit('/').next().unwrap_or(&p.revision);
+        if live {
+            eprint!(
+                "\r\x1b[2K{revision}: {}/{} running, {} healthy{}, {} probes ok, {} failed, {:.0} s",
+                p.running,
+                p.desired,
+                p.healthy,
+                if p.baking { ", baking" } else { "" },
+                p.probes_ok,
+                p.probes_failed,
+                p.elapsed.as_secs_f64()
+            );
+            return;
+        }
+        let now = (p.running, p.healthy, p.baking);
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != Some(now) {
+            *last = Some(now);
+            tracing::info!(
+                revision,
+                running = p.running,
+                desired = p.desired,
+                healthy = p.healthy,
+                baking = p.baking,
+                elapsed_s = p.elapsed.as_secs(),
+                "verifying"
+            );
+        }
+    })
+}
+
+fn report_outcome(
+    target: &str,
+    outcome: Result<rollout::Outcome, rollout::RolloutError>,
+) -> Result<ExitCode, Failure> {
+    use std::io::IsTerminal;
+    if io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let outcome = outcome
+        .context(format!("target `{target}`: the rollout could not finish; the service keeps its ECS tags, and the next run resumes from them"))
+        .map_err(Failure::runtime)?;
+    let text = match &outcome {
+        rollout::Outcome::Unchanged { revision } => {
+            format!("{target}: unchanged, running {revision}\n")
+        }
+        rollout::Outcome::Adopted { revision } => {
+            format!("{target}: adopted {revision} as last good\n")
+        }
+        rollout::Outcome::Verified { from, to } => format!(
+            "{target}: verified {to}{}\n",
+            from.as_ref()
+                .map(|f| format!(" (was {f})"))
+                .unwrap_or_default()
+        ),
+        rollout::Outcome::Quarantined { image } => {
+            format!("{target}: {image} is quarantined after an earlier failure; nothing done\n")
+        }
+        rollout::Outcome::RolledBack {
+            failed,
+            restored,
+            reasons,
+            logs,
+        } => {
+            let mut t = format!(
+                "{target}: rolled back: {failed} failed, {restored} runs again, verified\n"
+            );
+            for r in reasons {
+                t.push_str(&format!("  reason: {r}\n"));
+            }
+            for l in logs {
+                t.push_str(&format!("  log: {l}\n"));
+            }
+            t
+        }
+    };
+    print_stdout(&text)?;
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+fn print_plan(target: &str, plan: &rollout::Plan) -> Result<(), Failure> {
+    let none = || "(none)".to_owned();
+    let mut t = format!("target {target}\n");
+    t.push_str(&format!(
+        "  running:       {}\n",
+        plan.running.clone().unwrap_or_else(none)
+    ));
+    t.push_str(&format!(
+        "  last good:     {}\n",
+        plan.last_good.clone().unwrap_or_else(none)
+    ));
+    if let Some(f) = &plan.in_flight {
+        t.push_str(&format!(
+            "  in flight:     {f} (an interrupted rollout; the next run resumes it)\n"
+        ));
+    }
+    t.push_str(&format!("  desired image: {}\n", plan.desired_image));
+    t.push_str(&format!("  content hash:  {}\n", plan.desired_hash));
+    if plan.quarantined {
+        t.push_str("  the desired image is quarantined: a rollout would do nothing\n");
+    }
+    if plan.changes.is_empty() {
+        t.push_str("  no changes\n");
+    } else {
+        t.push_str("  changes:\n");
+        for c in &plan.changes {
+            t.push_str(&format!("    - {c}\n"));
+        }
+    }
+    print_stdout(&t)
 }
 
 fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {

@@ -956,3 +956,70 @@ fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
 
 #[cfg(test)]
 mod tests;
+
+// ---- wiring into the engine -----------------------------------------------------------------
+
+impl Target {
+    /// How the rollout engine verifies revisions of this target.
+    pub fn verify_policy(&self) -> crate::rollout::VerifyPolicy {
+        crate::rollout::VerifyPolicy {
+            interval: self.probe.interval_seconds.duration(),
+            grace: self.probe.grace_seconds.duration(),
+            healthy_after: self.probe.healthy_after.0,
+            unhealthy_after: self.probe.unhealthy_after.0,
+            bake: self.rollout.bake_seconds.duration(),
+            deadline: self.rollout.deadline_seconds.duration(),
+        }
+    }
+
+    /// The probe settings; the port and path default to the manifest's readinessProbe.
+    pub fn probe_settings(
+        &self,
+        config: &Config,
+        readiness: &crate::translate::Readiness,
+    ) -> Result<crate::health::ProbeSettings, ConfigError> {
+        use crate::health::Trust;
+        let p = &self.probe;
+        let trust = if let Some(bundle) = &p.ca_bundle {
+            let path = config.resolve(bundle);
+            let pem = std::fs::read(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Trust::CaBundle(pem)
+        } else if let Some(pin) = &p.pin_sha256 {
+            Trust::Pin(
+                crate::health::pin::parse_pin(&pin.0).expect("checked when the config was read"),
+            )
+        } else if p.insecure {
+            Trust::Insecure
+        } else {
+            return Err(ConfigError::Semantic {
+                path: config.path.clone(),
+                message: format!(
+                    "target `{}`: set probe.ca_bundle, probe.pin_sha256 or probe.insecure = true; ActiveGate's certificate is self-signed by default, so the daemon must be told whom to trust",
+                    self.name
+                ),
+            });
+        };
+        Ok(crate::health::ProbeSettings {
+            port: p.port.unwrap_or(readiness.port),
+            path: p
+                .path
+                .as_ref()
+                .map_or_else(|| readiness.path.clone(), |x| x.0.clone()),
+            timeout: p.timeout_seconds.duration(),
+            body_match: p.body_match.clone(),
+            trust,
+        })
+    }
+
+    /// The deployment settings ECS gets on every update.
+    pub fn deployment(&self) -> crate::model::service::DeploymentConfiguration {
+        crate::rollout::deployment(
+            self.rollout.minimum_healthy_percent.0,
+            self.rollout.maximum_percent.0,
+            self.rollout.circuit_breaker,
+        )
+    }
+}

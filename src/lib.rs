@@ -5,6 +5,7 @@
 //! notes; in short: `model` (types, no I/O) ← `translate` (pure) ← `config`.
 
 pub mod config;
+pub mod daemon;
 pub mod ecs;
 pub mod health;
 pub mod model;

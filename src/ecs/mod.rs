@@ -36,6 +36,9 @@ pub struct ClientSettings {
     pub max_backoff: Duration,
     /// Per-attempt timeout.
     pub attempt_timeout: Duration,
+    /// Fixed credentials instead of the default chain: for the simulator (the
+    /// `demo` command and tests), never read from a config file.
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl ClientSettings {
@@ -47,6 +50,7 @@ impl ClientSettings {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(20),
+            static_credentials: None,
         }
     }
 }
@@ -167,6 +171,11 @@ impl Aws {
             );
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some((id, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                id, secret, None, None, "static",
+            ));
         }
         let config = loader.load().await;
         Aws {

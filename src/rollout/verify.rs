@@ -90,6 +90,14 @@ fn describe_stop(t: &TaskState) -> String {
     )
 }
 
+/// ECS replacing a task for a newer deployment or a scale-in is no failure of
+/// the task (it happens to older tasks of the same revision during a roll-back).
+fn replaced_by_ecs(t: &TaskState) -> bool {
+    t.stopped_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("Scaling activity initiated by"))
+}
+
 /// Verifies that `revision` runs healthy on the service.
 pub async fn verify(
     aws: &Aws,
@@ -144,7 +152,11 @@ pub async fn verify(
             .tasks(cluster, service, true)
             .await?
             .into_iter()
-            .filter(|t| t.task_definition == revision && !stopped_before.contains(&t.arn))
+            .filter(|t| {
+                t.task_definition == revision
+                    && !stopped_before.contains(&t.arn)
+                    && !replaced_by_ecs(t)
+            })
             .collect();
         if !stopped.is_empty() {
             return Err(fail(
@@ -246,9 +258,11 @@ pub async fn verify(
             probes_failed,
         });
         if let Some(until) = bake_until
-            && now >= until && ready {
-                return Ok(());
-            }
+            && now >= until
+            && ready
+        {
+            return Ok(());
+        }
         if now.duration_since(started) >= policy.deadline {
             let mut reasons = vec![format!(
                 "not verified within {} s: {healthy} of {} tasks healthy, deployment {}",

@@ -285,7 +285,8 @@ fn running_step(st: &mut State, task: &Task, now: f64, d: &Delays) {
     let t = st.tasks.get_mut(&task.id).expect("exists");
     if up {
         t.failing_since = None;
-        if hc.is_some() {
+        // Docker runs the first check one interval after the container starts.
+        if hc.is_some() && age >= interval {
             t.health = HealthStatus::Healthy;
         }
         if !t.reported_up {

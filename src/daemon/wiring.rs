@@ -1,0 +1,84 @@
+//! From a config target to a ready rollout engine: read and parse its
+//! manifest, build its prober and its AWS clients.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, Target};
+use crate::ecs::{Aws, ClientSettings};
+use crate::health::{HealthError, Prober, Trust};
+use crate::rollout::{Engine, Spec};
+use crate::translate::{self, TranslateError, manifest::MAX_MANIFEST_BYTES};
+
+/// Why a target cannot be turned into an engine: all bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "{config}: target `{target}` has no `manifest`: name the Kubernetes manifest its task definition is rendered from"
+    )]
+    NoManifest { config: String, target: String },
+    #[error("{path}: cannot read the manifest")]
+    ReadManifest {
+        path: String,
+        #[source]
+        source: crate::ReadError,
+    },
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error("cannot build the HTTPS prober")]
+    Prober(#[from] HealthError),
+}
+
+/// Builds the engine for one target.
+pub async fn engine(config: &Config, target: &Target) -> Result<Engine, WiringError> {
+    engine_with(config, target, |_| {}).await
+}
+
+/// Builds the engine, letting the caller adjust the AWS client settings (the
+/// simulator's fixed credentials).
+pub async fn engine_with(
+    config: &Config,
+    target: &Target,
+    adjust: impl FnOnce(&mut ClientSettings),
+) -> Result<Engine, WiringError> {
+    let Some(manifest_path) = &target.manifest else {
+        return Err(WiringError::NoManifest {
+            config: config.path.clone(),
+            target: target.name.to_string(),
+        });
+    };
+    let path = config.resolve(manifest_path);
+    let shown = path.display().to_string();
+    let bytes = crate::read_limited(&path, MAX_MANIFEST_BYTES).map_err(|source| {
+        WiringError::ReadManifest {
+            path: shown.clone(),
+            source,
+        }
+    })?;
+    let manifest = translate::parse(&shown, &bytes)?;
+    let settings = target.translate_settings();
+    let translation = translate::translate(&manifest, &settings)?;
+    let probe = target.probe_settings(config, &translation.readiness)?;
+    if matches!(probe.trust, Trust::Insecure) {
+        tracing::warn!(target = %target.name, "probe.insecure = true: ActiveGate certificates are not verified");
+    }
+    let prober = Prober::new(probe)?;
+    let mut client = ClientSettings::new(target.region.as_str());
+    client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
+    client.max_attempts = config.aws.max_attempts.0;
+    adjust(&mut client);
+    let aws = Aws::connect(client).await;
+    let spec = Spec {
+        target: target.name.to_string(),
+        cluster: target.cluster.to_string(),
+        service: target.service.to_string(),
+        manifest: Arc::new(manifest),
+        settings,
+        deployment: target.deployment(),
+        keep_revisions: target.rollout.keep_revisions.0,
+        log_retention_days: target.logs.retention_days.0,
+        verify: target.verify_policy(),
+    };
+    Ok(Engine::new(aws, prober, spec))
+}

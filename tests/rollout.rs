@@ -1,0 +1,587 @@
+//! The rollout engine against the simulator, each test a short story for a
+//! service of 2 tasks. A side prober counts moments in which no task of the
+//! service answered its HTTPS health check: it must stay at zero.
+
+mod simkit;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use activegate_lifecycle::config::Config;
+use activegate_lifecycle::daemon::wiring;
+use activegate_lifecycle::rollout::{Engine, Outcome, tags};
+use activegate_lifecycle::sim::{Behaviour, Fault, Mode};
+use simkit::*;
+
+const V1: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512";
+const V2: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.303.10.20250115-101010";
+const BAD: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.305.0.20250301-000000";
+const SERVICE: &str = "activegate";
+
+struct Rig {
+    w: World,
+    _dir: tempfile::TempDir,
+    config: Config,
+}
+
+/// A config for the simulator: fast probes (real seconds) against fast simulated time.
+fn config_text(endpoint: &str, manifest: &str, ca: &str, trust: &str) -> String {
+    let trust = if trust.is_empty() {
+        format!("ca_bundle = \"{ca}\"")
+    } else {
+        trust.to_owned()
+    };
+    format!(
+        r#"[aws]
+endpoint_url = "{endpoint}"
+max_attempts = 10
+
+[[target]]
+name = "prod"
+region = "us-east-1"
+cluster = "{CLUSTER}"
+service = "{SERVICE}"
+family = "activegate"
+image = "{V1}"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+desired_count = 2
+manifest = "{manifest}"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "{LOG_GROUP}"
+retention_days = 7
+stream_prefix = "ag"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dt/tenant-AbCdEf"
+
+[target.environment]
+DT_TENANT = "abc12345"
+DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
+
+[target.rollout]
+bake_seconds = 0.3
+deadline_seconds = 30
+keep_revisions = 3
+
+[target.probe]
+interval_seconds = 0.02
+timeout_seconds = 0.5
+grace_seconds = 0.3
+healthy_after = 2
+unhealthy_after = 3
+{trust}
+"#
+    )
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        Self::with_trust(|_| String::new()).await
+    }
+
+    /// `trust` gives the probe trust line for this world (empty: the simulator's CA).
+    async fn with_trust(trust: impl FnOnce(&World) -> String) -> Rig {
+        let w = World::new().await;
+        let trust = trust(&w);
+        for image in [V1, V2] {
+            w.image(image, Mode::Healthy);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, w.sim.ca_pem()).expect("write CA");
+        let manifest = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/activegate-k8s.yaml"
+        );
+        let text = config_text(
+            w.sim.endpoint(),
+            manifest,
+            ca.to_str().expect("UTF-8"),
+            &trust,
+        );
+        let path = dir.path().join("ag.toml");
+        std::fs::write(&path, &text).expect("write config");
+        let config = Config::load(&path).expect("a valid config");
+        Rig {
+            w,
+            _dir: dir,
+            config,
+        }
+    }
+
+    async fn engine(&self) -> Engine {
+        wiring::engine_with(&self.config, &self.config.targets[0], |c| {
+            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
+            c.initial_backoff = Duration::from_millis(10);
+        })
+        .await
+        .expect("engine")
+    }
+
+    async fn service_tags(&self) -> std::collections::BTreeMap<String, String> {
+        self.w
+            .service(SERVICE)
+            .await
+            .service_arn()
+            .map(|_| ())
+            .expect("service");
+        let out = self
+            .w
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services(SERVICE)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .expect("describe");
+        out.services()[0]
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or("").to_owned(),
+                    t.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Creates the service at V1 and verifies it.
+    async fn started(&self) -> String {
+        match self
+            .engine()
+            .await
+            .reconcile(None)
+            .await
+            .expect("first rollout")
+        {
+            Outcome::Verified { from: None, to } => to,
+            other => panic!("expected a verified first revision, got {other:?}"),
+        }
+    }
+}
+
+/// Counts moments with no healthy task, probing every task like OneAgents would.
+struct SideProber {
+    stop: Arc<AtomicBool>,
+    empty: Arc<AtomicU64>,
+    rounds: Arc<AtomicU64>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl SideProber {
+    fn start(w: &World) -> SideProber {
+        let stop = Arc::new(AtomicBool::new(false));
+        let empty = Arc::new(AtomicU64::new(0));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let ecs = w.ecs.clone();
+        let client = https_client(w.sim.ca_pem(), Duration::from_millis(500));
+        let (s, e, r) = (stop.clone(), empty.clone(), rounds.clone());
+        let handle = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                let arns = match ecs
+                    .list_tasks()
+                    .cluster(CLUSTER)
+                    .service_name(SERVICE)
+                    .send()
+                    .await
+                {
+                    Ok(o) => o.task_arns().to_vec(),
+                    Err(_) => continue,
+                };
+                let ips: Vec<String> = if arns.is_empty() {
+                    Vec::new()
+                } else {
+                    match ecs
+                        .describe_tasks()
+                        .cluster(CLUSTER)
+                        .set_tasks(Some(arns))
+                        .send()
+                        .await
+                    {
+                        Ok(o) => o
+                            .tasks()
+                            .iter()
+                            .filter(|t| t.last_status() == Some("RUNNING"))
+                            .map(task_ip)
+                            .collect(),
+                        Err(_) => continue,
+                    }
+                };
+                let mut healthy = 0;
+                for ip in &ips {
+                    if let Ok(resp) = client
+                        .get(format!("https://{ip}:9999/rest/health"))
+                        .send()
+                        .await
+                    {
+                        healthy += usize::from(resp.status() == 200);
+                    }
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+                if healthy == 0 {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        SideProber {
+            stop,
+            empty,
+            rounds,
+            handle,
+        }
+    }
+
+    /// (rounds, rounds with no healthy task)
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.await;
+        (
+            self.rounds.load(Ordering::Relaxed),
+            self.empty.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_image_is_verified_and_becomes_last_good() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    assert_eq!(rig.service_tags().await.get(tags::LAST_GOOD), Some(&first));
+    let side = SideProber::start(&rig.w);
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(Some(V2))
+        .await
+        .expect("rollout");
+    let (rounds, empty) = side.finish().await;
+    let Outcome::Verified { from, to } = outcome else {
+        panic!("expected verified, got {outcome:?}")
+    };
+    assert_eq!(from.as_deref(), Some(first.as_str()));
+    let tags = rig.service_tags().await;
+    assert_eq!(tags.get(tags::LAST_GOOD), Some(&to));
+    assert!(
+        !tags.contains_key(tags::ROLLOUT_TO),
+        "the in-flight mark is cleared: {tags:?}"
+    );
+    let svc = rig.w.service(SERVICE).await;
+    assert_eq!(svc.task_definition(), Some(to.as_str()));
+    assert!(rounds > 10, "the side prober ran {rounds} rounds");
+    assert_eq!(
+        empty, 0,
+        "{empty} of {rounds} moments without a healthy ActiveGate"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_healthy_image_is_rolled_back_and_quarantined() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    rig.w.image(BAD, Mode::NeverHealthy);
+    let side = SideProber::start(&rig.w);
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(Some(BAD))
+        .await
+        .expect("rollout");
+    let (rounds, empty) = side.finish().await;
+    let Outcome::RolledBack {
+        failed,
+        restored,
+        reasons,
+        logs,
+    } = &outcome
+    else {
+        panic!("expected a roll-back, got {outcome:?}")
+    };
+    assert_eq!(outcome.exit_code(), 3);
+    assert_eq!(restored, &first);
+    assert!(!reasons.is_empty());
+    assert!(
+        !logs.is_empty(),
+        "the failed tasks' last log lines are attached"
+    );
+    assert_eq!(
+        empty, 0,
+        "{empty} of {rounds} moments without a healthy ActiveGate"
+    );
+    let tags = rig.service_tags().await;
+    assert_eq!(tags.get(tags::LAST_GOOD), Some(&first));
+    assert!(
+        tags.values().any(|v| v == BAD),
+        "the image is quarantined: {tags:?}"
+    );
+    assert_eq!(
+        rig.w.service(SERVICE).await.task_definition(),
+        Some(first.as_str())
+    );
+    let td = rig
+        .w
+        .ecs
+        .describe_task_definition()
+        .task_definition(failed)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe");
+    assert!(td.tags().iter().any(|t| t.key() == Some(tags::QUARANTINED)));
+
+    // The next run does not try the quarantined image again, and writes nothing.
+    let before = rig.w.sim.calls();
+    let again = rig
+        .engine()
+        .await
+        .reconcile(Some(BAD))
+        .await
+        .expect("rollout");
+    assert_eq!(again, Outcome::Quarantined { image: BAD.into() });
+    let after = rig.w.sim.calls();
+    for op in ["RegisterTaskDefinition", "UpdateService", "TagResource"] {
+        assert_eq!(before.get(op), after.get(op), "{op} was called");
+    }
+    rig.w.sim.shutdown().await;
+}
+
+/// Rolls out a bad image; `no_gap` asserts that a healthy ActiveGate was always there.
+async fn rolled_back_with(behaviour: Behaviour, no_gap: bool) -> (Rig, Outcome) {
+    let rig = Rig::new().await;
+    rig.started().await;
+    rig.w.sim.set_image(BAD, behaviour);
+    let side = SideProber::start(&rig.w);
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(Some(BAD))
+        .await
+        .expect("rollout");
+    let (rounds, empty) = side.finish().await;
+    if no_gap {
+        assert_eq!(
+            empty, 0,
+            "{empty} of {rounds} moments without a healthy ActiveGate"
+        );
+    }
+    assert!(
+        matches!(outcome, Outcome::RolledBack { .. }),
+        "expected a roll-back, got {outcome:?}"
+    );
+    (rig, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_fails_during_the_bake_is_rolled_back() {
+    let (rig, outcome) = rolled_back_with(
+        Behaviour {
+            mode: Mode::FailsAfter,
+            start_seconds: Some(20.0),
+            after_seconds: Some(45.0),
+            exit_code: None,
+        },
+        false,
+    )
+    .await;
+    let Outcome::RolledBack { reasons, .. } = outcome else {
+        unreachable!()
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("HTTP 503") || r.contains("stopped")),
+        "{reasons:?}"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_running_is_rolled_back_where_the_breaker_would_not() {
+    let (rig, outcome) = rolled_back_with(
+        Behaviour {
+            mode: Mode::CrashesAfter,
+            start_seconds: Some(0.0),
+            after_seconds: Some(10.0),
+            exit_code: Some(137),
+        },
+        true,
+    )
+    .await;
+    let Outcome::RolledBack { reasons, .. } = outcome else {
+        unreachable!()
+    };
+    assert!(
+        reasons.iter().any(
+            |r| r.contains("after RUNNING") && r.contains("Essential container in task exited")
+        ),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("exited 137")),
+        "{reasons:?}"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_fails_verification_is_rolled_back_with_the_tls_error() {
+    let (rig, outcome) = rolled_back_with(Behaviour::of(Mode::WrongCertificate), false).await;
+    let Outcome::RolledBack { reasons, .. } = outcome else {
+        unreachable!()
+    };
+    assert!(
+        reasons.iter().any(|r| r.contains("TLS failed")),
+        "{reasons:?}"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_public_key_is_trusted_without_a_ca() {
+    let rig = Rig::with_trust(|w| format!("pin_sha256 = \"{}\"", w.sim.pin_sha256())).await;
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(None)
+        .await
+        .expect("verified by pin");
+    assert!(matches!(outcome, Outcome::Verified { .. }), "{outcome:?}");
+    rig.w.sim.shutdown().await;
+
+    // Another key: the probes fail, and with nothing to return to, the engine says so.
+    let wrong = "00".repeat(32);
+    let rig = Rig::with_trust(|_| format!("pin_sha256 = \"{wrong}\"")).await;
+    let err = rig
+        .engine()
+        .await
+        .reconcile(None)
+        .await
+        .expect_err("a wrong pin never verifies");
+    let text = err.to_string();
+    assert!(text.contains("no last good revision"), "{text}");
+    assert!(text.contains("public key does not match"), "{text}");
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_on_every_call_changes_nothing_but_time() {
+    let rig = Rig::new().await;
+    rig.started().await;
+    rig.w.sim.set_fault(
+        "*",
+        Fault {
+            throttle: 0.3,
+            ..Fault::default()
+        },
+    );
+    let engine = rig.engine().await;
+    let outcome = engine
+        .reconcile(Some(V2))
+        .await
+        .expect("rollout despite throttling");
+    assert!(matches!(outcome, Outcome::Verified { .. }), "{outcome:?}");
+    let counts = engine.aws().counts();
+    let throttled: u64 = counts.values().map(|c| c.throttled).sum();
+    let retries: u64 = counts.values().map(|c| c.retries).sum();
+    assert!(
+        throttled > 0 && retries >= throttled,
+        "throttled {throttled}, retried {retries}"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changed_means_no_writes_to_ecs() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    let before = rig.w.sim.calls();
+    let outcome = rig.engine().await.reconcile(None).await.expect("rollout");
+    assert_eq!(outcome, Outcome::Unchanged { revision: first });
+    let after = rig.w.sim.calls();
+    let changed: Vec<(&String, u64)> = after
+        .iter()
+        .map(|(op, n)| (op, n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    for (op, _) in &changed {
+        assert!(
+            op.starts_with("Describe") || op.starts_with("List"),
+            "a write: {op} ({changed:?})"
+        );
+    }
+    assert!(changed.len() <= 2, "{changed:?}");
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_the_change_and_changes_nothing() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    let before = rig.w.sim.calls();
+    let plan = rig.engine().await.plan(Some(V2)).await.expect("plan");
+    assert_eq!(plan.running.as_deref(), Some(first.as_str()));
+    assert_eq!(plan.last_good.as_deref(), Some(first.as_str()));
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.contains(&format!("image {V1} → {V2}"))),
+        "{:?}",
+        plan.changes
+    );
+    let after = rig.w.sim.calls();
+    for op in [
+        "RegisterTaskDefinition",
+        "UpdateService",
+        "TagResource",
+        "UntagResource",
+    ] {
+        assert_eq!(before.get(op), after.get(op), "{op} was called by plan");
+    }
+    let same = rig.engine().await.plan(None).await.expect("plan");
+    assert!(same.changes.is_empty(), "{:?}", same.changes);
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_puts_the_last_good_revision_back() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    // Someone moves the service to another revision by hand.
+    let other = rig.w.register(V2, false).await;
+    rig.w
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .task_definition(&other)
+        .send()
+        .await
+        .expect("update");
+    let outcome = rig.engine().await.rollback().await.expect("rollback");
+    let Outcome::RolledBack {
+        failed, restored, ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(failed, other);
+    assert_eq!(restored, first);
+    assert_eq!(
+        rig.w.service(SERVICE).await.task_definition(),
+        Some(first.as_str())
+    );
+    // Nothing left to roll back.
+    assert_eq!(
+        rig.engine().await.rollback().await.expect("rollback"),
+        Outcome::Unchanged { revision: first }
+    );
+    rig.w.sim.shutdown().await;
+}
