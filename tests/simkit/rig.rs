@@ -1,0 +1,160 @@
+//! A rollout rig: a simulator world plus a config file and manifest that
+//! point the product at it.
+
+use std::time::Duration;
+
+use activegate_lifecycle::config::Config;
+use activegate_lifecycle::daemon::wiring;
+use activegate_lifecycle::rollout::{Engine, Outcome};
+use activegate_lifecycle::sim::Mode;
+
+use super::*;
+
+pub const V1: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512";
+pub const V2: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.303.10.20250115-101010";
+pub const BAD: &str = "public.ecr.aws/dynatrace/dynatrace-activegate:1.305.0.20250301-000000";
+pub const SERVICE: &str = "activegate";
+
+pub struct Rig {
+    pub w: World,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+/// A config for the simulator: fast probes (real seconds) against fast simulated time.
+pub fn config_text(endpoint: &str, manifest: &str, ca: &str, trust: &str) -> String {
+    let trust = if trust.is_empty() {
+        format!("ca_bundle = \"{ca}\"")
+    } else {
+        trust.to_owned()
+    };
+    format!(
+        r#"[aws]
+endpoint_url = "{endpoint}"
+max_attempts = 10
+
+[[target]]
+name = "prod"
+region = "us-east-1"
+cluster = "{CLUSTER}"
+service = "{SERVICE}"
+family = "activegate"
+image = "{V1}"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+desired_count = 2
+manifest = "{manifest}"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "{LOG_GROUP}"
+retention_days = 7
+stream_prefix = "ag"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dt/tenant-AbCdEf"
+
+[target.environment]
+DT_TENANT = "abc12345"
+DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
+
+[target.rollout]
+bake_seconds = 0.3
+deadline_seconds = 30
+keep_revisions = 3
+
+[target.probe]
+interval_seconds = 0.02
+timeout_seconds = 0.5
+grace_seconds = 0.3
+healthy_after = 2
+unhealthy_after = 3
+{trust}
+"#
+    )
+}
+
+impl Rig {
+    pub async fn new() -> Rig {
+        Self::with_trust(|_| String::new()).await
+    }
+
+    /// `trust` gives the probe trust line for this world (empty: the simulator's CA).
+    pub async fn with_trust(trust: impl FnOnce(&World) -> String) -> Rig {
+        let w = World::new().await;
+        let trust = trust(&w);
+        for image in [V1, V2] {
+            w.image(image, Mode::Healthy);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, w.sim.ca_pem()).expect("write CA");
+        let manifest = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/activegate-k8s.yaml"
+        );
+        let text = config_text(
+            w.sim.endpoint(),
+            manifest,
+            ca.to_str().expect("UTF-8"),
+            &trust,
+        );
+        let path = dir.path().join("ag.toml");
+        std::fs::write(&path, &text).expect("write config");
+        let config = Config::load(&path).expect("a valid config");
+        Rig { w, dir, config }
+    }
+
+    pub async fn engine(&self) -> Engine {
+        wiring::engine_with(&self.config, &self.config.targets[0], |c| {
+            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
+            c.initial_backoff = Duration::from_millis(10);
+        })
+        .await
+        .expect("engine")
+    }
+
+    pub async fn service_tags(&self) -> std::collections::BTreeMap<String, String> {
+        self.w
+            .service(SERVICE)
+            .await
+            .service_arn()
+            .map(|_| ())
+            .expect("service");
+        let out = self
+            .w
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services(SERVICE)
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .expect("describe");
+        out.services()[0]
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or("").to_owned(),
+                    t.value().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Creates the service at V1 and verifies it.
+    pub async fn started(&self) -> String {
+        match self
+            .engine()
+            .await
+            .reconcile(None)
+            .await
+            .expect("first rollout")
+        {
+            Outcome::Verified { from: None, to } => to,
+            other => panic!("expected a verified first revision, got {other:?}"),
+        }
+    }
+}
