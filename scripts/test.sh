@@ -58,5 +58,8 @@ for f in "$out"/*.json; do
 done
 "$venv/bin/python" scripts/check_aws_shapes.py "${args[@]}"
 
+step "The engine's AWS calls against moto"
+bash scripts/moto_conformance.sh "$venv"
+
 step "Simulator acceptance with the AWS CLI"
 bash scripts/sim_acceptance.sh "$venv"
