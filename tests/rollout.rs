@@ -431,3 +431,67 @@ async fn rollback_puts_the_last_good_revision_back() {
     );
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_never_touched_before_adopts_its_running_revision_first() {
+    let rig = Rig::new().await;
+    // Created by hand, outside the product.
+    let manual = rig.w.register(V1, false).await;
+    rig.w.create_service(SERVICE, &manual, 2).await;
+    rig.w.until_completed(SERVICE).await;
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(Some(V2))
+        .await
+        .expect("rollout");
+    let Outcome::Verified { from, to } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(from.as_deref(), Some(manual.as_str()));
+    // The adopted revision was tagged last good before the roll, then replaced by the new one.
+    let tagged: Vec<String> = rig
+        .w
+        .sim
+        .timeline()
+        .iter()
+        .filter(|e| e.kind == "task-definition-registered")
+        .map(|e| e.subject.clone())
+        .collect();
+    assert_eq!(tagged.len(), 2);
+    assert_eq!(rig.service_tags().await.get(tags::LAST_GOOD), Some(&to));
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_revisions_beyond_the_retention_are_deregistered() {
+    let rig = Rig::new().await;
+    rig.started().await;
+    let images: Vec<String> = (1..=4).map(|i| format!("{V2}-r{i}")).collect();
+    let engine = rig.engine().await;
+    let mut last = String::new();
+    for image in &images {
+        rig.w.image(image, Mode::Healthy);
+        match engine.reconcile(Some(image)).await.expect("rollout") {
+            Outcome::Verified { to, .. } => last = to,
+            other => panic!("{other:?}"),
+        }
+    }
+    let active = rig
+        .w
+        .ecs
+        .list_task_definitions()
+        .family_prefix("activegate")
+        .send()
+        .await
+        .expect("list");
+    let arns = active.task_definition_arns();
+    assert_eq!(arns.len(), 3, "keep_revisions = 3: {arns:?}");
+    assert!(arns.contains(&last));
+    assert!(
+        arns.iter()
+            .all(|a| a.ends_with(":3") || a.ends_with(":4") || a.ends_with(":5")),
+        "{arns:?}"
+    );
+    rig.w.sim.shutdown().await;
+}

@@ -189,3 +189,21 @@ async fn a_target_without_a_manifest_or_trust_is_bad_input() {
     assert!(err.contains("has no `manifest`"), "{err}");
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn aws_out_of_reach_exits_1_and_says_what_state_the_service_is_in() {
+    let rig = Rig::new().await;
+    let path = rig.dir.path().join("ag.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    // Nothing listens on port 9 of loopback.
+    let unreachable = text
+        .replace(rig.w.sim.endpoint(), "http://127.0.0.1:9")
+        .replace("max_attempts = 10", "max_attempts = 2");
+    std::fs::write(&path, unreachable).expect("write");
+    let (code, out, err) = run(&rig, &["rollout"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("the rollout could not finish"), "{err}");
+    assert!(err.contains("the next run resumes from them"), "{err}");
+    assert!(err.contains("AWS did not answer"), "{err}");
+    rig.w.sim.shutdown().await;
+}
