@@ -877,7 +877,11 @@ fn field_at(text: &str, offset: usize) -> String {
     } else {
         None
     };
-    let above: Vec<&str> = text[..line_start].lines().collect();
+    let mut above: Vec<&str> = text[..line_start].lines().collect();
+    if line.trim_start().starts_with('[') {
+        // An error about a table header (a duplicate table): the header is the field.
+        above.push(line);
+    }
     let mut header = String::new();
     let mut header_index = 0;
     for (i, l) in above.iter().enumerate().rev() {

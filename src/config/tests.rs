@@ -224,3 +224,12 @@ fn targets_are_chosen_by_name() {
     let one = Config::parse("ag.toml", MINIMAL).expect("valid");
     assert_eq!(one.target(None).expect("only one").name.0, "prod-eu");
 }
+
+#[test]
+fn a_duplicate_table_is_named_by_its_header() {
+    let text = format!("[aws]\nmax_attempts = 3\n{MINIMAL}\n[aws]\n");
+    let (line, _, field, message) = invalid(&text);
+    assert_eq!(line, 19);
+    assert_eq!(field, "aws");
+    assert!(message.contains("duplicate"), "{message}");
+}
