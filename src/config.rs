@@ -887,7 +887,13 @@ fn field_at(text: &str, offset: usize) -> String {
     for (i, l) in above.iter().enumerate().rev() {
         let t = l.trim();
         if t.starts_with('[') {
-            header = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            header = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             header_index = i;
             break;
         }

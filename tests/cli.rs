@@ -225,7 +225,7 @@ fn check_config_accepts_the_example_and_points_at_errors() {
 fn translate_with_a_config_of_several_targets_needs_a_name() {
     let config = std::fs::read_to_string(example_config()).expect("read example");
     // The second target: the example's [[target]] part only (one [aws] table per file).
-    let target_part = &config[config.find("[[target]]").expect("a target")..];
+    let target_part = &config[config.find("\n[[target]]").expect("a target")..];
     let second = target_part
         .replace("name = \"prod-eu\"", "name = \"prod-us\"")
         .replace("service = \"dynatrace-activegate\"", "service = \"ag-us\"");
