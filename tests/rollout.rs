@@ -495,3 +495,27 @@ async fn old_revisions_beyond_the_retention_are_deregistered() {
     );
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reconciles_of_one_service_never_run_at_once() {
+    let rig = Rig::new().await;
+    rig.started().await;
+    let (a, b) = (rig.engine().await, rig.engine().await);
+    let (ra, rb) = tokio::join!(a.reconcile(Some(V2)), b.reconcile(Some(V2)));
+    let busy = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(activegate_lifecycle::rollout::RolloutError::Busy(_))))
+        .count();
+    assert_eq!(busy, 1, "{ra:?} / {rb:?}");
+    assert!(
+        [&ra, &rb]
+            .iter()
+            .any(|r| matches!(r, Ok(Outcome::Verified { .. })))
+    );
+    // Released afterwards.
+    assert!(matches!(
+        a.reconcile(Some(V2)).await,
+        Ok(Outcome::Unchanged { .. })
+    ));
+    rig.w.sim.shutdown().await;
+}

@@ -186,6 +186,10 @@ impl Aws {
         }
     }
 
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
     /// Calls, retries and throttles per operation so far.
     pub fn counts(&self) -> BTreeMap<&'static str, CallCount> {
         self.counts

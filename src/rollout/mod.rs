@@ -106,6 +106,8 @@ pub enum RolloutError {
     },
     #[error("target `{0}` has no last good revision to roll back to")]
     NothingToRollBackTo(String),
+    #[error("a rollout of service {0} is already running in this process")]
+    Busy(String),
 }
 
 impl RolloutError {
@@ -116,6 +118,7 @@ impl RolloutError {
             Self::NoLastGood { .. } => "no-last-good",
             Self::RollbackFailed { .. } => "rollback-failed",
             Self::NothingToRollBackTo(_) => "nothing-to-roll-back-to",
+            Self::Busy(_) => "busy",
         }
     }
 }
@@ -160,6 +163,35 @@ fn now_epoch() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Services with a reconcile or roll-back running in this process.
+static IN_FLIGHT: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Holds a service's place in `IN_FLIGHT`; released when dropped.
+struct SingleFlight(String);
+
+impl SingleFlight {
+    fn take(key: String) -> Result<SingleFlight, RolloutError> {
+        let mut set = IN_FLIGHT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if set.insert(key.clone()) {
+            Ok(SingleFlight(key))
+        } else {
+            Err(RolloutError::Busy(key))
+        }
+    }
+}
+
+impl Drop for SingleFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.0);
+    }
 }
 
 /// The engine for one target.
@@ -279,6 +311,7 @@ impl Engine {
     /// One reconcile. `image` overrides the config's and the manifest's image.
     pub async fn reconcile(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
         use tracing::Instrument;
+        let _flight = SingleFlight::take(self.flight_key())?;
         let span = tracing::info_span!("reconcile", target = %self.spec.target);
         self.reconcile_inner(image).instrument(span).await
     }
@@ -605,8 +638,21 @@ impl Engine {
         Ok(())
     }
 
+    /// One service: endpoint (the simulator's differ per test), region, cluster, name.
+    fn flight_key(&self) -> String {
+        let c = self.aws.settings();
+        format!(
+            "{} {} {}/{}",
+            c.endpoint_url.as_deref().unwrap_or("aws"),
+            c.region,
+            self.spec.cluster,
+            self.spec.service
+        )
+    }
+
     /// Puts the last good revision back and verifies it.
     pub async fn rollback(&self) -> Result<Outcome, RolloutError> {
+        let _flight = SingleFlight::take(self.flight_key())?;
         let svc = self.service().await?.ok_or(EcsError::Incomplete {
             op: "DescribeServices",
             what: "service",
