@@ -207,3 +207,35 @@ async fn aws_out_of_reach_exits_1_and_says_what_state_the_service_is_in() {
     assert!(err.contains("AWS did not answer"), "{err}");
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_progress_is_one_live_line() {
+    // util-linux `script` gives the binary a pseudo-terminal.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED: `script` (util-linux) is not installed, so no terminal can be simulated"
+        );
+        return;
+    }
+    let rig = Rig::new().await;
+    rig.started().await;
+    let config = rig.dir.path().join("ag.toml");
+    let cmd = format!("{BIN} rollout --config {} --image {V2}", config.display());
+    let mut c = Command::new("script");
+    c.args(["-qefc", &cmd, "/dev/null"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("RUST_LOG", "warn");
+    let out = tokio::task::spawn_blocking(move || c.output().expect("script runs"))
+        .await
+        .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("\r\x1b[2K"),
+        "the line is redrawn in place: {text:?}"
+    );
+    assert!(text.contains("2/2 running, 2 healthy"), "{text:?}");
+    assert!(text.contains("prod: verified"), "{text:?}");
+    rig.w.sim.shutdown().await;
+}
