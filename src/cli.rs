@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use activegate_lifecycle::config::Config;
 use activegate_lifecycle::translate::{self, Action, TranslateError, manifest::MAX_MANIFEST_BYTES};
 use activegate_lifecycle::{ReadError, read_limited};
-use activegate_lifecycle::{daemon, rollout, sim};
+use activegate_lifecycle::{daemon, rollout, sim, status};
 
 use crate::telemetry::{self, LogFormat};
 
@@ -41,8 +41,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run the daemon: scheduled rollouts, probes, status server (not implemented yet).
-    Run(Placeholder),
+    /// Run the daemon: reconcile every target on its schedule, at start, on SIGHUP and on
+    /// POST /trigger; serve /healthz, /status and /metrics.
+    Run(RunArgs),
     /// Reconcile one target now: register, roll, verify over HTTPS, or roll back.
     /// Exit 0: verified or nothing to do; 3: failed and rolled back; 1: could not finish.
     Rollout(RolloutArgs),
@@ -50,8 +51,8 @@ enum Command {
     Rollback(TargetArgs),
     /// Show what a rollout would change; changes nothing.
     Plan(TargetArgs),
-    /// Show the state of every target (not implemented yet).
-    Status(Placeholder),
+    /// Show the state of every target, from a running daemon's status server.
+    Status(StatusArgs),
     /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
     /// tasks are real HTTPS ActiveGate stand-ins.
     Sim(SimArgs),
@@ -63,6 +64,26 @@ enum Command {
 struct Placeholder {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The config file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Do not reconcile every target at start (an interrupted rollout then waits for the first run).
+    #[arg(long)]
+    no_initial_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// The daemon's status server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,6 +196,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // One TLS stack: rustls with ring, for reqwest (the AWS clients bring their own configuration).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(message) = telemetry::init(cli.log_format) {
         eprintln!("{PROGRAM}: error: {message}");
         return ExitCode::from(2);
@@ -198,7 +221,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Translate(args) => translate_command(&args),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Run(_) => not_yet("run"),
+        Command::Run(args) => run_daemon(&args),
         Command::Rollout(args) => with_engine(&args.target, |engine, name| async move {
             let outcome = engine.reconcile(args.image.as_deref()).await;
             report_outcome(&name, outcome)
@@ -212,10 +235,111 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             print_plan(&name, &plan)?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Status(_) => not_yet("status"),
+        Command::Status(args) => status_command(&args),
         Command::Sim(args) => sim_command(args),
         Command::Demo(_) => not_yet("demo"),
     }
+}
+
+fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
+    let config = Config::load(&args.config).map_err(Failure::bad_input)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async {
+        let signals = daemon::os_signals()
+            .context("cannot install signal handlers")
+            .map_err(Failure::runtime)?;
+        let board = std::sync::Arc::new(daemon::board::Board::default());
+        let token = std::env::var(&config.daemon.trigger_token_env).ok().filter(|t| !t.is_empty());
+        if token.is_none() {
+            tracing::info!(variable = %config.daemon.trigger_token_env, "POST /trigger is off: the token variable is not set");
+        }
+        let (b1, b2, b3) = (board.clone(), board.clone(), board.clone());
+        let sources = status::Sources {
+            status_json: std::sync::Arc::new(move || {
+                serde_json::to_string_pretty(&b1.snapshot()).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            }),
+            metrics: std::sync::Arc::new(move || b2.metrics()),
+            trigger: std::sync::Arc::new(move |t: &str| {
+                if b3.trigger(t, daemon::board::Trigger::Manual) {
+                    status::Triggered::Yes
+                } else {
+                    status::Triggered::UnknownTarget
+                }
+            }),
+            trigger_token: token,
+        };
+        let server = status::serve(config.daemon.status_listen, sources)
+            .await
+            .with_context(|| format!("cannot serve status on {}", config.daemon.status_listen))
+            .map_err(Failure::runtime)?;
+        print_stdout(&format!("status: http://{}\n", server.addr))?;
+        let options = daemon::Options {
+            no_initial_run: args.no_initial_run,
+            ..daemon::Options::default()
+        };
+        daemon::run(args.config.clone(), config, board, options, signals)
+            .await
+            .map_err(Failure::bad_input)?;
+        server.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    let url = format!("{}/status", args.url.trim_end_matches('/'));
+    let body = runtime
+        .block_on(async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?;
+            r.text().await
+        })
+        .with_context(|| format!("cannot read {url}; is the daemon running?"))
+        .map_err(Failure::runtime)?;
+    if args.json {
+        print_stdout(&format!("{body}\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .with_context(|| format!("{url} did not answer JSON"))
+        .map_err(Failure::runtime)?;
+    let mut out = format!(
+        "{:<20} {:<12} {:<14} {:<26} {}\n",
+        "TARGET", "STATE", "LAST OUTCOME", "NEXT RUN", "REVISION"
+    );
+    for (name, t) in v["targets"].as_object().into_iter().flatten() {
+        let state = if t["running"].as_bool() == Some(true) {
+            "rolling"
+        } else if t["last_error"].is_string() {
+            "error"
+        } else {
+            "idle"
+        };
+        let revision = t["revision"]
+            .as_str()
+            .map(|r| r.rsplit('/').next().unwrap_or(r))
+            .unwrap_or("-");
+        out.push_str(&format!(
+            "{:<20} {:<12} {:<14} {:<26} {}\n",
+            name,
+            state,
+            t["last_outcome"].as_str().unwrap_or("-"),
+            t["next_run"].as_str().unwrap_or("-"),
+            revision
+        ));
+        if let Some(e) = t["last_error"].as_str() {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+    }
+    print_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads the config and the target's manifest, connects to AWS, and runs `f` with the engine.

@@ -65,6 +65,7 @@ pub struct Config {
     /// The folder relative paths in the file are resolved against.
     pub base_dir: std::path::PathBuf,
     pub aws: AwsSettings,
+    pub daemon: DaemonSettings,
     pub targets: Vec<Target>,
 }
 
@@ -73,8 +74,56 @@ pub struct Config {
 struct ConfigFile {
     #[serde(default)]
     aws: AwsSettings,
+    #[serde(default)]
+    daemon: DaemonSettings,
     #[serde(rename = "target", default)]
     targets: Vec<toml::Spanned<Target>>,
+}
+
+/// The daemon's own settings (`run`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Address of the status server (`/healthz`, `/status`, `/metrics`, `POST /trigger`).
+    #[serde(default = "default_status_listen")]
+    pub status_listen: std::net::SocketAddr,
+    /// On SIGTERM, how long an in-flight rollout may take to finish or roll back.
+    #[serde(default = "default_shutdown_deadline")]
+    pub shutdown_deadline_seconds: Seconds,
+    /// The environment variable holding the bearer token `POST /trigger` requires;
+    /// without the variable set, the trigger endpoint is off.
+    #[serde(default = "default_token_env")]
+    pub trigger_token_env: String,
+    /// Targets of different groups rolled at the same time, at most.
+    #[serde(default = "four")]
+    pub max_parallel: Count,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            status_listen: default_status_listen(),
+            shutdown_deadline_seconds: default_shutdown_deadline(),
+            trigger_token_env: default_token_env(),
+            max_parallel: four(),
+        }
+    }
+}
+
+fn default_status_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_shutdown_deadline() -> Seconds {
+    Seconds(600.0)
+}
+fn default_token_env() -> String {
+    "ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN".into()
+}
+fn four() -> Count {
+    Count(4)
+}
+fn utc() -> TimezoneName {
+    TimezoneName("UTC".into())
 }
 
 /// How the daemon reaches AWS.
@@ -260,6 +309,19 @@ pub struct Target {
     /// The Kubernetes manifest the task definition is rendered from (relative to this file).
     #[serde(default)]
     pub manifest: Option<std::path::PathBuf>,
+    /// When `run` reconciles this target: cron with seconds, e.g. `0 30 3 * * *`.
+    /// Without it, the target is reconciled at start, on SIGHUP and on trigger only.
+    #[serde(default)]
+    pub schedule: Option<ScheduleText>,
+    /// The IANA time zone of `schedule`.
+    #[serde(default = "utc")]
+    pub timezone: TimezoneName,
+    /// A random delay of up to this many seconds after each scheduled time.
+    #[serde(default)]
+    pub jitter_seconds: Option<Seconds>,
+    /// Targets of one group (e.g. one network zone) are never rolled at the same time.
+    #[serde(default)]
+    pub group: Option<String>,
     #[serde(default)]
     pub rollout: RolloutSettings,
     #[serde(default)]
@@ -513,6 +575,18 @@ checked!(
 );
 
 checked!(
+    /// A cron expression with seconds: `sec min hour day month weekday [year]`.
+    ScheduleText(String),
+    |s| crate::daemon::schedule::Schedule::parse(s, "UTC").map(|_| ())
+);
+
+checked!(
+    /// An IANA time zone name such as `Europe/Berlin`.
+    TimezoneName(String),
+    |s| s.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| format!("`{s}` is not an IANA time zone (such as `UTC` or `Europe/Berlin`)"))
+);
+
+checked!(
     /// Attempts per AWS call: 1 to 20.
     Attempts(u32),
     |n| (1..=20).contains(n).then_some(()).ok_or_else(|| format!("expected 1 to 20 attempts, found {n}"))
@@ -723,6 +797,7 @@ impl Config {
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
             aws: file.aws,
+            daemon: file.daemon,
             targets,
         })
     }
@@ -1022,6 +1097,12 @@ impl Target {
             body_match: p.body_match.clone(),
             trust,
         })
+    }
+
+    /// The target's schedule in its time zone, if it has one.
+    pub fn schedule(&self) -> Option<crate::daemon::schedule::Schedule> {
+        let text = self.schedule.as_ref()?;
+        crate::daemon::schedule::Schedule::parse(&text.0, &self.timezone.0).ok()
     }
 
     /// The deployment settings ECS gets on every update.

@@ -11,6 +11,7 @@ pub mod health;
 pub mod model;
 pub mod rollout;
 pub mod sim;
+pub mod status;
 pub mod translate;
 
 use std::io::Read;

@@ -1,5 +1,329 @@
-//! The long-running side: wiring config into engines (and, to come, cron
-//! schedules, signals, single flight per service, the availability monitor).
+//! The long-running side: a loop per target that reconciles it on its
+//! schedule, at start, on SIGHUP and on a manual trigger — never twice at once,
+//! never two targets of one group at once — and a shutdown that lets an
+//! in-flight rollout finish or roll back.
 
+pub mod board;
 pub mod schedule;
 pub mod wiring;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, Target};
+use crate::ecs::ClientSettings;
+use crate::rollout::Outcome;
+use board::{Board, TargetStatus, Trigger};
+use schedule::{WallClock, until};
+
+/// What the outside world asks of the daemon (signals become these in one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: re-read the config and reconcile every target now.
+    Reload,
+    /// SIGTERM or SIGINT: stop taking work, let in-flight rollouts end. A second one exits at once.
+    Terminate,
+}
+
+/// Turns SIGHUP, SIGTERM and SIGINT into `Signal`s.
+pub fn os_signals() -> std::io::Result<mpsc::Receiver<Signal>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let s = tokio::select! {
+                _ = hup.recv() => Signal::Reload,
+                _ = term.recv() => Signal::Terminate,
+                _ = int.recv() => Signal::Terminate,
+            };
+            if tx.send(s).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// How the daemon runs, beyond its config.
+#[derive(Clone)]
+pub struct Options {
+    /// Skip the reconcile of every target at start.
+    pub no_initial_run: bool,
+    pub clock: Arc<dyn WallClock>,
+    /// Adjusts the AWS clients (the simulator's fixed credentials in the demo and tests).
+    pub adjust_client: Arc<dyn Fn(&mut ClientSettings) + Send + Sync>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            no_initial_run: false,
+            clock: Arc::new(schedule::SystemClock),
+            adjust_client: Arc::new(|_| {}),
+        }
+    }
+}
+
+/// One target's loop.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Starts a loop per target. Loops of the previous config are told to stop;
+/// a new loop for the same target waits for its predecessor's run to end.
+fn start_targets(
+    config: &Arc<Config>,
+    board: &Arc<Board>,
+    options: &Options,
+    previous: BTreeMap<String, Running>,
+    first: Option<Trigger>,
+) -> BTreeMap<String, Running> {
+    let mut previous = previous;
+    for r in previous.values() {
+        let _ = r.stop.send(true);
+    }
+    let limit = Arc::new(Semaphore::new(config.daemon.max_parallel.0 as usize));
+    let mut groups: BTreeMap<String, Arc<Mutex<()>>> = BTreeMap::new();
+    let mut entries = Vec::new();
+    let mut running = BTreeMap::new();
+    for target in &config.targets {
+        let name = target.name.to_string();
+        let (tx, rx) = mpsc::channel(1);
+        if let Some(t) = first {
+            let _ = tx.try_send(t);
+        }
+        let schedule = target.schedule();
+        entries.push((
+            name.clone(),
+            TargetStatus {
+                cluster: target.cluster.to_string(),
+                service: target.service.to_string(),
+                schedule: schedule.as_ref().map(ToString::to_string),
+                ..TargetStatus::default()
+            },
+            tx,
+        ));
+        let group = target.group.as_ref().map(|g| {
+            groups
+                .entry(g.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(())))
+                .clone()
+        });
+        let (stop, stopped) = watch::channel(false);
+        let job = Job {
+            config: config.clone(),
+            target: target.clone(),
+            board: board.clone(),
+            options: options.clone(),
+            limit: limit.clone(),
+            group,
+        };
+        let before = previous.remove(&name).map(|r| r.task);
+        let task = tokio::spawn(job.run(rx, stopped, before));
+        running.insert(name, Running { stop, task });
+    }
+    board.set_targets(entries);
+    // Loops of removed targets end on their own after their current run.
+    running
+}
+
+struct Job {
+    config: Arc<Config>,
+    target: Target,
+    board: Arc<Board>,
+    options: Options,
+    limit: Arc<Semaphore>,
+    group: Option<Arc<Mutex<()>>>,
+}
+
+impl Job {
+    fn name(&self) -> String {
+        self.target.name.to_string()
+    }
+
+    async fn run(
+        self,
+        mut triggers: mpsc::Receiver<Trigger>,
+        mut stop: watch::Receiver<bool>,
+        before: Option<JoinHandle<()>>,
+    ) {
+        if let Some(b) = before {
+            let _ = b.await;
+        }
+        let schedule = self.target.schedule();
+        let clock = self.options.clock.clone();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let next = schedule
+                .as_ref()
+                .and_then(|s| s.next_after(clock.now()))
+                .map(|t| {
+                    let jitter = self
+                        .target
+                        .jitter_seconds
+                        .as_ref()
+                        .map_or(0.0, |j| j.0 * fastrand::f64());
+                    t + chrono::Duration::milliseconds((jitter * 1000.0) as i64)
+                });
+            self.board.target(&self.name(), |t| t.next_run = next);
+            let wait = next.map_or(Duration::from_secs(86_400 * 365), |n| until(clock.now(), n));
+            let why = tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                t = triggers.recv() => match t {
+                    Some(t) => t,
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait), if next.is_some() => Trigger::Schedule,
+            };
+            let started = clock.now();
+            self.reconcile(why).await;
+            if let (Some(s), Some(_)) = (&schedule, next) {
+                // Scheduled times that passed while this run went on are skipped, not queued.
+                let mut missed = 0;
+                let mut t = started;
+                while let Some(x) = s.next_after(t) {
+                    if x > clock.now() {
+                        break;
+                    }
+                    missed += 1;
+                    t = x;
+                }
+                if missed > 0 {
+                    tracing::warn!(target = %self.target.name, missed, "the schedule fired while a reconcile was running; those runs were skipped");
+                    self.board
+                        .target(&self.name(), |t| t.missed_fires += missed);
+                }
+            }
+        }
+    }
+
+    async fn reconcile(&self, why: Trigger) {
+        let name = self.name();
+        let _permit = self.limit.acquire().await;
+        let _group = match &self.group {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
+        let now = self.options.clock.now();
+        self.board.target(&name, |t| {
+            t.running = true;
+            t.last_trigger = Some(why);
+            t.last_started = Some(now);
+        });
+        tracing::info!(target = %name, trigger = ?why, "reconciling");
+        let adjust = self.options.adjust_client.clone();
+        let result = match wiring::engine_with(&self.config, &self.target, |c| adjust(c)).await {
+            Err(e) => Err(("config".to_owned(), format!("{:#}", anyhow::Error::new(e)))),
+            Ok(engine) => {
+                let r = engine.reconcile(None).await;
+                self.board.add_aws_counts(engine.aws().counts());
+                r.map_err(|e| {
+                    (
+                        e.metric_label().to_owned(),
+                        format!("{:#}", anyhow::Error::new(e)),
+                    )
+                })
+            }
+        };
+        let finished = self.options.clock.now();
+        match &result {
+            Ok(o) => tracing::info!(target = %name, outcome = o.label(), "reconciled"),
+            Err((kind, e)) => {
+                tracing::error!(target = %name, kind = %kind, error = %e, "the reconcile could not finish; the next run resumes from the ECS tags")
+            }
+        }
+        self.board.target(&name, |t| {
+            t.running = false;
+            t.last_finished = Some(finished);
+            match result {
+                Ok(o) => {
+                    *t.outcomes.entry(o.label().to_owned()).or_default() += 1;
+                    t.last_outcome = Some(o.label().to_owned());
+                    t.last_error = None;
+                    t.revision = match o {
+                        Outcome::Unchanged { revision } | Outcome::Adopted { revision } => {
+                            Some(revision)
+                        }
+                        Outcome::Verified { to, .. } => Some(to),
+                        Outcome::RolledBack { restored, .. } => Some(restored),
+                        Outcome::Quarantined { .. } => t.revision.take(),
+                    };
+                }
+                Err((kind, e)) => {
+                    *t.errors.entry(kind).or_default() += 1;
+                    t.last_error = Some(e);
+                }
+            }
+        });
+    }
+}
+
+/// Runs the daemon until a Terminate signal; returns after in-flight rollouts
+/// ended (or the shutdown deadline passed, or a second Terminate came).
+pub async fn run(
+    config_path: PathBuf,
+    config: Config,
+    board: Arc<Board>,
+    options: Options,
+    mut signals: mpsc::Receiver<Signal>,
+) -> Result<(), ConfigError> {
+    let mut config = Arc::new(config);
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let first = (!options.no_initial_run).then_some(Trigger::Start);
+    let mut running = start_targets(&config, &board, &options, BTreeMap::new(), first);
+    tracing::info!(targets = config.targets.len(), "daemon running");
+    // Until Terminate (or the signal source closes): Reload re-reads the config.
+    while let Some(Signal::Reload) = signals.recv().await {
+        match Config::load(&config_path) {
+            Err(e) => {
+                let why = format!("{:#}", anyhow::Error::new(e));
+                tracing::error!(error = %why, "SIGHUP: the new config is invalid; keeping the running one");
+                board.reloaded(Some(why));
+            }
+            Ok(new) => {
+                for w in new.warnings() {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!("SIGHUP: config reloaded; reconciling every target");
+                board.reloaded(None);
+                config = Arc::new(new);
+                running = start_targets(&config, &board, &options, running, Some(Trigger::Reload));
+            }
+        }
+    }
+    let deadline = config.daemon.shutdown_deadline_seconds.duration();
+    tracing::info!(
+        deadline_s = deadline.as_secs(),
+        "stopping: no new work; in-flight rollouts finish or roll back"
+    );
+    for r in running.values() {
+        let _ = r.stop.send(true);
+    }
+    let all = futures_join(running.into_values().map(|r| r.task).collect());
+    tokio::select! {
+        _ = all => tracing::info!("stopped"),
+        _ = tokio::time::sleep(deadline) => tracing::error!("in-flight rollouts did not end within the shutdown deadline; the next start resumes them from the ECS tags"),
+        _ = signals.recv() => tracing::warn!("a second stop signal: exiting now; the next start resumes from the ECS tags"),
+    }
+    Ok(())
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}

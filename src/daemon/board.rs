@@ -1,0 +1,312 @@
+//! What the daemon knows about its targets, for `/status` and `/metrics`.
+//! Memory is only a cache here: ECS tags hold what must survive a restart.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::ecs::CallCount;
+
+/// Why a reconcile started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Start,
+    Schedule,
+    Reload,
+    Manual,
+}
+
+/// One target as the status server shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetStatus {
+    pub cluster: String,
+    pub service: String,
+    pub schedule: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub last_trigger: Option<Trigger>,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    /// The revision the last reconcile left verified (or restored).
+    pub revision: Option<String>,
+    pub last_error: Option<String>,
+    pub outcomes: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub missed_fires: u64,
+    pub coalesced_triggers: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    targets: BTreeMap<String, TargetStatus>,
+    triggers: BTreeMap<String, mpsc::Sender<Trigger>>,
+    aws: BTreeMap<String, CallCount>,
+    reloads: u64,
+    reload_failures: u64,
+    last_reload_error: Option<String>,
+}
+
+/// Shared by the runners (writers) and the status server (reader).
+#[derive(Debug, Default)]
+pub struct Board {
+    state: Mutex<State>,
+}
+
+/// What `/status` answers.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub targets: BTreeMap<String, TargetStatus>,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub last_reload_error: Option<String>,
+}
+
+impl Board {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        // Never held across an await; a poisoned lock still holds consistent counters.
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    pub fn target(&self, name: &str, f: impl FnOnce(&mut TargetStatus)) {
+        self.with(|s| f(s.targets.entry(name.to_owned()).or_default()));
+    }
+
+    /// Replaces the set of targets and their trigger channels (start, reload).
+    pub fn set_targets(&self, entries: Vec<(String, TargetStatus, mpsc::Sender<Trigger>)>) {
+        self.with(|s| {
+            let old = std::mem::take(&mut s.targets);
+            s.triggers.clear();
+            for (name, mut status, tx) in entries {
+                if let Some(prev) = old.get(&name) {
+                    // Keep history across reloads.
+                    status.outcomes = prev.outcomes.clone();
+                    status.errors = prev.errors.clone();
+                    status.last_outcome = prev.last_outcome.clone();
+                    status.revision = prev.revision.clone();
+                    status.last_finished = prev.last_finished;
+                }
+                s.targets.insert(name.clone(), status);
+                s.triggers.insert(name, tx);
+            }
+        });
+    }
+
+    /// Asks a target for a reconcile; `false` if no such target. A request while
+    /// one is already pending is merged into it.
+    pub fn trigger(&self, name: &str, why: Trigger) -> bool {
+        let Some(tx) = self.with(|s| s.triggers.get(name).cloned()) else {
+            return false;
+        };
+        if tx.try_send(why).is_err() {
+            self.target(name, |t| t.coalesced_triggers += 1);
+        }
+        true
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        self.with(|s| s.targets.keys().cloned().collect())
+    }
+
+    pub fn add_aws_counts(&self, counts: BTreeMap<&'static str, CallCount>) {
+        self.with(|s| {
+            for (op, c) in counts {
+                let e = s.aws.entry(op.to_owned()).or_default();
+                e.calls += c.calls;
+                e.retries += c.retries;
+                e.throttled += c.throttled;
+                e.failed += c.failed;
+            }
+        });
+    }
+
+    pub fn reloaded(&self, error: Option<String>) {
+        self.with(|s| match error {
+            None => s.reloads += 1,
+            Some(e) => {
+                s.reload_failures += 1;
+                s.last_reload_error = Some(e);
+            }
+        });
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.with(|s| Snapshot {
+            targets: s.targets.clone(),
+            reloads: s.reloads,
+            reload_failures: s.reload_failures,
+            last_reload_error: s.last_reload_error.clone(),
+        })
+    }
+
+    /// Prometheus text exposition.
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let (snap, aws) = self.with(|s| {
+            (
+                Snapshot {
+                    targets: s.targets.clone(),
+                    reloads: s.reloads,
+                    reload_failures: s.reload_failures,
+                    last_reload_error: None,
+                },
+                s.aws.clone(),
+            )
+        });
+        let mut o = String::new();
+        let esc = |v: &str| {
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_rollouts_total Reconciles by outcome."
+        );
+        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollouts_total counter");
+        for (name, t) in &snap.targets {
+            for (outcome, n) in &t.outcomes {
+                let _ = writeln!(
+                    o,
+                    "activegate_lifecycle_rollouts_total{{target=\"{}\",outcome=\"{}\"}} {n}",
+                    esc(name),
+                    esc(outcome)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_rollbacks_total Roll-backs to the last good revision."
+        );
+        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollbacks_total counter");
+        for (name, t) in &snap.targets {
+            let n = t.outcomes.get("rolled-back").copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_rollbacks_total{{target=\"{}\"}} {n}",
+                esc(name)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_reconcile_errors_total Reconciles that could not finish, by kind."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE activegate_lifecycle_reconcile_errors_total counter"
+        );
+        for (name, t) in &snap.targets {
+            for (kind, n) in &t.errors {
+                let _ = writeln!(
+                    o,
+                    "activegate_lifecycle_reconcile_errors_total{{target=\"{}\",kind=\"{}\"}} {n}",
+                    esc(name),
+                    esc(kind)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_rollout_in_progress 1 while a reconcile of the target runs."
+        );
+        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollout_in_progress gauge");
+        for (name, t) in &snap.targets {
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_rollout_in_progress{{target=\"{}\"}} {}",
+                esc(name),
+                u8::from(t.running)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_next_run_timestamp_seconds The next scheduled reconcile."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE activegate_lifecycle_next_run_timestamp_seconds gauge"
+        );
+        for (name, t) in &snap.targets {
+            if let Some(n) = t.next_run {
+                let _ = writeln!(
+                    o,
+                    "activegate_lifecycle_next_run_timestamp_seconds{{target=\"{}\"}} {}",
+                    esc(name),
+                    n.timestamp()
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_missed_fires_total Scheduled times that passed while a reconcile ran."
+        );
+        let _ = writeln!(o, "# TYPE activegate_lifecycle_missed_fires_total counter");
+        for (name, t) in &snap.targets {
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_missed_fires_total{{target=\"{}\"}} {}",
+                esc(name),
+                t.missed_fires
+            );
+        }
+        for (metric, help, pick) in [
+            (
+                "aws_calls_total",
+                "AWS calls by operation, retries included.",
+                (|c: &CallCount| c.calls) as fn(&CallCount) -> u64,
+            ),
+            (
+                "aws_retries_total",
+                "AWS calls retried by operation.",
+                |c: &CallCount| c.retries,
+            ),
+            (
+                "aws_throttled_total",
+                "AWS calls throttled by operation.",
+                |c: &CallCount| c.throttled,
+            ),
+            (
+                "aws_failed_total",
+                "AWS calls that failed for good, by operation.",
+                |c: &CallCount| c.failed,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP activegate_lifecycle_{metric} {help}");
+            let _ = writeln!(o, "# TYPE activegate_lifecycle_{metric} counter");
+            for (op, c) in &aws {
+                let _ = writeln!(
+                    o,
+                    "activegate_lifecycle_{metric}{{operation=\"{}\"}} {}",
+                    esc(op),
+                    pick(c)
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_config_reloads_total Config reloads by result."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE activegate_lifecycle_config_reloads_total counter"
+        );
+        let _ = writeln!(
+            o,
+            "activegate_lifecycle_config_reloads_total{{result=\"applied\"}} {}",
+            snap.reloads
+        );
+        let _ = writeln!(
+            o,
+            "activegate_lifecycle_config_reloads_total{{result=\"refused\"}} {}",
+            snap.reload_failures
+        );
+        o
+    }
+}

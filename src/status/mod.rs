@@ -1,0 +1,149 @@
+//! The status server: `/healthz` (the daemon's own liveness, for its Fargate
+//! health check), `/status` (JSON), `/metrics` (Prometheus text), and
+//! `POST /trigger?target=NAME` (bearer token). It knows nothing of the daemon:
+//! `main` hands it the functions that answer.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What `POST /trigger` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triggered {
+    Yes,
+    UnknownTarget,
+}
+
+/// The answers, provided by whoever runs the server.
+#[derive(Clone)]
+pub struct Sources {
+    pub status_json: Arc<dyn Fn() -> String + Send + Sync>,
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    pub trigger: Arc<dyn Fn(&str) -> Triggered + Send + Sync>,
+    /// The bearer token `POST /trigger` requires; `None` turns the endpoint off.
+    pub trigger_token: Option<String>,
+}
+
+/// A running status server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+pub async fn serve(listen: SocketAddr, sources: Sources) -> std::io::Result<Server> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let sources = Arc::new(sources);
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped.changed() => return,
+            };
+            let Ok((socket, _)) = accepted else { continue };
+            let sources = sources.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(socket);
+                let service = hyper::service::service_fn(move |req| {
+                    let sources = sources.clone();
+                    async move { Ok::<_, Infallible>(answer(&sources, &req)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(Server { addr, stop, task })
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a plain response is valid")
+}
+
+fn json(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        "application/json",
+        serde_json::json!({ "message": message }).to_string(),
+    )
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn answer<B>(s: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        (&Method::GET, "/status") => reply(StatusCode::OK, "application/json", (s.status_json)()),
+        (&Method::GET, "/metrics") => {
+            reply(StatusCode::OK, "text/plain; version=0.0.4", (s.metrics)())
+        }
+        (&Method::POST, "/trigger") => {
+            let Some(token) = &s.trigger_token else {
+                return json(
+                    StatusCode::FORBIDDEN,
+                    "the trigger endpoint is off: set the token's environment variable (daemon.trigger_token_env)",
+                );
+            };
+            let given = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| same(g, token)) {
+                return json(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            }
+            let target = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("target="));
+            let Some(target) = target.filter(|t| !t.is_empty()) else {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    "name the target: POST /trigger?target=NAME",
+                );
+            };
+            match (s.trigger)(target) {
+                Triggered::Yes => reply(
+                    StatusCode::ACCEPTED,
+                    "application/json",
+                    serde_json::json!({ "triggered": target }).to_string(),
+                ),
+                Triggered::UnknownTarget => json(StatusCode::NOT_FOUND, "no such target"),
+            }
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            "not found: /healthz, /status, /metrics, POST /trigger?target=NAME",
+        ),
+    }
+}

@@ -1,0 +1,282 @@
+//! The daemon as users run it: the real binary against an in-process
+//! simulator, with a schedule that fires every few seconds, SIGHUP reloads
+//! (valid and invalid), the status server, and SIGTERM during a rollout.
+
+mod simkit;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use activegate_lifecycle::rollout::tags;
+use activegate_lifecycle::sim::Mode;
+use simkit::rig::*;
+use simkit::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
+const TOKEN: &str = "trigger-secret-for-tests";
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success(), "kill -{sig}");
+}
+
+struct Daemon {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    async fn start(rig: &Rig) -> Daemon {
+        let config = rig.dir.path().join("ag.toml");
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+            .env("ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the daemon starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("a first line");
+            line
+        })
+        .await
+        .expect("join");
+        let url = line
+            .trim()
+            .strip_prefix("status: ")
+            .expect("the status address comes first")
+            .to_owned();
+        Daemon {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/status", self.url))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    async fn until_status(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        until(Duration::from_secs(30), || async {
+            let s = self.status().await;
+            f(&s).then_some(s)
+        })
+        .await
+    }
+
+    async fn exit_code(mut self) -> i32 {
+        tokio::task::spawn_blocking(move || self.child.wait().expect("wait"))
+            .await
+            .expect("join")
+            .code()
+            .expect("exited")
+    }
+}
+
+fn outcome_count(s: &serde_json::Value, outcome: &str) -> u64 {
+    s["targets"]["prod"]["outcomes"][outcome]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn set_config(rig: &Rig, f: impl FnOnce(String) -> String) {
+    let path = rig.dir.path().join("ag.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, f(text)).expect("write config");
+}
+
+async fn rig_with_daemon_config() -> Rig {
+    let rig = Rig::new().await;
+    set_config(&rig, |t| {
+        format!("[daemon]\nstatus_listen = \"127.0.0.1:0\"\nshutdown_deadline_seconds = 30\n\n{t}")
+            .replace("manifest = ", "schedule = \"*/2 * * * * *\"\nmanifest = ")
+    });
+    rig
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_rolls_on_start_on_schedule_and_on_sighup_and_stops_cleanly() {
+    let rig = rig_with_daemon_config().await;
+    let d = Daemon::start(&rig).await;
+
+    // At start: the service is created and verified.
+    let s = d.until_status(|s| outcome_count(s, "verified") == 1).await;
+    let first = s["targets"]["prod"]["revision"]
+        .as_str()
+        .expect("revision")
+        .to_owned();
+    assert!(first.ends_with(":1"), "{first}");
+
+    // The schedule fires every 2 s: unchanged runs follow, with no writes.
+    let s = d.until_status(|s| outcome_count(s, "unchanged") >= 2).await;
+    assert!(s["targets"]["prod"]["next_run"].is_string());
+
+    // A new version in the config and SIGHUP: reloaded and rolled out at once.
+    set_config(&rig, |t| {
+        t.replace(&format!("image = \"{V1}\""), &format!("image = \"{V2}\""))
+    });
+    signal(&d.child, "HUP");
+    let s = d.until_status(|s| outcome_count(s, "verified") == 2).await;
+    assert_eq!(s["reloads"], 1);
+    let second = s["targets"]["prod"]["revision"]
+        .as_str()
+        .expect("revision")
+        .to_owned();
+    assert!(second.ends_with(":2"), "{second}");
+    assert_eq!(
+        rig.w.service(SERVICE).await.task_definition(),
+        Some(second.as_str())
+    );
+
+    // An invalid config on SIGHUP is refused; the old one keeps working.
+    set_config(&rig, |t| {
+        t.replace("retention_days = 7", "retention_days = 8")
+    });
+    signal(&d.child, "HUP");
+    let s = d.until_status(|s| s["reload_failures"] == 1).await;
+    assert!(
+        s["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("retention_days")),
+        "{s}"
+    );
+    let before = outcome_count(&s, "unchanged");
+    d.until_status(|s| outcome_count(s, "unchanged") > before)
+        .await;
+
+    // The status server: health, metrics, and the trigger with its token.
+    let health = d
+        .http
+        .get(format!("{}/healthz", d.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let metrics = d
+        .http
+        .get(format!("{}/metrics", d.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "activegate_lifecycle_rollouts_total{target=\"prod\",outcome=\"verified\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("activegate_lifecycle_aws_calls_total{operation=\"DescribeServices\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("activegate_lifecycle_config_reloads_total{result=\"refused\"} 1"),
+        "{metrics}"
+    );
+    let denied = d
+        .http
+        .post(format!("{}/trigger?target=prod", d.url))
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(denied.status(), 401);
+    let wrong = d
+        .http
+        .post(format!("{}/trigger?target=nope", d.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(wrong.status(), 404);
+    let ok = d
+        .http
+        .post(format!("{}/trigger?target=prod", d.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(ok.status(), 202);
+
+    // `status` prints the table.
+    let url = d.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["status", "--url", &url])
+            .output()
+            .expect("status runs")
+    })
+    .await
+    .expect("join");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("prod") && table.contains("activegate:2"),
+        "{table}"
+    );
+
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_rollout_ends_with_the_service_verified_or_rolled_back() {
+    let rig = rig_with_daemon_config().await;
+    rig.w.image(BAD, Mode::NeverHealthy);
+    let d = Daemon::start(&rig).await;
+    d.until_status(|s| outcome_count(s, "verified") == 1).await;
+    let first = rig
+        .w
+        .service(SERVICE)
+        .await
+        .task_definition()
+        .expect("td")
+        .to_owned();
+
+    set_config(&rig, |t| {
+        t.replace(&format!("image = \"{V1}\""), &format!("image = \"{BAD}\""))
+    });
+    signal(&d.child, "HUP");
+    // Wait until the bad revision is being verified, then ask the daemon to stop.
+    until(Duration::from_secs(30), || async {
+        rig.service_tags()
+            .await
+            .contains_key(tags::ROLLOUT_TO)
+            .then_some(())
+    })
+    .await;
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+
+    // The in-flight rollout was finished (here: rolled back), not abandoned.
+    let tags = rig.service_tags().await;
+    assert!(!tags.contains_key(tags::ROLLOUT_TO), "{tags:?}");
+    assert_eq!(tags.get(tags::LAST_GOOD), Some(&first));
+    assert_eq!(
+        rig.w.service(SERVICE).await.task_definition(),
+        Some(first.as_str())
+    );
+    rig.w.sim.shutdown().await;
+}
