@@ -74,6 +74,9 @@ struct RunArgs {
     /// Do not reconcile every target at start (an interrupted rollout then waits for the first run).
     #[arg(long)]
     no_initial_run: bool,
+    /// Run scheduled rollouts even while a target's error budget is spent.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -277,6 +280,7 @@ fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
         print_stdout(&format!("status: http://{}\n", server.addr))?;
         let options = daemon::Options {
             no_initial_run: args.no_initial_run,
+            force: args.force,
             ..daemon::Options::default()
         };
         daemon::run(args.config.clone(), config, board, options, signals)

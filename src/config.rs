@@ -122,6 +122,9 @@ fn default_token_env() -> String {
 fn four() -> Count {
     Count(4)
 }
+fn five_nines() -> SloPercent {
+    SloPercent(99.999)
+}
 fn utc() -> TimezoneName {
     TimezoneName("UTC".into())
 }
@@ -322,6 +325,10 @@ pub struct Target {
     /// Targets of one group (e.g. one network zone) are never rolled at the same time.
     #[serde(default)]
     pub group: Option<String>,
+    /// The availability objective in percent over 30 days; scheduled rollouts pause
+    /// while its error budget is spent.
+    #[serde(default = "five_nines")]
+    pub slo_percent: SloPercent,
     #[serde(default)]
     pub rollout: RolloutSettings,
     #[serde(default)]
@@ -578,6 +585,12 @@ checked!(
     /// A cron expression with seconds: `sec min hour day month weekday [year]`.
     ScheduleText(String),
     |s| crate::daemon::schedule::Schedule::parse(s, "UTC").map(|_| ())
+);
+
+checked!(
+    /// An availability objective in percent: at least 90, below 100.
+    SloPercent(f64),
+    |n| (n.is_finite() && *n >= 90.0 && *n < 100.0).then_some(()).ok_or_else(|| format!("expected a percentage from 90 to below 100, such as 99.999, found {n}"))
 );
 
 checked!(

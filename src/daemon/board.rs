@@ -39,6 +39,15 @@ pub struct TargetStatus {
     pub errors: BTreeMap<String, u64>,
     pub missed_fires: u64,
     pub coalesced_triggers: u64,
+    /// Scheduled runs skipped because the error budget was spent.
+    pub skipped_for_budget: u64,
+    /// Over the last 30 days (observed part), 0..=1.
+    pub availability: Option<f64>,
+    pub downtime_seconds: f64,
+    pub error_budget_remaining_seconds: Option<f64>,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+    pub probe_latency_seconds_sum: f64,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +101,13 @@ impl Board {
                     status.last_outcome = prev.last_outcome.clone();
                     status.revision = prev.revision.clone();
                     status.last_finished = prev.last_finished;
+                    status.availability = prev.availability;
+                    status.downtime_seconds = prev.downtime_seconds;
+                    status.error_budget_remaining_seconds = prev.error_budget_remaining_seconds;
+                    status.probes_ok = prev.probes_ok;
+                    status.probes_failed = prev.probes_failed;
+                    status.probe_latency_seconds_sum = prev.probe_latency_seconds_sum;
+                    status.skipped_for_budget = prev.skipped_for_budget;
                 }
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);
@@ -254,6 +270,77 @@ impl Board {
                 "activegate_lifecycle_missed_fires_total{{target=\"{}\"}} {}",
                 esc(name),
                 t.missed_fires
+            );
+        }
+        type Gauge = (&'static str, &'static str, fn(&TargetStatus) -> Option<f64>);
+        let gauges: [Gauge; 4] = [
+            (
+                "availability_ratio",
+                "Availability over the last 30 days (observed part).",
+                |t| t.availability,
+            ),
+            (
+                "error_budget_remaining_seconds",
+                "Downtime the SLO still allows in the 30-day window.",
+                |t| t.error_budget_remaining_seconds,
+            ),
+            (
+                "downtime_seconds",
+                "Time in the 30-day window with no task answering healthy.",
+                |t| Some(t.downtime_seconds),
+            ),
+            (
+                "probe_latency_seconds_sum",
+                "Sum of the availability probes' latencies.",
+                |t| Some(t.probe_latency_seconds_sum),
+            ),
+        ];
+        for (metric, help, pick) in gauges {
+            let _ = writeln!(o, "# HELP activegate_lifecycle_{metric} {help}");
+            let _ = writeln!(o, "# TYPE activegate_lifecycle_{metric} gauge");
+            for (name, t) in &snap.targets {
+                if let Some(v) = pick(t) {
+                    let _ = writeln!(
+                        o,
+                        "activegate_lifecycle_{metric}{{target=\"{}\"}} {v}",
+                        esc(name)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_probes_total Availability probes by result."
+        );
+        let _ = writeln!(o, "# TYPE activegate_lifecycle_probes_total counter");
+        for (name, t) in &snap.targets {
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_probes_total{{target=\"{}\",result=\"ok\"}} {}",
+                esc(name),
+                t.probes_ok
+            );
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_probes_total{{target=\"{}\",result=\"failed\"}} {}",
+                esc(name),
+                t.probes_failed
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP activegate_lifecycle_skipped_for_budget_total Scheduled runs skipped because the error budget was spent."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE activegate_lifecycle_skipped_for_budget_total counter"
+        );
+        for (name, t) in &snap.targets {
+            let _ = writeln!(
+                o,
+                "activegate_lifecycle_skipped_for_budget_total{{target=\"{}\"}} {}",
+                esc(name),
+                t.skipped_for_budget
             );
         }
         for (metric, help, pick) in [

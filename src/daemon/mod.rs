@@ -3,7 +3,9 @@
 //! never two targets of one group at once — and a shutdown that lets an
 //! in-flight rollout finish or roll back.
 
+pub mod availability;
 pub mod board;
+mod monitor;
 pub mod schedule;
 pub mod wiring;
 
@@ -57,6 +59,8 @@ pub fn os_signals() -> std::io::Result<mpsc::Receiver<Signal>> {
 pub struct Options {
     /// Skip the reconcile of every target at start.
     pub no_initial_run: bool,
+    /// Run scheduled rollouts even when the error budget is spent.
+    pub force: bool,
     pub clock: Arc<dyn WallClock>,
     /// Adjusts the AWS clients (the simulator's fixed credentials in the demo and tests).
     pub adjust_client: Arc<dyn Fn(&mut ClientSettings) + Send + Sync>,
@@ -66,6 +70,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             no_initial_run: false,
+            force: false,
             clock: Arc::new(schedule::SystemClock),
             adjust_client: Arc::new(|_| {}),
         }
@@ -127,6 +132,13 @@ fn start_targets(
             limit: limit.clone(),
             group,
         };
+        tokio::spawn(monitor::watch(
+            config.clone(),
+            target.clone(),
+            board.clone(),
+            options.clone(),
+            stopped.clone(),
+        ));
         let before = previous.remove(&name).map(|r| r.task);
         let task = tokio::spawn(job.run(rx, stopped, before));
         running.insert(name, Running { stop, task });
@@ -211,6 +223,19 @@ impl Job {
 
     async fn reconcile(&self, why: Trigger) {
         let name = self.name();
+        if why == Trigger::Schedule && !self.options.force {
+            let mut spent = None;
+            self.board.target(&name, |t| {
+                if let Some(b) = t.error_budget_remaining_seconds.filter(|b| *b < 0.0) {
+                    t.skipped_for_budget += 1;
+                    spent = Some(b);
+                }
+            });
+            if let Some(b) = spent {
+                tracing::warn!(target = %name, overspent_s = -b, "scheduled rollout skipped: the error budget is spent (SIGHUP, POST /trigger or --force still roll)");
+                return;
+            }
+        }
         let _permit = self.limit.acquire().await;
         let _group = match &self.group {
             Some(g) => Some(g.lock().await),

@@ -42,6 +42,35 @@ pub async fn engine_with(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Result<Engine, WiringError> {
+    let parts = parts(config, target, adjust).await?;
+    let spec = Spec {
+        target: target.name.to_string(),
+        cluster: target.cluster.to_string(),
+        service: target.service.to_string(),
+        manifest: Arc::new(parts.manifest),
+        settings: parts.settings,
+        deployment: target.deployment(),
+        keep_revisions: target.rollout.keep_revisions.0,
+        log_retention_days: target.logs.retention_days.0,
+        verify: target.verify_policy(),
+    };
+    Ok(Engine::new(parts.aws, parts.prober, spec))
+}
+
+/// What an engine and the availability monitor are made of.
+pub struct Parts {
+    pub manifest: translate::Manifest,
+    pub settings: translate::Settings,
+    pub prober: Prober,
+    pub aws: Aws,
+}
+
+/// Reads the target's manifest, builds its prober and its AWS clients.
+pub async fn parts(
+    config: &Config,
+    target: &Target,
+    adjust: impl FnOnce(&mut ClientSettings),
+) -> Result<Parts, WiringError> {
     let Some(manifest_path) = &target.manifest else {
         return Err(WiringError::NoManifest {
             config: config.path.clone(),
@@ -69,16 +98,10 @@ pub async fn engine_with(
     client.max_attempts = config.aws.max_attempts.0;
     adjust(&mut client);
     let aws = Aws::connect(client).await;
-    let spec = Spec {
-        target: target.name.to_string(),
-        cluster: target.cluster.to_string(),
-        service: target.service.to_string(),
-        manifest: Arc::new(manifest),
+    Ok(Parts {
+        manifest,
         settings,
-        deployment: target.deployment(),
-        keep_revisions: target.rollout.keep_revisions.0,
-        log_retention_days: target.logs.retention_days.0,
-        verify: target.verify_policy(),
-    };
-    Ok(Engine::new(aws, prober, spec))
+        prober,
+        aws,
+    })
 }

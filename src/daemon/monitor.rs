@@ -1,0 +1,149 @@
+//! The availability monitor: probes every running task of a target on the
+//! probe interval — between rollouts and during them — and counts the time in
+//! which none answered healthy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::availability::{Availability, SINCE_TAG, TAG};
+use super::board::Board;
+use super::{Options, wiring};
+use crate::config::{Config, Target};
+
+/// Task IPs are refreshed from ECS every this many probe rounds.
+const REFRESH_EVERY: u32 = 4;
+/// Downtime is written to the service tag at most this often (and at shutdown).
+const PERSIST_EVERY: Duration = Duration::from_secs(60);
+
+pub async fn watch(
+    config: Arc<Config>,
+    target: Target,
+    board: Arc<Board>,
+    options: Options,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = target.name.to_string();
+    let adjust = options.adjust_client.clone();
+    let parts = match wiring::parts(&config, &target, |c| adjust(c)).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(target = %name, error = %e, "availability monitor off: cannot build its prober");
+            return;
+        }
+    };
+    let (aws, prober) = (parts.aws, parts.prober);
+    let (cluster, service) = (target.cluster.to_string(), target.service.to_string());
+    let slo = target.slo_percent.0 / 100.0;
+    let clock = options.clock.clone();
+    let interval = target.probe.interval_seconds.duration();
+
+    // Pick up what earlier runs of the daemon counted.
+    let mut service_arn = None;
+    let mut availability = Availability::new(slo, clock.now());
+    if let Ok(Some(svc)) = aws.describe_service(&cluster, &service).await {
+        let since = svc
+            .tags
+            .get(SINCE_TAG)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
+        if since.is_none() {
+            let _ = aws
+                .tag(
+                    &svc.arn,
+                    &[(
+                        SINCE_TAG.into(),
+                        clock
+                            .now()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    )],
+                )
+                .await;
+        }
+        availability = Availability::decode(
+            slo,
+            since.unwrap_or_else(|| clock.now()),
+            svc.tags.get(TAG).map_or("", String::as_str),
+        );
+        service_arn = Some(svc.arn);
+    }
+
+    let mut ips: Vec<String> = Vec::new();
+    let mut round = 0u32;
+    let mut last = clock.now();
+    let mut persisted = availability.encode();
+    let mut persisted_at = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if round.is_multiple_of(REFRESH_EVERY) || ips.is_empty() {
+            if let Ok(tasks) = aws.tasks(&cluster, &service, false).await {
+                ips = tasks
+                    .into_iter()
+                    .filter(|t| t.last_status == "RUNNING")
+                    .filter_map(|t| t.ip)
+                    .collect();
+            }
+            if service_arn.is_none() {
+                service_arn = aws
+                    .describe_service(&cluster, &service)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|s| s.arn);
+            }
+        }
+        round = round.wrapping_add(1);
+        let mut probes = JoinSet::new();
+        for ip in &ips {
+            let (prober, ip) = (prober.clone(), ip.clone());
+            probes.spawn(async move { prober.probe(&ip).await });
+        }
+        let (mut ok, mut failed, mut latency) = (0u64, 0u64, 0.0f64);
+        while let Some(Ok(p)) = probes.join_next().await {
+            latency += p.latency.as_secs_f64();
+            if p.result.is_ok() {
+                ok += 1
+            } else {
+                failed += 1
+            }
+        }
+        let now = clock.now();
+        let elapsed = ((now - last).num_milliseconds() as f64 / 1000.0).max(0.0);
+        last = now;
+        // A service with tasks but none healthy is down; one without tasks yet is not observed.
+        if ok == 0 && service_arn.is_some() && (failed > 0 || round > 1) {
+            availability.add_downtime(now, elapsed);
+            tracing::warn!(target = %name, tasks = ips.len(), "no ActiveGate task answered healthy");
+        }
+        let report = availability.report(now);
+        board.target(&name, |t| {
+            t.availability = Some(report.availability);
+            t.downtime_seconds = report.downtime_seconds;
+            t.error_budget_remaining_seconds = Some(report.budget_remaining_seconds);
+            t.probes_ok += ok;
+            t.probes_failed += failed;
+            t.probe_latency_seconds_sum += latency;
+        });
+        let encoded = availability.encode();
+        if encoded != persisted
+            && persisted_at.elapsed() >= PERSIST_EVERY.min(interval * 4)
+            && let Some(arn) = &service_arn
+            && aws.tag(arn, &[(TAG.into(), encoded.clone())]).await.is_ok()
+        {
+            persisted = encoded;
+            persisted_at = tokio::time::Instant::now();
+        }
+    }
+    let encoded = availability.encode();
+    if encoded != persisted
+        && let Some(arn) = &service_arn
+    {
+        let _ = aws.tag(arn, &[(TAG.into(), encoded)]).await;
+    }
+    board.add_aws_counts(aws.counts());
+}
