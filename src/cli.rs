@@ -246,7 +246,11 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
 
 fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
     let config = Config::load(&args.config).map_err(Failure::bad_input)?;
-    let runtime = tokio::runtime::Runtime::new()
+    // One thread: the daemon waits on timers and the network, and one thread
+    // (with one allocator arena) keeps it small at rest.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .context("cannot start the async runtime")
         .map_err(Failure::runtime)?;
     runtime.block_on(async {

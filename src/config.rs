@@ -325,6 +325,9 @@ pub struct Target {
     /// Targets of one group (e.g. one network zone) are never rolled at the same time.
     #[serde(default)]
     pub group: Option<String>,
+    /// Scheduled rollouts run only inside this window (start, SIGHUP and triggers are not limited).
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceWindow>,
     /// The availability objective in percent over 30 days; scheduled rollouts pause
     /// while its error budget is spent.
     #[serde(default = "five_nines")]
@@ -426,6 +429,32 @@ impl Environment {
             self.ignore_cluster_runtime_info.map(|b| b.to_string()),
         );
         m
+    }
+}
+
+/// Days of the week and a time span, in the target's time zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub days: NonEmpty<DayName>,
+    pub from: ClockTime,
+    pub to: ClockTime,
+}
+
+impl MaintenanceWindow {
+    pub fn window(&self) -> crate::daemon::schedule::Window {
+        crate::daemon::schedule::Window {
+            days: self
+                .days
+                .0
+                .iter()
+                .map(|d| d.0.parse().expect("checked when the config was read"))
+                .collect(),
+            from: chrono::NaiveTime::parse_from_str(&self.from.0, "%H:%M")
+                .expect("checked when the config was read"),
+            to: chrono::NaiveTime::parse_from_str(&self.to.0, "%H:%M")
+                .expect("checked when the config was read"),
+        }
     }
 }
 
@@ -585,6 +614,18 @@ checked!(
     /// A cron expression with seconds: `sec min hour day month weekday [year]`.
     ScheduleText(String),
     |s| crate::daemon::schedule::Schedule::parse(s, "UTC").map(|_| ())
+);
+
+checked!(
+    /// A day of the week: `Mon` … `Sun`.
+    DayName(String),
+    |s| s.parse::<chrono::Weekday>().map(|_| ()).map_err(|_| format!("expected a day such as `Mon` or `Sat`, found `{s}`"))
+);
+
+checked!(
+    /// A time of day, `HH:MM`.
+    ClockTime(String),
+    |s| chrono::NaiveTime::parse_from_str(s, "%H:%M").map(|_| ()).map_err(|_| format!("expected a time of day such as `02:30`, found `{s}`"))
 );
 
 checked!(

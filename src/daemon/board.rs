@@ -41,6 +41,8 @@ pub struct TargetStatus {
     pub coalesced_triggers: u64,
     /// Scheduled runs skipped because the error budget was spent.
     pub skipped_for_budget: u64,
+    /// Scheduled runs skipped because they fell outside the maintenance window.
+    pub skipped_outside_window: u64,
     /// Over the last 30 days (observed part), 0..=1.
     pub availability: Option<f64>,
     pub downtime_seconds: f64,
@@ -108,6 +110,7 @@ impl Board {
                     status.probes_failed = prev.probes_failed;
                     status.probe_latency_seconds_sum = prev.probe_latency_seconds_sum;
                     status.skipped_for_budget = prev.skipped_for_budget;
+                    status.skipped_outside_window = prev.skipped_outside_window;
                 }
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);

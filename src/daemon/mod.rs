@@ -223,6 +223,17 @@ impl Job {
 
     async fn reconcile(&self, why: Trigger) {
         let name = self.name();
+        if let (Trigger::Schedule, Some(m)) = (why, &self.target.maintenance) {
+            let tz = self
+                .target
+                .schedule()
+                .map_or(chrono_tz::UTC, |s| s.timezone());
+            if !m.window().contains(self.options.clock.now(), tz) {
+                tracing::info!(target = %name, "scheduled time outside the maintenance window; skipped");
+                self.board.target(&name, |t| t.skipped_outside_window += 1);
+                return;
+            }
+        }
         if why == Trigger::Schedule && !self.options.force {
             let mut spent = None;
             self.board.target(&name, |t| {

@@ -230,3 +230,72 @@ mod tests {
         assert!(e.contains("not an IANA time zone"), "{e}");
     }
 }
+
+/// A maintenance window: days of the week and a time span in a time zone.
+/// A span whose end is before its start runs past midnight into the next day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub days: Vec<chrono::Weekday>,
+    pub from: chrono::NaiveTime,
+    pub to: chrono::NaiveTime,
+}
+
+impl Window {
+    /// Whether `t` falls in the window, in zone `tz`.
+    pub fn contains(&self, t: DateTime<Utc>, tz: Tz) -> bool {
+        use chrono::Datelike;
+        let local = t.with_timezone(&tz);
+        let time = local.time();
+        let today = local.weekday();
+        if self.from <= self.to {
+            self.days.contains(&today) && time >= self.from && time < self.to
+        } else {
+            (self.days.contains(&today) && time >= self.from)
+                || (self.days.contains(&today.pred()) && time < self.to)
+        }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use chrono::{NaiveTime, TimeZone, Weekday};
+
+    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn a_weekend_night_window_in_berlin() {
+        let w = Window {
+            days: vec![Weekday::Sat, Weekday::Sun],
+            from: NaiveTime::from_hms_opt(2, 0, 0).expect("time"),
+            to: NaiveTime::from_hms_opt(5, 0, 0).expect("time"),
+        };
+        let berlin = chrono_tz::Europe::Berlin;
+        // Saturday 21 November 2026, 03:00 in Berlin is 02:00 UTC.
+        assert!(w.contains(at(21, 2, 0), berlin));
+        assert!(!w.contains(at(21, 4, 0), berlin), "05:00 local is outside");
+        assert!(!w.contains(at(20, 2, 0), berlin), "Friday is outside");
+    }
+
+    #[test]
+    fn a_window_across_midnight_belongs_to_the_day_it_starts() {
+        let w = Window {
+            days: vec![Weekday::Fri],
+            from: NaiveTime::from_hms_opt(23, 0, 0).expect("time"),
+            to: NaiveTime::from_hms_opt(1, 0, 0).expect("time"),
+        };
+        assert!(w.contains(at(20, 23, 30), chrono_tz::UTC), "Friday 23:30");
+        assert!(
+            w.contains(at(21, 0, 30), chrono_tz::UTC),
+            "Saturday 00:30, still Friday's window"
+        );
+        assert!(
+            !w.contains(at(21, 23, 30), chrono_tz::UTC),
+            "Saturday 23:30"
+        );
+    }
+}
