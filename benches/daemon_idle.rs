@@ -76,19 +76,23 @@ async fn main() {
     tokio::time::sleep(IDLE).await;
     let (ticks1, elapsed) = (cpu_ticks(pid), t0.elapsed());
     let rss = proc_field(pid, "VmRSS:");
+    let anon = proc_field(pid, "RssAnon:");
+    let file = proc_field(pid, "RssFile:");
     let peak = proc_field(pid, "VmHWM:");
     let hz = 100.0; // USER_HZ on Linux
     let cpu_s = (ticks1 - ticks0) as f64 / hz;
     let _ = child.kill();
     let _ = child.wait();
     println!(
-        "| daemon, 1 target, idle | RSS | peak RSS | CPU over {} s | CPU per hour |",
+        "| daemon, 1 target, idle | RSS (heap + mapped code) | peak RSS | CPU over {} s | CPU per hour |",
         elapsed.as_secs()
     );
     println!("|---|---|---|---|---|");
     println!(
-        "| probe interval 15 s | {:.1} MiB | {:.1} MiB | {:.2} s ({:.2} %) | {:.0} s |",
+        "| probe interval 15 s | {:.1} MiB ({:.1} + {:.1}) | {:.1} MiB | {:.2} s ({:.2} %) | {:.0} s |",
         rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
         peak as f64 / 1024.0,
         cpu_s,
         100.0 * cpu_s / elapsed.as_secs_f64(),

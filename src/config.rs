@@ -97,6 +97,24 @@ pub struct DaemonSettings {
     /// Targets of different groups rolled at the same time, at most.
     #[serde(default = "four")]
     pub max_parallel: Count,
+    /// Send rollout outcomes to Dynatrace as events.
+    #[serde(default)]
+    pub events: Option<EventSettings>,
+}
+
+/// Where rollout events go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// The Dynatrace environment, e.g. `https://abc12345.live.dynatrace.com`.
+    pub environment_url: EndpointUrl,
+    /// The environment variable holding an API token with the `events.ingest` scope.
+    #[serde(default = "default_events_token_env")]
+    pub token_env: String,
+}
+
+fn default_events_token_env() -> String {
+    "DT_API_TOKEN".into()
 }
 
 impl Default for DaemonSettings {
@@ -106,6 +124,7 @@ impl Default for DaemonSettings {
             shutdown_deadline_seconds: default_shutdown_deadline(),
             trigger_token_env: default_token_env(),
             max_parallel: four(),
+            events: None,
         }
     }
 }

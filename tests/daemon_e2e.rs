@@ -15,6 +15,8 @@ use simkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
 const TOKEN: &str = "trigger-secret-for-tests";
+/// The Dynatrace API token the daemon reads from its environment; it must never be printed.
+const DT_TOKEN: &str = "dt0c01.SIMULATED.never-print-me";
 
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
@@ -39,9 +41,10 @@ impl Daemon {
             .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
             .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
             .env("ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
+            .env("AGL_TEST_DT_TOKEN", DT_TOKEN)
+            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(rig.dir.path().join("daemon.log")).expect("log file"))
             .spawn()
             .expect("the daemon starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -109,7 +112,10 @@ fn set_config(rig: &Rig, f: impl FnOnce(String) -> String) {
 async fn rig_with_daemon_config() -> Rig {
     let rig = Rig::new().await;
     set_config(&rig, |t| {
-        format!("[daemon]\nstatus_listen = \"127.0.0.1:0\"\nshutdown_deadline_seconds = 30\n\n{t}")
+        format!(
+            "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nshutdown_deadline_seconds = 30\n\n[daemon.events]\nenvironment_url = \"{}\"\ntoken_env = \"AGL_TEST_DT_TOKEN\"\n\n{t}",
+            rig.w.sim.endpoint()
+        )
             .replace("manifest = ", "schedule = \"*/2 * * * * *\"\nmanifest = ")
     });
     rig
@@ -238,6 +244,25 @@ async fn the_daemon_rolls_on_start_on_schedule_and_on_sighup_and_stops_cleanly()
 
     signal(&d.child, "TERM");
     assert_eq!(d.exit_code().await, 0);
+
+    // Each verified version became a Dynatrace deployment event.
+    let events = rig.w.sim.events();
+    let deployments: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["eventType"] == "CUSTOM_DEPLOYMENT")
+        .collect();
+    assert_eq!(deployments.len(), 2, "{events:?}");
+    assert_eq!(
+        deployments[1]["properties"]["dt.event.deployment.version"],
+        V2
+    );
+    // The API token is used, never printed.
+    let log = std::fs::read_to_string(rig.dir.path().join("daemon.log")).expect("daemon log");
+    assert!(log.contains("Dynatrace event sent"), "{log}");
+    assert!(
+        !log.contains("never-print-me"),
+        "the token leaked into the log"
+    );
     rig.w.sim.shutdown().await;
 }
 

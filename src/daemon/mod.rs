@@ -5,6 +5,7 @@
 
 pub mod availability;
 pub mod board;
+pub mod events;
 mod monitor;
 pub mod schedule;
 pub mod wiring;
@@ -221,6 +222,13 @@ impl Job {
         }
     }
 
+    /// The Dynatrace event sink, when configured and its token is in the environment.
+    fn events(&self) -> Option<events::Sink> {
+        let e = self.config.daemon.events.as_ref()?;
+        let token = std::env::var(&e.token_env).ok().filter(|t| !t.is_empty())?;
+        events::Sink::new(&e.environment_url.0, token)
+    }
+
     async fn reconcile(&self, why: Trigger) {
         let name = self.name();
         if let (Trigger::Schedule, Some(m)) = (why, &self.target.maintenance) {
@@ -274,6 +282,18 @@ impl Job {
             }
         };
         let finished = self.options.clock.now();
+        if let (Ok(o), Some(sink)) = (&result, self.events()) {
+            let image = self.target.image.as_ref().map(|i| i.0.as_str());
+            if let Some(e) = events::Sink::event(
+                &name,
+                self.target.cluster.as_str(),
+                self.target.service.as_str(),
+                o,
+                image,
+            ) {
+                sink.send(e).await;
+            }
+        }
         match &result {
             Ok(o) => tracing::info!(target = %name, outcome = o.label(), "reconciled"),
             Err((kind, e)) => {

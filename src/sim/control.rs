@@ -126,6 +126,7 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
         }
         (&Method::GET, "/sim/v1/timeline") => Ok(json!(shared.lock().timeline)),
         (&Method::GET, "/sim/v1/calls") => Ok(json!(shared.lock().calls)),
+        (&Method::GET, "/sim/v1/events") => Ok(json!(shared.lock().events)),
         _ => Err((
             StatusCode::NOT_FOUND,
             json!({ "message": format!("no control endpoint {method} {path}") }),

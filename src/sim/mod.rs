@@ -307,6 +307,11 @@ impl SimHandle {
         registry::publish(&mut self.shared.lock(), repository, tag, None, now)
     }
 
+    /// Dynatrace events received so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.shared.lock().events.clone()
+    }
+
     /// Calls per operation so far.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.lock().calls.clone()

@@ -86,6 +86,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let method = req.method().clone();
+    let authorized = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Api-Token ") && v.len() > "Api-Token ".len());
     let path = req.uri().path().to_owned();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -96,6 +101,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
     };
 
     let Some(target) = target else {
+        if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
+            return Ok(ingest_event(shared, authorized, &body));
+        }
         if path.starts_with("/v2/") {
             return Ok(super::registry::handle(&shared.lock(), &method, &path));
         }
@@ -173,4 +181,40 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         Ok(v) => json_response(StatusCode::OK, &v, &request_id),
         Err(e) => error_response(&e, &request_id),
     })
+}
+
+/// Dynatrace's events API: an event needs `eventType` and `title`; the answer
+/// carries a status per event, as Dynatrace's does.
+fn ingest_event(shared: &Shared, authorized: bool, body: &Bytes) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, v: Value| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(v.to_string())))
+            .expect("a JSON response is valid")
+    };
+    if !authorized {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": {"code": 401, "message": "Missing authorization parameter."}}),
+        );
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(body) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": {"code": 400, "message": "Could not map JSON"}}),
+        );
+    };
+    let ok = event["eventType"].is_string() && event["title"].is_string();
+    let status = if ok { "OK" } else { "INVALID_METADATA" };
+    let now = shared.clock.now();
+    let mut st = shared.lock();
+    if ok {
+        st.events.push(event);
+    }
+    st.record(now, "dynatrace-event", "events", status);
+    reply(
+        StatusCode::CREATED,
+        serde_json::json!({"reportCount": 1, "eventIngestResults": [{"correlationId": format!("{:016x}", st.next_id), "status": status}]}),
+    )
 }

@@ -373,6 +373,8 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     pub timeline: Vec<TimelineEvent>,
     pub calls: BTreeMap<String, u64>,
+    /// Dynatrace events received at `/api/v2/events/ingest`.
+    pub events: Vec<serde_json::Value>,
     /// OCI registry: repository → tags in publication order.
     pub registry: BTreeMap<String, Vec<super::registry::RegistryTag>>,
     pub next_id: u64,
