@@ -197,3 +197,39 @@ async fn scheduled_times_that_pass_during_a_rollout_are_skipped_and_logged() {
     d.stop().await;
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_of_one_group_never_roll_at_the_same_time() {
+    let rig = Rig::new().await;
+    edit(&rig, |t| {
+        let target_start = t.find("[[target]]").expect("a target");
+        let second = t[target_start..]
+            .replace("name = \"prod\"", "name = \"prod-b\"")
+            .replace("service = \"activegate\"", "service = \"activegate-b\"")
+            .replace("family = \"activegate\"", "family = \"activegate-b\"");
+        format!("{t}\n{second}").replace("manifest = ", "group = \"zone-a\"\nmanifest = ")
+    });
+    let d = start(&rig);
+    let both = until(Duration::from_secs(40), || async {
+        let s = d.board.snapshot();
+        let a = s.targets.get("prod")?.clone();
+        let b = s.targets.get("prod-b")?.clone();
+        (count(&a, "verified") == 1 && count(&b, "verified") == 1).then_some((a, b))
+    })
+    .await;
+    let (a, b) = both;
+    let (a0, a1) = (
+        a.last_started.expect("started"),
+        a.last_finished.expect("finished"),
+    );
+    let (b0, b1) = (
+        b.last_started.expect("started"),
+        b.last_finished.expect("finished"),
+    );
+    assert!(
+        a1 <= b0 || b1 <= a0,
+        "the runs overlapped: {a0}..{a1} and {b0}..{b1}"
+    );
+    d.stop().await;
+    rig.w.sim.shutdown().await;
+}

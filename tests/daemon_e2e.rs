@@ -305,3 +305,60 @@ async fn sigterm_during_a_rollout_ends_with_the_service_verified_or_rolled_back(
     );
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_rolls_out_a_new_version_from_the_manifest() {
+    let rig = rig_with_daemon_config().await;
+    // The image comes from a manifest of our own, not from the config.
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/activegate-k8s.yaml"
+    ))
+    .expect("fixture");
+    let manifest = rig.dir.path().join("activegate.yaml");
+    std::fs::write(
+        &manifest,
+        fixture.replace(
+            "image: <YOUR_ENVIRONMENT_URL>/linux/activegate\n          imagePullPolicy",
+            &format!("image: {V1}\n          imagePullPolicy"),
+        ),
+    )
+    .expect("manifest");
+    set_config(&rig, |t| {
+        let t = t.replace(&format!("image = \"{V1}\"\n"), "");
+        let start = t.find("manifest = ").expect("manifest line");
+        let end = start + t[start..].find('\n').expect("end of line");
+        format!(
+            "{}manifest = \"{}\"{}",
+            &t[..start],
+            manifest.display(),
+            &t[end..]
+        )
+    });
+    let d = Daemon::start(&rig).await;
+    d.until_status(|s| outcome_count(s, "verified") == 1).await;
+    // A new version lands in the manifest; no signal: the schedule (every 2 s) picks it up.
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, text.replace(V1, V2)).expect("manifest");
+    let s = d.until_status(|s| outcome_count(s, "verified") == 2).await;
+    assert_eq!(s["targets"]["prod"]["last_trigger"], "schedule");
+    assert_eq!(s["reloads"], 0);
+    let svc = rig.w.service(SERVICE).await;
+    let td = rig
+        .w
+        .ecs
+        .describe_task_definition()
+        .task_definition(svc.task_definition().expect("td"))
+        .send()
+        .await
+        .expect("describe");
+    let image = td
+        .task_definition()
+        .and_then(|t| t.container_definitions().first())
+        .and_then(|c| c.image())
+        .map(str::to_owned);
+    assert_eq!(image.as_deref(), Some(V2));
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+    rig.w.sim.shutdown().await;
+}
