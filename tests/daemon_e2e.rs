@@ -362,3 +362,44 @@ async fn a_scheduled_run_rolls_out_a_new_version_from_the_manifest() {
     assert_eq!(d.exit_code().await, 0);
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_and_the_next_start_resumes() {
+    let rig = rig_with_daemon_config().await;
+    // A long bake keeps the rollout in flight.
+    set_config(&rig, |t| {
+        t.replace("bake_seconds = 0.3", "bake_seconds = 20")
+    });
+    let d = Daemon::start(&rig).await;
+    until(Duration::from_secs(30), || async {
+        rig.service_tags()
+            .await
+            .contains_key(tags::ROLLOUT_TO)
+            .then_some(())
+    })
+    .await;
+    signal(&d.child, "TERM");
+    // Signals sent back to back may arrive as one: send the second once the first is handled.
+    let log = rig.dir.path().join("daemon.log");
+    until(Duration::from_secs(10), || async {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("stopping: no new work")
+            .then_some(())
+    })
+    .await;
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+    // Had the daemon waited for the rollout (its 20 s bake), the mark would be gone:
+    // it is left for the next start, which finishes the rollout.
+    assert!(rig.service_tags().await.contains_key(tags::ROLLOUT_TO));
+    set_config(&rig, |t| {
+        t.replace("bake_seconds = 20", "bake_seconds = 0.3")
+    });
+    let d = Daemon::start(&rig).await;
+    d.until_status(|s| outcome_count(s, "verified") == 1).await;
+    assert!(!rig.service_tags().await.contains_key(tags::ROLLOUT_TO));
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+    rig.w.sim.shutdown().await;
+}

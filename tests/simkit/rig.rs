@@ -115,13 +115,8 @@ impl Rig {
         .expect("engine")
     }
 
+    /// The service's tags; empty while the service does not exist.
     pub async fn service_tags(&self) -> std::collections::BTreeMap<String, String> {
-        self.w
-            .service(SERVICE)
-            .await
-            .service_arn()
-            .map(|_| ())
-            .expect("service");
         let out = self
             .w
             .ecs
@@ -132,16 +127,20 @@ impl Rig {
             .send()
             .await
             .expect("describe");
-        out.services()[0]
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or("").to_owned(),
-                    t.value().unwrap_or("").to_owned(),
-                )
+        out.services()
+            .first()
+            .map(|s| {
+                s.tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or("").to_owned(),
+                            t.value().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default()
     }
 
     /// Creates the service at V1 and verifies it.
