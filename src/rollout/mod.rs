@@ -369,20 +369,11 @@ impl Engine {
                 });
             }
             // Runs what it should but was never verified by us: verify and keep it.
-            return match self.verify(&svc.task_definition).await {
-                Ok(()) => {
-                    self.aws
-                        .tag(
-                            &svc.arn,
-                            &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
-                        )
-                        .await?;
-                    Ok(Outcome::Adopted {
-                        revision: svc.task_definition.clone(),
-                    })
-                }
-                Err(verify::VerifyError::Aws(e)) => Err(e.into()),
-                Err(verify::VerifyError::Failed(f)) => match last_good {
+            return match self.adopt(&svc).await? {
+                None => Ok(Outcome::Adopted {
+                    revision: svc.task_definition.clone(),
+                }),
+                Some(f) => match last_good {
                     Some(good) => {
                         self.roll_back(
                             &svc,
@@ -411,30 +402,15 @@ impl Engine {
         // A service never touched before: its running revision becomes last good once it verifies.
         let last_good = match last_good {
             Some(g) => Some(g),
-            None => match self.verify(&svc.task_definition).await {
-                Ok(()) => {
-                    self.aws
-                        .tag(
-                            &svc.arn,
-                            &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
-                        )
-                        .await?;
-                    tracing::info!(revision = %svc.task_definition, "adopted the running revision as last good");
-                    Some(svc.task_definition.clone())
-                }
-                Err(verify::VerifyError::Aws(e)) => return Err(e.into()),
-                Err(verify::VerifyError::Failed(f)) => {
+            None => match self.adopt(&svc).await? {
+                None => Some(svc.task_definition.clone()),
+                Some(f) => {
                     tracing::warn!(reasons = ?f.reasons, "the running revision is not healthy; rolling out without a revision to return to");
                     None
                 }
             },
         };
 
-        if let Some(logs) = &self.spec.settings.logs {
-            self.aws
-                .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
-                .await?;
-        }
         let to = self.register(&desired).await?;
         let from = svc.task_definition.clone();
         tracing::info!(from = %from, to = %to, image = %desired.image, "rolling out");
@@ -461,7 +437,33 @@ impl Engine {
             .await
     }
 
+    /// Verifies the running revision and tags it last good. `Some(failure)` when
+    /// it is not healthy (nothing is tagged then).
+    async fn adopt(&self, svc: &ServiceState) -> Result<Option<verify::Failure>, RolloutError> {
+        match self.verify(&svc.task_definition).await {
+            Ok(()) => {
+                self.aws
+                    .tag(
+                        &svc.arn,
+                        &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
+                    )
+                    .await?;
+                tracing::info!(revision = %svc.task_definition, "adopted the running revision as last good");
+                Ok(None)
+            }
+            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
+            Err(verify::VerifyError::Failed(f)) => Ok(Some(f)),
+        }
+    }
+
+    /// Registers the desired revision, after making sure its log group exists
+    /// (a task whose log group is missing fails to start on Fargate).
     async fn register(&self, desired: &Desired) -> Result<String, EcsError> {
+        if let Some(logs) = &self.spec.settings.logs {
+            self.aws
+                .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
+                .await?;
+        }
         let image_tag = desired.image.chars().take(256).collect::<String>();
         self.aws
             .register_task_definition(
@@ -578,11 +580,6 @@ impl Engine {
 
     /// A service that does not exist yet: create it with the desired revision.
     async fn create(&self, desired: &Desired) -> Result<Outcome, RolloutError> {
-        if let Some(logs) = &self.spec.settings.logs {
-            self.aws
-                .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
-                .await?;
-        }
         let to = self.register(desired).await?;
         let translation =
             translate::translate(&self.spec.manifest, &self.settings_for(&desired.image))
