@@ -13,6 +13,7 @@ pub mod rollout;
 pub mod sim;
 pub mod status;
 pub mod translate;
+pub mod versions;
 
 use std::io::Read;
 use std::path::Path;
