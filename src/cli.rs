@@ -484,6 +484,9 @@ fn print_plan(target: &str, plan: &rollout::Plan) -> Result<(), Failure> {
         ));
     }
     t.push_str(&format!("  desired image: {}\n", plan.desired_image));
+    for v in &plan.versions {
+        t.push_str(&format!("  version:       {v}\n"));
+    }
     t.push_str(&format!("  content hash:  {}\n", plan.desired_hash));
     if plan.quarantined {
         t.push_str("  the desired image is quarantined: a rollout would do nothing\n");

@@ -355,6 +355,49 @@ pub struct Target {
     pub rollout: RolloutSettings,
     #[serde(default)]
     pub probe: ProbeConfig,
+    /// Where new ActiveGate versions come from; without it, the configured image is used as is.
+    #[serde(default)]
+    pub versions: Option<VersionSettings>,
+}
+
+/// Version discovery for a target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSettings {
+    /// `registry`: the newest acceptable tag of `repository`; `pinned`: the configured image.
+    pub source: VersionSourceKind,
+    /// The image repository, e.g. `public.ecr.aws/dynatrace/dynatrace-activegate`.
+    #[serde(default)]
+    pub repository: Option<ImageText>,
+    /// The registry's base URL, when it is not `https://<the repository's host>`.
+    #[serde(default)]
+    pub registry_url: Option<EndpointUrl>,
+    /// `newest`, `1.301.*`, `<= 1.303` or `>= 1.301`.
+    #[serde(default = "newest")]
+    pub constraint: ConstraintText,
+    /// Skip versions built fewer days ago than this.
+    #[serde(default)]
+    pub min_age_days: Option<Days>,
+    /// Take the `-fips` variants.
+    #[serde(default)]
+    pub fips: bool,
+    /// Registry user for basic credentials (the environment ID for the environment registry).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the registry password or token.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSourceKind {
+    Registry,
+    Pinned,
+}
+
+fn newest() -> ConstraintText {
+    ConstraintText("newest".into())
 }
 
 fn yes() -> bool {
@@ -636,6 +679,18 @@ checked!(
 );
 
 checked!(
+    /// A number of days, 0 to 365.
+    Days(f64),
+    |n| (n.is_finite() && (0.0..=365.0).contains(n)).then_some(()).ok_or_else(|| format!("expected 0 to 365 days, found {n}"))
+);
+
+checked!(
+    /// A version constraint: `newest`, `1.301.*`, `<= 1.303`, `>= 1.301`.
+    ConstraintText(String),
+    |s| crate::versions::Constraint::parse(s).map(|_| ())
+);
+
+checked!(
     /// A day of the week: `Mon` … `Sun`.
     DayName(String),
     |s| s.parse::<chrono::Weekday>().map(|_| ()).map_err(|_| format!("expected a day such as `Mon` or `Sat`, found `{s}`"))
@@ -848,6 +903,17 @@ impl Config {
                         t.name, r.minimum_healthy_percent.0, r.maximum_percent.0
                     ),
                 });
+            }
+            if let Some(v) = &t.versions {
+                if v.source == VersionSourceKind::Registry && v.repository.is_none() {
+                    return Err(ConfigError::Semantic {
+                        path: path.to_owned(),
+                        message: format!(
+                            "target `{}`: versions.source = \"registry\" needs versions.repository",
+                            t.name
+                        ),
+                    });
+                }
             }
             let p = &t.probe;
             let trusts = usize::from(p.ca_bundle.is_some())

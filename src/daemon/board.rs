@@ -43,6 +43,8 @@ pub struct TargetStatus {
     pub skipped_for_budget: u64,
     /// Scheduled runs skipped because they fell outside the maintenance window.
     pub skipped_outside_window: u64,
+    /// Version discoveries that failed (the running version was kept).
+    pub discovery_failures: u64,
     /// Over the last 30 days (observed part), 0..=1.
     pub availability: Option<f64>,
     pub downtime_seconds: f64,
@@ -111,6 +113,7 @@ impl Board {
                     status.probe_latency_seconds_sum = prev.probe_latency_seconds_sum;
                     status.skipped_for_budget = prev.skipped_for_budget;
                     status.skipped_outside_window = prev.skipped_outside_window;
+                    status.discovery_failures = prev.discovery_failures;
                 }
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);

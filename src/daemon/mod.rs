@@ -273,6 +273,9 @@ impl Job {
             Ok(engine) => {
                 let r = engine.reconcile(None).await;
                 self.board.add_aws_counts(engine.aws().counts());
+                let failures = engine.discovery_failures();
+                self.board
+                    .target(&name, |t| t.discovery_failures += failures);
                 r.map_err(|e| {
                     (
                         e.metric_label().to_owned(),

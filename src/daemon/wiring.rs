@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, Target};
 use crate::ecs::{Aws, ClientSettings};
 use crate::health::{HealthError, Prober, Trust};
-use crate::rollout::{Engine, Spec};
+use crate::rollout::{Discovery, Engine, Spec};
 use crate::translate::{self, TranslateError, manifest::MAX_MANIFEST_BYTES};
 
 /// Why a target cannot be turned into an engine: all bad input.
@@ -28,6 +28,8 @@ pub enum WiringError {
     Translate(#[from] TranslateError),
     #[error("cannot build the HTTPS prober")]
     Prober(#[from] HealthError),
+    #[error("version discovery: {0}")]
+    Versions(String),
 }
 
 /// Builds the engine for one target.
@@ -53,8 +55,51 @@ pub async fn engine_with(
         keep_revisions: target.rollout.keep_revisions.0,
         log_retention_days: target.logs.retention_days.0,
         verify: target.verify_policy(),
+        versions: discovery(target)?,
     };
     Ok(Engine::new(parts.aws, parts.prober, spec))
+}
+
+/// Version discovery from the target's `versions` settings.
+fn discovery(target: &Target) -> Result<Option<Discovery>, WiringError> {
+    use crate::config::VersionSourceKind;
+    use crate::versions::{Constraint, Policy, registry};
+    let Some(v) = &target.versions else {
+        return Ok(None);
+    };
+    if v.source == VersionSourceKind::Pinned {
+        return Ok(None);
+    }
+    let repository = v
+        .repository
+        .as_ref()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let (base, name) = registry::split_repository(&repository).ok_or_else(|| WiringError::Versions(format!("`{repository}` is not an image repository such as `public.ecr.aws/dynatrace/dynatrace-activegate`")))?;
+    let base = v.registry_url.as_ref().map_or(base, |u| u.0.clone());
+    let basic = match (&v.username, &v.password_env) {
+        (Some(user), Some(env)) => {
+            let password = std::env::var(env).map_err(|_| {
+                WiringError::Versions(format!(
+                    "the environment variable `{env}` (versions.password_env) is not set"
+                ))
+            })?;
+            Some((user.clone(), password))
+        }
+        _ => None,
+    };
+    let registry = registry::Registry::new(&base, &name, basic)
+        .map_err(|e| WiringError::Versions(e.to_string()))?;
+    let policy = Policy {
+        constraint: Constraint::parse(&v.constraint.0).map_err(WiringError::Versions)?,
+        min_age_days: v.min_age_days.as_ref().map_or(0.0, |d| d.0),
+        fips: v.fips,
+    };
+    Ok(Some(Discovery {
+        registry: Arc::new(registry),
+        repository,
+        policy,
+    }))
 }
 
 /// What an engine and the availability monitor are made of.

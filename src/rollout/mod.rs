@@ -34,6 +34,15 @@ pub mod tags {
     pub const QUARANTINE_PREFIX: &str = "activegate-lifecycle:quarantine:";
 }
 
+/// Where new versions come from: a repository in a registry, and the policy that picks.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub registry: Arc<crate::versions::registry::Registry>,
+    /// `public.ecr.aws/dynatrace/dynatrace-activegate`
+    pub repository: String,
+    pub policy: crate::versions::Policy,
+}
+
 /// Everything the engine needs to know about one target.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -46,6 +55,8 @@ pub struct Spec {
     pub keep_revisions: u32,
     pub log_retention_days: u32,
     pub verify: VerifyPolicy,
+    /// Version discovery; without it the configured image is rolled out as is.
+    pub versions: Option<Discovery>,
 }
 
 /// How a reconcile ended.
@@ -108,6 +119,8 @@ pub enum RolloutError {
     NothingToRollBackTo(String),
     #[error("a rollout of service {0} is already running in this process")]
     Busy(String),
+    #[error("version discovery failed and the service does not exist yet to keep its version")]
+    Discovery(#[source] crate::versions::registry::RegistryError),
 }
 
 impl RolloutError {
@@ -119,6 +132,7 @@ impl RolloutError {
             Self::RollbackFailed { .. } => "rollback-failed",
             Self::NothingToRollBackTo(_) => "nothing-to-roll-back-to",
             Self::Busy(_) => "busy",
+            Self::Discovery(_) => "discovery",
         }
     }
 }
@@ -126,6 +140,8 @@ impl RolloutError {
 /// What `plan` found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// What version discovery found and passed over, when it is configured.
+    pub versions: Vec<String>,
     pub running: Option<String>,
     pub last_good: Option<String>,
     pub in_flight: Option<String>,
@@ -200,6 +216,13 @@ pub struct Engine {
     prober: Prober,
     spec: Spec,
     progress: Arc<dyn Fn(&Progress) + Send + Sync>,
+    discovery_failures: std::sync::atomic::AtomicU64,
+}
+
+/// The tag of an image reference of `repository` (`repo:tag@digest` → `tag`).
+fn tag_of<'a>(image: &'a str, repository: &str) -> Option<&'a str> {
+    let rest = image.strip_prefix(repository)?.strip_prefix(':')?;
+    Some(rest.split('@').next().unwrap_or(rest))
 }
 
 /// The desired state, rendered.
@@ -215,6 +238,7 @@ impl Engine {
             aws,
             prober,
             spec,
+            discovery_failures: std::sync::atomic::AtomicU64::new(0),
             progress: Arc::new(|p: &Progress| {
                 tracing::debug!(revision = %p.revision, running = p.running, healthy = p.healthy, desired = p.desired, baking = p.baking, "verifying");
             }),
@@ -229,6 +253,86 @@ impl Engine {
 
     pub fn aws(&self) -> &Aws {
         &self.aws
+    }
+
+    /// Version discoveries that failed (the current version was kept).
+    pub fn discovery_failures(&self) -> u64 {
+        self.discovery_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The image version discovery picks, with notes on what it passed over.
+    /// `Ok(None)` when discovery is not configured; on failure the running
+    /// image is kept (a failed discovery never fails a running service).
+    async fn discover(
+        &self,
+        svc: Option<&ServiceState>,
+    ) -> Result<(Option<String>, Vec<String>), RolloutError> {
+        let Some(d) = &self.spec.versions else {
+            return Ok((None, Vec::new()));
+        };
+        let quarantined: Vec<String> = svc
+            .map(|s| {
+                s.tags
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(tags::QUARANTINE_PREFIX))
+                    .filter_map(|(_, v)| tag_of(v, &d.repository).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let found = async {
+            let all = d.registry.tags().await?;
+            let choice = d.policy.choose(
+                all.iter().map(String::as_str),
+                &quarantined,
+                chrono::Utc::now(),
+            );
+            let mut notes: Vec<String> = choice
+                .passed_over
+                .iter()
+                .map(|(t, r)| format!("{t}: {r}"))
+                .collect();
+            if choice.unparsed > 0 {
+                notes.push(format!(
+                    "{} tags are not ActiveGate versions",
+                    choice.unparsed
+                ));
+            }
+            match choice.chosen {
+                None => Ok((None, notes)),
+                Some(v) => {
+                    let digest = d.registry.digest(&v.tag).await?;
+                    notes.insert(0, format!("chose {} ({digest})", v.tag));
+                    Ok((Some(format!("{}:{}@{digest}", d.repository, v.tag)), notes))
+                }
+            }
+        }
+        .await;
+        let (notes, error) = match found {
+            Ok((Some(image), notes)) => return Ok((Some(image), notes)),
+            Ok((None, notes)) => (notes, None),
+            Err(e) => (vec![format!("discovery failed: {e}")], Some(e)),
+        };
+        self.discovery_failures.fetch_add(
+            u64::from(error.is_some()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::warn!(notes = ?notes, "no version chosen; keeping the running version");
+        match svc {
+            Some(s) => Ok((
+                Some(
+                    self.aws
+                        .describe_task_definition(&s.task_definition)
+                        .await?
+                        .image,
+                ),
+                notes,
+            )),
+            None => match error {
+                Some(e) => Err(RolloutError::Discovery(e)),
+                None => Ok((None, notes)),
+            },
+        }
     }
 
     fn render(&self, image: Option<&str>) -> Result<Desired, RolloutError> {
@@ -317,8 +421,19 @@ impl Engine {
     }
 
     async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
-        let desired = self.render(image)?;
-        let Some(svc) = self.service().await? else {
+        let observed = self.service().await?;
+        let image = match image {
+            Some(i) => Some(i.to_owned()),
+            None => {
+                let (chosen, notes) = self.discover(observed.as_ref()).await?;
+                if !notes.is_empty() {
+                    tracing::info!(notes = ?notes, "version discovery");
+                }
+                chosen
+            }
+        };
+        let desired = self.render(image.as_deref())?;
+        let Some(svc) = observed else {
             return self.create(&desired).await;
         };
         let last_good = svc.tags.get(tags::LAST_GOOD).cloned();
@@ -351,7 +466,7 @@ impl Engine {
                     }
                     None => {
                         self.clear_mark(&svc).await?;
-                        Box::pin(self.reconcile_inner(image)).await
+                        Box::pin(self.reconcile_inner(image.as_deref())).await
                     }
                 }
             };
@@ -677,8 +792,12 @@ impl Engine {
 
     /// What a reconcile would do; changes nothing.
     pub async fn plan(&self, image: Option<&str>) -> Result<Plan, RolloutError> {
-        let desired = self.render(image)?;
         let svc = self.service().await?;
+        let (image, versions) = match image {
+            Some(i) => (Some(i.to_owned()), Vec::new()),
+            None => self.discover(svc.as_ref()).await?,
+        };
+        let desired = self.render(image.as_deref())?;
         let mut changes = Vec::new();
         let (running, last_good, in_flight, quarantined) = match &svc {
             None => {
@@ -708,6 +827,7 @@ impl Engine {
             }
         };
         Ok(Plan {
+            versions,
             running,
             last_good,
             in_flight,

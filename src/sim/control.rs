@@ -119,6 +119,11 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
             Ok(json!({ "repository": r.repository, "tag": r.tag, "digest": digest }))
         }),
         (&Method::GET, "/sim/v1/registry") => Ok(json!(shared.lock().registry)),
+        (&Method::POST, "/sim/v1/registry/auth") => parse::<serde_json::Value>(body).and_then(|v| {
+            let required = v["required"].as_bool().ok_or_else(|| bad("expected {\"required\": true|false}"))?;
+            shared.lock().registry_auth = required;
+            Ok(json!({ "required": required }))
+        }),
         (&Method::GET, "/sim/v1/faults") => Ok(json!(shared.lock().faults)),
         (&Method::DELETE, "/sim/v1/faults") => {
             shared.lock().faults.clear();

@@ -307,6 +307,11 @@ impl SimHandle {
         registry::publish(&mut self.shared.lock(), repository, tag, None, now)
     }
 
+    /// Puts the registry behind the bearer-token flow (or not).
+    pub fn set_registry_auth(&self, required: bool) {
+        self.shared.lock().registry_auth = required;
+    }
+
     /// Dynatrace events received so far.
     pub fn events(&self) -> Vec<serde_json::Value> {
         self.shared.lock().events.clone()

@@ -1,8 +1,8 @@
 //! A small OCI registry (distribution API v2, read-only): tags published
-//! through the control API, listed at `/v2/<name>/tags/list`, resolved to a
-//! digest at `/v2/<name>/manifests/<reference>`. Enough for version discovery
-//! to be exercised end to end; authentication and pagination belong to the
-//! version-discovery work.
+//! through the control API, listed at `/v2/<name>/tags/list` with `n`/`last`
+//! pagination and `Link` headers, resolved to a digest at
+//! `/v2/<name>/manifests/<reference>`; optionally behind the anonymous
+//! bearer-token flow (`/token`), as public registries are.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -77,11 +77,57 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
         .expect("a JSON response is valid")
 }
 
+/// The token `/token` hands out.
+pub const TOKEN: &str = "sim-registry-token";
+
+/// Answers `GET /token`.
+pub fn token() -> Response<Full<Bytes>> {
+    let body = json!({ "token": TOKEN, "access_token": TOKEN, "expires_in": 300 });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a JSON response is valid")
+}
+
+/// A request to the registry: what `handle` needs of it.
+pub struct RegistryRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub authorization: Option<&'a str>,
+    /// `host:port` the client used, for the token realm.
+    pub host: &'a str,
+}
+
 /// Answers a `/v2/...` request.
-pub fn handle(st: &State, method: &Method, path: &str) -> Response<Full<Bytes>> {
+pub fn handle(st: &State, req: &RegistryRequest<'_>) -> Response<Full<Bytes>> {
+    let (method, path) = (req.method, req.path);
     let Some(rest) = path.strip_prefix("/v2/") else {
         return error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "not a registry path");
     };
+    if st.registry_auth && req.authorization != Some(&format!("Bearer {TOKEN}")) {
+        let name = rest
+            .split("/tags/")
+            .next()
+            .unwrap_or(rest)
+            .split("/manifests/")
+            .next()
+            .unwrap_or(rest);
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        );
+        let challenge = format!(
+            "Bearer realm=\"http://{}/token\",service=\"sim-registry\",scope=\"repository:{name}:pull\"",
+            req.host
+        );
+        if let Ok(v) = challenge.parse() {
+            r.headers_mut().insert("www-authenticate", v);
+        }
+        return r;
+    }
     if rest.is_empty() {
         return Response::builder()
             .status(StatusCode::OK)
@@ -97,10 +143,34 @@ pub fn handle(st: &State, method: &Method, path: &str) -> Response<Full<Bytes>> 
                 "repository name not known to registry",
             );
         };
-        let body = json!({ "name": name, "tags": tags.iter().map(|t| &t.tag).collect::<Vec<_>>() });
-        return Response::builder()
+        let param = |k: &str| {
+            req.query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+        };
+        let n: usize = param("n")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(usize::MAX);
+        let start = param("last").map_or(0, |last| {
+            tags.iter()
+                .position(|t| t.tag == last)
+                .map_or(tags.len(), |i| i + 1)
+        });
+        let page: Vec<&String> = tags.iter().skip(start).take(n).map(|t| &t.tag).collect();
+        let body = json!({ "name": name, "tags": page });
+        let mut builder = Response::builder()
             .status(StatusCode::OK)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if start + page.len() < tags.len() {
+            if let Some(last) = page.last() {
+                builder = builder.header(
+                    "link",
+                    format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+                );
+            }
+        }
+        return builder
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("a JSON response is valid");
     }

@@ -86,6 +86,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let registry_auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let authorized = req
         .headers()
         .get("authorization")
@@ -104,8 +116,35 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
             return Ok(ingest_event(shared, authorized, &body));
         }
+        if path == "/token" {
+            return Ok(super::registry::token());
+        }
         if path.starts_with("/v2/") {
-            return Ok(super::registry::handle(&shared.lock(), &method, &path));
+            // Faults under the operation name `Registry`: 429 with Retry-After, as registries rate-limit.
+            let throttled = {
+                let mut st = shared.lock();
+                *st.calls.entry("Registry".into()).or_default() += 1;
+                st.faults
+                    .get("Registry")
+                    .is_some_and(|f| f.throttle > 0.0 && fastrand::f64() < f.throttle)
+            };
+            if throttled {
+                return Ok(Response::builder()
+                    .status(StatusCode::TOO_MANY_REQUESTS)
+                    .header("retry-after", "1")
+                    .body(Full::new(Bytes::from_static(
+                        b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}",
+                    )))
+                    .expect("a static response is valid"));
+            }
+            let req = super::registry::RegistryRequest {
+                method: &method,
+                path: &path,
+                query: &query,
+                authorization: registry_auth.as_deref(),
+                host: &host,
+            };
+            return Ok(super::registry::handle(&shared.lock(), &req));
         }
         if path.starts_with("/sim/v1/") {
             let (status, v) = control::handle(shared, &method, &path, &body);

@@ -375,6 +375,8 @@ pub struct State {
     pub calls: BTreeMap<String, u64>,
     /// Dynatrace events received at `/api/v2/events/ingest`.
     pub events: Vec<serde_json::Value>,
+    /// Whether the registry wants the bearer-token flow.
+    pub registry_auth: bool,
     /// OCI registry: repository → tags in publication order.
     pub registry: BTreeMap<String, Vec<super::registry::RegistryTag>>,
     pub next_id: u64,
