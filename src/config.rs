@@ -904,16 +904,17 @@ impl Config {
                     ),
                 });
             }
-            if let Some(v) = &t.versions {
-                if v.source == VersionSourceKind::Registry && v.repository.is_none() {
-                    return Err(ConfigError::Semantic {
-                        path: path.to_owned(),
-                        message: format!(
-                            "target `{}`: versions.source = \"registry\" needs versions.repository",
-                            t.name
-                        ),
-                    });
-                }
+            if let Some(v) = &t.versions
+                && v.source == VersionSourceKind::Registry
+                && v.repository.is_none()
+            {
+                return Err(ConfigError::Semantic {
+                    path: path.to_owned(),
+                    message: format!(
+                        "target `{}`: versions.source = \"registry\" needs versions.repository",
+                        t.name
+                    ),
+                });
             }
             let p = &t.probe;
             let trusts = usize::from(p.ca_bundle.is_some())

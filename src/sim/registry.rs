@@ -162,13 +162,13 @@ pub fn handle(st: &State, req: &RegistryRequest<'_>) -> Response<Full<Bytes>> {
         let mut builder = Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json");
-        if start + page.len() < tags.len() {
-            if let Some(last) = page.last() {
-                builder = builder.header(
-                    "link",
-                    format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
-                );
-            }
+        if start + page.len() < tags.len()
+            && let Some(last) = page.last()
+        {
+            builder = builder.header(
+                "link",
+                format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+            );
         }
         return builder
             .body(Full::new(Bytes::from(body.to_string())))
