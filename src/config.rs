@@ -364,8 +364,15 @@ pub struct Target {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionSettings {
-    /// `registry`: the newest acceptable tag of `repository`; `pinned`: the configured image.
+    /// `registry`: the newest acceptable tag of `repository`; `dynatrace-api`: the
+    /// version the Dynatrace environment names as latest; `pinned`: the configured image.
     pub source: VersionSourceKind,
+    /// For `dynatrace-api`: the environment, e.g. `https://abc12345.live.dynatrace.com`.
+    #[serde(default)]
+    pub environment_url: Option<EndpointUrl>,
+    /// For `dynatrace-api`: the environment variable with a PaaS / InstallerDownload token.
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// The image repository, e.g. `public.ecr.aws/dynatrace/dynatrace-activegate`.
     #[serde(default)]
     pub repository: Option<ImageText>,
@@ -393,6 +400,7 @@ pub struct VersionSettings {
 #[serde(rename_all = "kebab-case")]
 pub enum VersionSourceKind {
     Registry,
+    DynatraceApi,
     Pinned,
 }
 

@@ -285,3 +285,91 @@ async fn min_age_and_constraints_apply() {
     );
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_tag_list_of_100000_entries_is_refused() {
+    let tags: Vec<String> = (0..100_000).map(|i| format!("\"1.{i}.0\"")).collect();
+    let body = format!("{{\"name\":\"x\",\"tags\":[{}]}}", tags.join(","));
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let big = hostile(response);
+    let e = Registry::new(&big, NAME, None)
+        .expect("client")
+        .tags()
+        .await
+        .expect_err("too many");
+    assert!(matches!(e, RegistryError::TooMany { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn the_dynatrace_api_names_the_latest_version() {
+    use activegate_lifecycle::versions::dynatrace::Metainfo;
+    let w = World::new().await;
+    let m = Metainfo::new(w.sim.endpoint(), "dt0c01.SIMULATED.token".into()).expect("client");
+    let e = m.latest().await.expect_err("nothing published");
+    assert!(matches!(e, RegistryError::Http { status: 404, .. }), "{e}");
+    w.sim.set_latest_gateway_version("1.303.10.20250115-101010");
+    assert_eq!(
+        m.latest().await.expect("latest"),
+        "1.303.10.20250115-101010"
+    );
+    let anonymous = Metainfo::new(w.sim.endpoint(), String::new()).expect("client");
+    let e = anonymous.latest().await.expect_err("no token");
+    assert!(matches!(e, RegistryError::Auth { .. }), "{e}");
+    assert!(e.to_string().contains("InstallerDownload"), "{e}");
+    w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_with_the_dynatrace_api_source_shows_the_named_version() {
+    let rig = Rig::new().await;
+    let path = rig.dir.path().join("ag.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace(&format!("image = \"{V1}\"\n"), "");
+    let endpoint = rig.w.sim.endpoint().to_owned();
+    std::fs::write(
+        &path,
+        format!("{text}\n[target.versions]\nsource = \"dynatrace-api\"\nenvironment_url = \"{endpoint}\"\ntoken_env = \"AGL_TEST_PAAS\"\nrepository = \"{REPO}\"\nregistry_url = \"{endpoint}\"\n"),
+    )
+    .expect("write");
+    let version = "1.303.10.20250115-101010";
+    rig.w.sim.publish_tag(NAME, "1.301.70.20241127-162512");
+    let digest = rig.w.sim.publish_tag(NAME, version);
+    rig.w.sim.set_latest_gateway_version(version);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_activegate-lifecycle"))
+            .args(["plan", "--config"])
+            .arg(&path)
+            .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+            .env("AGL_TEST_PAAS", "dt0c01.SIMULATED.paas")
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("plan runs")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("version:       chose {version} ({digest})")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("desired image: {REPO}:{version}@{digest}")),
+        "{text}"
+    );
+    assert!(!text.contains("SIMULATED.paas"));
+    rig.w.sim.shutdown().await;
+}

@@ -95,10 +95,28 @@ fn discovery(target: &Target) -> Result<Option<Discovery>, WiringError> {
         min_age_days: v.min_age_days.as_ref().map_or(0.0, |d| d.0),
         fips: v.fips,
     };
+    let metainfo = match (v.source, &v.environment_url) {
+        (VersionSourceKind::DynatraceApi, Some(env)) => {
+            let var = v
+                .token_env
+                .clone()
+                .unwrap_or_else(|| "DT_PAAS_TOKEN".into());
+            let token = std::env::var(&var).map_err(|_| {
+                WiringError::Versions(format!(
+                    "the environment variable `{var}` (versions.token_env) is not set"
+                ))
+            })?;
+            let m = crate::versions::dynatrace::Metainfo::new(&env.0, token)
+                .map_err(|e| WiringError::Versions(e.to_string()))?;
+            Some(Arc::new(m))
+        }
+        _ => None,
+    };
     Ok(Some(Discovery {
         registry: Arc::new(registry),
         repository,
         policy,
+        metainfo,
     }))
 }
 

@@ -41,6 +41,8 @@ pub struct Discovery {
     /// `public.ecr.aws/dynatrace/dynatrace-activegate`
     pub repository: String,
     pub policy: crate::versions::Policy,
+    /// When set, the version the Dynatrace environment names is the only candidate.
+    pub metainfo: Option<Arc<crate::versions::dynatrace::Metainfo>>,
 }
 
 /// Everything the engine needs to know about one target.
@@ -281,7 +283,10 @@ impl Engine {
             })
             .unwrap_or_default();
         let found = async {
-            let all = d.registry.tags().await?;
+            let all = match &d.metainfo {
+                Some(m) => vec![m.latest().await?],
+                None => d.registry.tags().await?,
+            };
             let choice = d.policy.choose(
                 all.iter().map(String::as_str),
                 &quarantined,

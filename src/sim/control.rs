@@ -119,6 +119,11 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
             Ok(json!({ "repository": r.repository, "tag": r.tag, "digest": digest }))
         }),
         (&Method::GET, "/sim/v1/registry") => Ok(json!(shared.lock().registry)),
+        (&Method::POST, "/sim/v1/dynatrace/latest") => parse::<serde_json::Value>(body).and_then(|v| {
+            let version = v["version"].as_str().filter(|s| crate::versions::Version::parse(s).is_some()).ok_or_else(|| bad("expected {\"version\": \"1.301.70.20241127-162512\"}"))?;
+            shared.lock().latest_gateway_version = Some(version.to_owned());
+            Ok(json!({ "version": version }))
+        }),
         (&Method::POST, "/sim/v1/registry/auth") => parse::<serde_json::Value>(body).and_then(|v| {
             let required = v["required"].as_bool().ok_or_else(|| bad("expected {\"required\": true|false}"))?;
             shared.lock().registry_auth = required;

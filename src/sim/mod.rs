@@ -307,6 +307,11 @@ impl SimHandle {
         registry::publish(&mut self.shared.lock(), repository, tag, None, now)
     }
 
+    /// What the Dynatrace metainfo endpoint names as the latest ActiveGate version.
+    pub fn set_latest_gateway_version(&self, version: &str) {
+        self.shared.lock().latest_gateway_version = Some(version.to_owned());
+    }
+
     /// Puts the registry behind the bearer-token flow (or not).
     pub fn set_registry_auth(&self, required: bool) {
         self.shared.lock().registry_auth = required;

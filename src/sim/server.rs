@@ -116,6 +116,28 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
             return Ok(ingest_event(shared, authorized, &body));
         }
+        if path == "/api/v1/deployment/installer/gateway/unix/latest/metainfo" {
+            let latest = shared.lock().latest_gateway_version.clone();
+            let (status, body) = match (authorized, latest) {
+                (false, _) => (
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({"error": {"code": 401, "message": "Missing authorization parameter."}}),
+                ),
+                (true, None) => (
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"error": {"code": 404, "message": "No version published"}}),
+                ),
+                (true, Some(v)) => (
+                    StatusCode::OK,
+                    serde_json::json!({"latestGatewayVersion": v}),
+                ),
+            };
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .expect("a JSON response is valid"));
+        }
         if path == "/token" {
             return Ok(super::registry::token());
         }

@@ -375,6 +375,8 @@ pub struct State {
     pub calls: BTreeMap<String, u64>,
     /// Dynatrace events received at `/api/v2/events/ingest`.
     pub events: Vec<serde_json::Value>,
+    /// What the Dynatrace metainfo endpoint names as the latest ActiveGate.
+    pub latest_gateway_version: Option<String>,
     /// Whether the registry wants the bearer-token flow.
     pub registry_auth: bool,
     /// OCI registry: repository → tags in publication order.
