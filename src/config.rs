@@ -394,6 +394,9 @@ pub struct VersionSettings {
     /// The environment variable holding the registry password or token.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Or a file holding it (relative to this config file), e.g. a mounted secret.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

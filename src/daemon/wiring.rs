@@ -55,13 +55,13 @@ pub async fn engine_with(
         keep_revisions: target.rollout.keep_revisions.0,
         log_retention_days: target.logs.retention_days.0,
         verify: target.verify_policy(),
-        versions: discovery(target)?,
+        versions: discovery(config, target)?,
     };
     Ok(Engine::new(parts.aws, parts.prober, spec))
 }
 
 /// Version discovery from the target's `versions` settings.
-fn discovery(target: &Target) -> Result<Option<Discovery>, WiringError> {
+fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, WiringError> {
     use crate::config::VersionSourceKind;
     use crate::versions::{Constraint, Policy, registry};
     let Some(v) = &target.versions else {
@@ -77,17 +77,25 @@ fn discovery(target: &Target) -> Result<Option<Discovery>, WiringError> {
         .unwrap_or_default();
     let (base, name) = registry::split_repository(&repository).ok_or_else(|| WiringError::Versions(format!("`{repository}` is not an image repository such as `public.ecr.aws/dynatrace/dynatrace-activegate`")))?;
     let base = v.registry_url.as_ref().map_or(base, |u| u.0.clone());
-    let basic = match (&v.username, &v.password_env) {
-        (Some(user), Some(env)) => {
-            let password = std::env::var(env).map_err(|_| {
+    let password = match (&v.password_env, &v.password_file) {
+        (Some(env), _) => Some(std::env::var(env).map_err(|_| {
+            WiringError::Versions(format!(
+                "the environment variable `{env}` (versions.password_env) is not set"
+            ))
+        })?),
+        (None, Some(file)) => {
+            let path = config.resolve(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
                 WiringError::Versions(format!(
-                    "the environment variable `{env}` (versions.password_env) is not set"
+                    "cannot read {} (versions.password_file): {e}",
+                    path.display()
                 ))
             })?;
-            Some((user.clone(), password))
+            Some(text.trim().to_owned())
         }
-        _ => None,
+        (None, None) => None,
     };
+    let basic = v.username.clone().zip(password);
     let registry = registry::Registry::new(&base, &name, basic)
         .map_err(|e| WiringError::Versions(e.to_string()))?;
     let policy = Policy {
