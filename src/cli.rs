@@ -56,14 +56,17 @@ enum Command {
     /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
     /// tasks are real HTTPS ActiveGate stand-ins.
     Sim(SimArgs),
-    /// Show a whole rollout cycle against the simulator (not implemented yet).
-    Demo(Placeholder),
+    /// See the whole cycle in a minute, with no AWS account: the simulator, the daemon, a new
+    /// version rolled out, a broken one rolled back, a manual trigger with nothing to do.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct Placeholder {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
+pub struct DemoArgs {
+    /// Leave the simulator and the daemon running afterwards (status server included),
+    /// until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,7 +204,13 @@ pub fn main() -> ExitCode {
     };
     // One TLS stack: rustls with ring, for reqwest (the AWS clients bring their own configuration).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if let Err(message) = telemetry::init(cli.log_format) {
+    // The demo tells its own story on stdout; its logs only when something goes wrong.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "error"
+    } else {
+        "info"
+    };
+    if let Err(message) = telemetry::init(cli.log_format, default_level) {
         eprintln!("{PROGRAM}: error: {message}");
         return ExitCode::from(2);
     }
@@ -240,7 +249,15 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         }),
         Command::Status(args) => status_command(&args),
         Command::Sim(args) => sim_command(args),
-        Command::Demo(_) => not_yet("demo"),
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")
+                .map_err(Failure::runtime)?;
+            runtime
+                .block_on(crate::demo::run(&args))
+                .map_err(Failure::runtime)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -262,22 +279,7 @@ fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
         if token.is_none() {
             tracing::info!(variable = %config.daemon.trigger_token_env, "POST /trigger is off: the token variable is not set");
         }
-        let (b1, b2, b3) = (board.clone(), board.clone(), board.clone());
-        let sources = status::Sources {
-            status_json: std::sync::Arc::new(move || {
-                serde_json::to_string_pretty(&b1.snapshot()).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-            }),
-            metrics: std::sync::Arc::new(move || b2.metrics()),
-            trigger: std::sync::Arc::new(move |t: &str| {
-                if b3.trigger(t, daemon::board::Trigger::Manual) {
-                    status::Triggered::Yes
-                } else {
-                    status::Triggered::UnknownTarget
-                }
-            }),
-            trigger_token: token,
-        };
-        let server = status::serve(config.daemon.status_listen, sources)
+        let server = status::serve(config.daemon.status_listen, status_sources(&board, token))
             .await
             .with_context(|| format!("cannot serve status on {}", config.daemon.status_listen))
             .map_err(Failure::runtime)?;
@@ -293,6 +295,29 @@ fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
         server.stop().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The status server's answers, from the daemon's board.
+pub fn status_sources(
+    board: &std::sync::Arc<daemon::board::Board>,
+    token: Option<String>,
+) -> status::Sources {
+    let (b1, b2, b3) = (board.clone(), board.clone(), board.clone());
+    status::Sources {
+        status_json: std::sync::Arc::new(move || {
+            serde_json::to_string_pretty(&b1.snapshot())
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        }),
+        metrics: std::sync::Arc::new(move || b2.metrics()),
+        trigger: std::sync::Arc::new(move |t: &str| {
+            if b3.trigger(t, daemon::board::Trigger::Manual) {
+                status::Triggered::Yes
+            } else {
+                status::Triggered::UnknownTarget
+            }
+        }),
+        trigger_token: token,
+    }
 }
 
 fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
@@ -568,13 +593,11 @@ async fn wait_for_stop() -> &'static str {
     }
 }
 
-fn not_yet(name: &str) -> Result<ExitCode, Failure> {
-    Err(Failure::runtime(anyhow::anyhow!(
-        "`{name}` is not implemented yet"
-    )))
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout_text(text: &str) -> anyhow::Result<()> {
+    print_stdout(text).map_err(|f| f.error)
 }
 
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
 fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

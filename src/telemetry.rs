@@ -14,11 +14,12 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. Logs go to stderr; stdout is for documents.
-pub fn init(format: LogFormat) -> Result<(), String> {
+/// `default` applies when RUST_LOG is not set.
+pub fn init(format: LogFormat, default: &str) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
             .map_err(|e| format!("RUST_LOG=`{spec}` is not a valid filter: {e}"))?,
-        _ => EnvFilter::new("info"),
+        _ => EnvFilter::new(default),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -181,16 +181,6 @@ fn bad_arguments_exit_2_and_help_exits_0() {
 }
 
 #[test]
-fn the_placeholder_says_so_and_exits_1() {
-    let o = run(&["demo", "--config", "x.toml"]);
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        stderr(&o),
-        "activegate-lifecycle: error: `demo` is not implemented yet\n"
-    );
-}
-
-#[test]
 fn check_config_accepts_the_example_and_points_at_errors() {
     let config = example_config();
     let o = run(&["check-config", "--config", path_str(&config)]);
@@ -280,4 +270,34 @@ fn an_invalid_log_filter_is_bad_input() {
     let o = run_env(&["check-config", "--config", "x"], &[("RUST_LOG", "=[")]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("RUST_LOG"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_demo_tells_its_three_stories() {
+    let o = run_env(&["demo"], &[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(
+        out.contains("| 1.301.70.20241127-162512 | verified (service created) |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 1.303.10.20250115-101010 | verified |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 1.305.0.20250301-000000 | rolled-back |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 1.303.10.20250115-101010 | unchanged |"),
+        "{out}"
+    );
+    // During the two rollouts after creation, both tasks stayed healthy throughout.
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("| 1.30") && !l.contains("created"))
+    {
+        assert!(line.ends_with("| 2/2 |"), "{line}");
+    }
 }

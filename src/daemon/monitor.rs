@@ -71,6 +71,8 @@ pub async fn watch(
     }
 
     let mut ips: Vec<String> = Vec::new();
+    // Until one task has answered healthy, the service is being created, not down.
+    let mut ever_healthy = availability.report(clock.now()).downtime_seconds > 0.0;
     let mut round = 0u32;
     let mut last = clock.now();
     let mut persisted = availability.encode();
@@ -115,8 +117,9 @@ pub async fn watch(
         let now = clock.now();
         let elapsed = ((now - last).num_milliseconds() as f64 / 1000.0).max(0.0);
         last = now;
-        // A service with tasks but none healthy is down; one without tasks yet is not observed.
-        if ok == 0 && service_arn.is_some() && (failed > 0 || round > 1) {
+        ever_healthy |= ok > 0;
+        // A service that has answered before and now has no healthy task is down.
+        if ok == 0 && ever_healthy && service_arn.is_some() {
             availability.add_downtime(now, elapsed);
             tracing::warn!(target = %name, tasks = ips.len(), "no ActiveGate task answered healthy");
         }

@@ -312,6 +312,30 @@ impl SimHandle {
         self.shared.lock().latest_gateway_version = Some(version.to_owned());
     }
 
+    /// Creates an ECS cluster, as CreateCluster would.
+    pub fn create_cluster(&self, name: &str) {
+        let mut st = self.shared.lock();
+        let arn = st.arn(&format!("cluster/{name}"));
+        st.clusters
+            .entry(name.to_owned())
+            .or_insert_with(|| state::Cluster {
+                arn,
+                name: name.to_owned(),
+                tags: Vec::new(),
+            });
+    }
+
+    /// The latest healthy-task count of a service, from the timeline.
+    pub fn healthy_tasks(&self, service: &str) -> usize {
+        let st = self.shared.lock();
+        st.timeline
+            .iter()
+            .rev()
+            .find(|e| e.kind == "healthy-count" && e.subject.ends_with(&format!("/{service}")))
+            .and_then(|e| e.detail.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Puts the registry behind the bearer-token flow (or not).
     pub fn set_registry_auth(&self, required: bool) {
         self.shared.lock().registry_auth = required;

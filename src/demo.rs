@@ -1,0 +1,306 @@
+//! `activegate-lifecycle demo`: the whole cycle in about a minute, with no AWS
+//! account. The embedded simulator plays ECS and a registry; the real daemon
+//! code rolls out a new version on its schedule, rolls a broken one back and
+//! quarantines it, and finds nothing to do on a manual trigger.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use activegate_lifecycle::config::Config;
+use activegate_lifecycle::daemon::{self, Signal, board::Board, board::TargetStatus};
+use activegate_lifecycle::sim::{Behaviour, Mode, Sim, SimHandle, SimOptions};
+use activegate_lifecycle::status;
+
+use crate::cli::{DemoArgs, print_stdout_text as say};
+
+const MANIFEST: &str = include_str!("../tests/fixtures/activegate-k8s.yaml");
+const NAME: &str = "dynatrace/dynatrace-activegate";
+const REPO: &str = "public.ecr.aws/dynatrace/dynatrace-activegate";
+const V1: &str = "1.301.70.20241127-162512";
+const V2: &str = "1.303.10.20250115-101010";
+const BROKEN: &str = "1.305.0.20250301-000000";
+const SPEED: f64 = 60.0;
+
+fn config(endpoint: &str, dir: &std::path::Path) -> String {
+    format!(
+        r#"[daemon]
+status_listen = "127.0.0.1:0"
+shutdown_deadline_seconds = 60
+
+[aws]
+endpoint_url = "{endpoint}"
+
+[[target]]
+name = "demo"
+region = "us-east-1"
+cluster = "demo"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/activegate-execution"
+desired_count = 2
+manifest = "{manifest}"
+schedule = "*/4 * * * * *"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/dynatrace-activegate"
+retention_days = 7
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dynatrace/tenant-token-AbCdEf"
+
+[target.environment]
+DT_TENANT = "abc12345"
+DT_SERVER = "https://abc12345.live.dynatrace.com:443/communication"
+
+[target.rollout]
+bake_seconds = 1.5
+deadline_seconds = 60
+
+[target.probe]
+interval_seconds = 0.25
+timeout_seconds = 1
+grace_seconds = 2
+healthy_after = 2
+unhealthy_after = 3
+ca_bundle = "{ca}"
+
+[target.versions]
+source = "registry"
+repository = "{REPO}"
+registry_url = "{endpoint}"
+"#,
+        manifest = dir.join("activegate.yaml").display(),
+        ca = dir.join("ca.pem").display(),
+    )
+}
+
+struct Story {
+    version: &'static str,
+    outcome: String,
+    seconds: f64,
+    lowest_healthy: usize,
+}
+
+fn outcomes(t: &TargetStatus) -> u64 {
+    t.outcomes.values().sum::<u64>() + t.errors.values().sum::<u64>()
+}
+
+/// Waits for the next finished reconcile; prints the timeline meanwhile.
+async fn next_outcome(
+    board: &Board,
+    sim: &SimHandle,
+    start: Instant,
+    seen: &mut u64,
+) -> anyhow::Result<(TargetStatus, usize)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_line = String::new();
+    let mut lowest = usize::MAX;
+    let mut started = false;
+    loop {
+        let t = board
+            .snapshot()
+            .targets
+            .get("demo")
+            .cloned()
+            .unwrap_or_default();
+        let healthy = sim.healthy_tasks("dynatrace-activegate");
+        if t.running {
+            started = true;
+        }
+        if started {
+            lowest = lowest.min(healthy);
+        }
+        let line = format!(
+            "{:>6.1} s  {:<12} healthy tasks {healthy}/2  revision {}",
+            start.elapsed().as_secs_f64(),
+            if t.running { "rolling" } else { "idle" },
+            t.revision
+                .as_deref()
+                .and_then(|r| r.rsplit('/').next())
+                .unwrap_or("-"),
+        );
+        if line[9..] != last_line.get(9..).unwrap_or_default()[..] {
+            say(&format!("  {line}\n"))?;
+            last_line = line;
+        }
+        if outcomes(&t) > *seen && !t.running {
+            *seen = outcomes(&t);
+            return Ok((
+                t,
+                if lowest == usize::MAX {
+                    healthy
+                } else {
+                    lowest
+                },
+            ));
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the demo's target did not settle within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let sim = Sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse()?,
+        speed: SPEED,
+        ..SimOptions::default()
+    })
+    .await
+    .context("cannot start the simulator")?;
+    let dir = tempfile_dir()?;
+    std::fs::write(dir.join("ca.pem"), sim.ca_pem())?;
+    std::fs::write(dir.join("activegate.yaml"), MANIFEST)?;
+    let config_path = dir.join("demo.toml");
+    std::fs::write(&config_path, config(sim.endpoint(), &dir))?;
+    let config = Config::load(&config_path).context("the demo's config")?;
+    sim.create_cluster("demo");
+    for (v, mode) in [
+        (V1, Mode::Healthy),
+        (V2, Mode::Healthy),
+        (BROKEN, Mode::NeverHealthy),
+    ] {
+        sim.set_image(
+            &format!("{REPO}:{v}"),
+            Behaviour {
+                start_seconds: Some(45.0),
+                ..Behaviour::of(mode)
+            },
+        );
+    }
+    sim.publish_tag(NAME, V1);
+
+    say(&format!(
+        "activegate-lifecycle demo\n  simulator (ECS, CloudWatch Logs, registry) at {}, time × {SPEED}: a 45 s ActiveGate start takes {:.2} s\n  target: service dynatrace-activegate, 2 tasks, from the example Kubernetes manifest; schedule every 4 s\n\n",
+        sim.endpoint(),
+        45.0 / SPEED
+    ))?;
+    let board = Arc::new(Board::default());
+    let server = status::serve(
+        config.daemon.status_listen,
+        crate::cli::status_sources(&board, None),
+    )
+    .await?;
+    let (signals, rx) = mpsc::channel(4);
+    let options = daemon::Options {
+        adjust_client: Arc::new(|c| {
+            c.static_credentials = Some(("AKIDDEMO".into(), "demo".into()))
+        }),
+        ..daemon::Options::default()
+    };
+    let daemon = tokio::spawn(daemon::run(
+        config_path.clone(),
+        config,
+        board.clone(),
+        options,
+        rx,
+    ));
+
+    let mut stories = Vec::new();
+    let mut seen = 0;
+    say(&format!(
+        "0. at start: the service is created with ActiveGate {V1}, the only version published\n"
+    ))?;
+    let (t, low) = next_outcome(&board, &sim, start, &mut seen).await?;
+    let mut created = story(V1, &t, low);
+    created.outcome = format!("{} (service created)", created.outcome);
+    stories.push(created);
+
+    say(&format!(
+        "\n1. ActiveGate {V2} is published; the next scheduled run rolls it out and verifies it\n"
+    ))?;
+    sim.publish_tag(NAME, V2);
+    let (t, low) = next_until(&board, &sim, start, &mut seen, "verified").await?;
+    stories.push(story(V2, &t, low));
+
+    say(&format!(
+        "\n2. a broken {BROKEN} is published: it never answers healthy; it is rolled back and quarantined\n"
+    ))?;
+    sim.publish_tag(NAME, BROKEN);
+    let (t, low) = next_until(&board, &sim, start, &mut seen, "rolled-back").await?;
+    stories.push(story(BROKEN, &t, low));
+
+    say(
+        "\n3. a manual trigger (what SIGHUP does): the broken version stays quarantined, nothing to do\n",
+    )?;
+    signals.send(Signal::Reload).await.ok();
+    let (t, low) = next_outcome(&board, &sim, start, &mut seen).await?;
+    stories.push(story(V2, &t, low));
+
+    say(
+        "\n| version | outcome | reconcile time | fewest healthy tasks during it |\n|---|---|---|---|\n",
+    )?;
+    for s in &stories {
+        say(&format!(
+            "| {} | {} | {:.1} s | {}/2 |\n",
+            s.version, s.outcome, s.seconds, s.lowest_healthy
+        ))?;
+    }
+    say(&format!(
+        "\ndone in {:.0} s\n",
+        start.elapsed().as_secs_f64()
+    ))?;
+
+    if args.keep_running {
+        say(&format!(
+            "\nstill running: status at http://{0}/status and /metrics; simulator control at {1}/sim/v1/; Ctrl-C to stop\n",
+            server.addr,
+            sim.endpoint()
+        ))?;
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    signals.send(Signal::Terminate).await.ok();
+    let _ = daemon.await;
+    server.stop().await;
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Waits until a reconcile ends with `outcome` (scheduled runs in between print as they go).
+async fn next_until(
+    board: &Board,
+    sim: &SimHandle,
+    start: Instant,
+    seen: &mut u64,
+    outcome: &str,
+) -> anyhow::Result<(TargetStatus, usize)> {
+    loop {
+        let (t, low) = next_outcome(board, sim, start, seen).await?;
+        if t.last_outcome.as_deref() == Some(outcome) {
+            return Ok((t, low));
+        }
+    }
+}
+
+fn story(version: &'static str, t: &TargetStatus, lowest_healthy: usize) -> Story {
+    let seconds = match (t.last_started, t.last_finished) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    Story {
+        version,
+        outcome: t
+            .last_outcome
+            .clone()
+            .or_else(|| t.last_error.clone())
+            .unwrap_or_default(),
+        seconds,
+        lowest_healthy,
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("activegate-lifecycle-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
