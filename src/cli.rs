@@ -203,7 +203,7 @@ pub fn main() -> ExitCode {
         }
     };
     // One TLS stack: rustls with ring, for reqwest (the AWS clients bring their own configuration).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    activegate_lifecycle::ensure_tls_provider();
     // The demo tells its own story on stdout; its logs only when something goes wrong.
     let default_level = if matches!(cli.command, Command::Demo(_)) {
         "error"

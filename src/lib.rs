@@ -18,6 +18,14 @@ pub mod versions;
 use std::io::Read;
 use std::path::Path;
 
+/// Installs rustls's ring provider as the process default, once. reqwest is
+/// built without a provider of its own (one TLS stack: rustls + ring), and
+/// panics when building a client before one is installed; every client the
+/// library builds calls this first.
+pub fn ensure_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Why a bounded read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -373,3 +373,51 @@ async fn plan_with_the_dynatrace_api_source_shows_the_named_version() {
     assert!(!text.contains("SIMULATED.paas"));
     rig.w.sim.shutdown().await;
 }
+
+/// A registry that wants basic credentials: `abc12345` / `dt0c01.SIMULATED.pw`.
+fn basic_registry() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            // base64("abc12345:dt0c01.SIMULATED.pw"), lower-cased like the request.
+            let ok =
+                request.contains("authorization: basic ywjjmtizndu6zhqwyzaxllnjtvvmqvrfrc5wdw==");
+            let body = "{\"name\":\"x\",\"tags\":[\"1.301.70.20241127-162512\"]}";
+            let response = if ok {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            let _ = s.write_all(response.as_bytes());
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn basic_credentials_are_sent_when_configured() {
+    let base = basic_registry();
+    let creds = Some(("abc12345".to_owned(), "dt0c01.SIMULATED.pw".to_owned()));
+    let tags = Registry::new(&base, NAME, creds)
+        .expect("client")
+        .tags()
+        .await
+        .expect("with credentials");
+    assert_eq!(tags, ["1.301.70.20241127-162512"]);
+    let e = Registry::new(&base, NAME, None)
+        .expect("client")
+        .tags()
+        .await
+        .expect_err("without");
+    assert!(matches!(e, RegistryError::Auth { .. }), "{e}");
+    assert!(!e.to_string().contains("SIMULATED.pw"));
+}

@@ -116,6 +116,7 @@ impl Prober {
                 .with_custom_certificate_verifier(Arc::new(AcceptAll(provider())))
                 .with_no_client_auth(),
         };
+        crate::ensure_tls_provider();
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(settings.timeout)

@@ -27,6 +27,7 @@ impl Metainfo {
             "{}/api/v1/deployment/installer/gateway/unix/latest/metainfo",
             environment_url.trim_end_matches('/')
         );
+        crate::ensure_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::limited(5))

@@ -132,6 +132,7 @@ impl Registry {
         name: &str,
         basic: Option<(String, String)>,
     ) -> Result<Registry, RegistryError> {
+        crate::ensure_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::limited(5))
