@@ -26,6 +26,27 @@ pub fn ensure_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// An HTTP client builder with the project's TLS stack installed, a timeout
+/// and at most five redirects: the one place the library makes HTTP clients.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    ensure_tls_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(5))
+}
+
+/// An error and its sources, one line: `outer: inner: innermost`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// Why a bounded read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

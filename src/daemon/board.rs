@@ -170,185 +170,129 @@ impl Board {
 
     /// Prometheus text exposition.
     pub fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let (snap, aws) = self.with(|s| {
+        let (targets, aws, reloads, refused) = self.with(|s| {
             (
-                Snapshot {
-                    targets: s.targets.clone(),
-                    reloads: s.reloads,
-                    reload_failures: s.reload_failures,
-                    last_reload_error: None,
-                },
+                s.targets.clone(),
                 s.aws.clone(),
+                s.reloads,
+                s.reload_failures,
             )
         });
-        let mut o = String::new();
-        let esc = |v: &str| {
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_rollouts_total Reconciles by outcome."
+        let mut m = Metrics(String::new());
+        m.labelled(
+            "rollouts_total",
+            "Reconciles by outcome.",
+            "counter",
+            &targets,
+            "outcome",
+            |t| &t.outcomes,
         );
-        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollouts_total counter");
-        for (name, t) in &snap.targets {
-            for (outcome, n) in &t.outcomes {
-                let _ = writeln!(
-                    o,
-                    "activegate_lifecycle_rollouts_total{{target=\"{}\",outcome=\"{}\"}} {n}",
-                    esc(name),
-                    esc(outcome)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_rollbacks_total Roll-backs to the last good revision."
+        m.per_target(
+            "rollbacks_total",
+            "Roll-backs to the last good revision.",
+            "counter",
+            &targets,
+            |t| {
+                Some(
+                    t.outcomes
+                        .get("rolled-back")
+                        .copied()
+                        .unwrap_or(0)
+                        .to_string(),
+                )
+            },
         );
-        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollbacks_total counter");
-        for (name, t) in &snap.targets {
-            let n = t.outcomes.get("rolled-back").copied().unwrap_or(0);
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_rollbacks_total{{target=\"{}\"}} {n}",
-                esc(name)
+        m.labelled(
+            "reconcile_errors_total",
+            "Reconciles that could not finish, by kind.",
+            "counter",
+            &targets,
+            "kind",
+            |t| &t.errors,
+        );
+        m.per_target(
+            "rollout_in_progress",
+            "1 while a reconcile of the target runs.",
+            "gauge",
+            &targets,
+            |t| Some(u8::from(t.running).to_string()),
+        );
+        m.per_target(
+            "next_run_timestamp_seconds",
+            "The next scheduled reconcile.",
+            "gauge",
+            &targets,
+            |t| t.next_run.map(|n| n.timestamp().to_string()),
+        );
+        m.per_target(
+            "missed_fires_total",
+            "Scheduled times that passed while a reconcile ran.",
+            "counter",
+            &targets,
+            |t| Some(t.missed_fires.to_string()),
+        );
+        m.per_target(
+            "availability_ratio",
+            "Availability over the last 30 days (observed part).",
+            "gauge",
+            &targets,
+            |t| t.availability.map(|v| v.to_string()),
+        );
+        m.per_target(
+            "error_budget_remaining_seconds",
+            "Downtime the SLO still allows in the 30-day window.",
+            "gauge",
+            &targets,
+            |t| t.error_budget_remaining_seconds.map(|v| v.to_string()),
+        );
+        m.per_target(
+            "downtime_seconds",
+            "Time in the 30-day window with no task answering healthy.",
+            "gauge",
+            &targets,
+            |t| Some(t.downtime_seconds.to_string()),
+        );
+        m.per_target(
+            "probe_latency_seconds_sum",
+            "Sum of the availability probes' latencies.",
+            "gauge",
+            &targets,
+            |t| Some(t.probe_latency_seconds_sum.to_string()),
+        );
+        m.header("probes_total", "Availability probes by result.", "counter");
+        for (name, t) in &targets {
+            m.line(
+                "probes_total",
+                &[("target", name), ("result", "ok")],
+                t.probes_ok,
+            );
+            m.line(
+                "probes_total",
+                &[("target", name), ("result", "failed")],
+                t.probes_failed,
             );
         }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_reconcile_errors_total Reconciles that could not finish, by kind."
+        m.per_target(
+            "skipped_for_budget_total",
+            "Scheduled runs skipped because the error budget was spent.",
+            "counter",
+            &targets,
+            |t| Some(t.skipped_for_budget.to_string()),
         );
-        let _ = writeln!(
-            o,
-            "# TYPE activegate_lifecycle_reconcile_errors_total counter"
+        m.per_target(
+            "skipped_outside_window_total",
+            "Scheduled runs outside the maintenance window.",
+            "counter",
+            &targets,
+            |t| Some(t.skipped_outside_window.to_string()),
         );
-        for (name, t) in &snap.targets {
-            for (kind, n) in &t.errors {
-                let _ = writeln!(
-                    o,
-                    "activegate_lifecycle_reconcile_errors_total{{target=\"{}\",kind=\"{}\"}} {n}",
-                    esc(name),
-                    esc(kind)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_rollout_in_progress 1 while a reconcile of the target runs."
+        m.per_target(
+            "discovery_failures_total",
+            "Version discoveries that failed; the running version was kept.",
+            "counter",
+            &targets,
+            |t| Some(t.discovery_failures.to_string()),
         );
-        let _ = writeln!(o, "# TYPE activegate_lifecycle_rollout_in_progress gauge");
-        for (name, t) in &snap.targets {
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_rollout_in_progress{{target=\"{}\"}} {}",
-                esc(name),
-                u8::from(t.running)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_next_run_timestamp_seconds The next scheduled reconcile."
-        );
-        let _ = writeln!(
-            o,
-            "# TYPE activegate_lifecycle_next_run_timestamp_seconds gauge"
-        );
-        for (name, t) in &snap.targets {
-            if let Some(n) = t.next_run {
-                let _ = writeln!(
-                    o,
-                    "activegate_lifecycle_next_run_timestamp_seconds{{target=\"{}\"}} {}",
-                    esc(name),
-                    n.timestamp()
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_missed_fires_total Scheduled times that passed while a reconcile ran."
-        );
-        let _ = writeln!(o, "# TYPE activegate_lifecycle_missed_fires_total counter");
-        for (name, t) in &snap.targets {
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_missed_fires_total{{target=\"{}\"}} {}",
-                esc(name),
-                t.missed_fires
-            );
-        }
-        type Gauge = (&'static str, &'static str, fn(&TargetStatus) -> Option<f64>);
-        let gauges: [Gauge; 4] = [
-            (
-                "availability_ratio",
-                "Availability over the last 30 days (observed part).",
-                |t| t.availability,
-            ),
-            (
-                "error_budget_remaining_seconds",
-                "Downtime the SLO still allows in the 30-day window.",
-                |t| t.error_budget_remaining_seconds,
-            ),
-            (
-                "downtime_seconds",
-                "Time in the 30-day window with no task answering healthy.",
-                |t| Some(t.downtime_seconds),
-            ),
-            (
-                "probe_latency_seconds_sum",
-                "Sum of the availability probes' latencies.",
-                |t| Some(t.probe_latency_seconds_sum),
-            ),
-        ];
-        for (metric, help, pick) in gauges {
-            let _ = writeln!(o, "# HELP activegate_lifecycle_{metric} {help}");
-            let _ = writeln!(o, "# TYPE activegate_lifecycle_{metric} gauge");
-            for (name, t) in &snap.targets {
-                if let Some(v) = pick(t) {
-                    let _ = writeln!(
-                        o,
-                        "activegate_lifecycle_{metric}{{target=\"{}\"}} {v}",
-                        esc(name)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_probes_total Availability probes by result."
-        );
-        let _ = writeln!(o, "# TYPE activegate_lifecycle_probes_total counter");
-        for (name, t) in &snap.targets {
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_probes_total{{target=\"{}\",result=\"ok\"}} {}",
-                esc(name),
-                t.probes_ok
-            );
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_probes_total{{target=\"{}\",result=\"failed\"}} {}",
-                esc(name),
-                t.probes_failed
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_skipped_for_budget_total Scheduled runs skipped because the error budget was spent."
-        );
-        let _ = writeln!(
-            o,
-            "# TYPE activegate_lifecycle_skipped_for_budget_total counter"
-        );
-        for (name, t) in &snap.targets {
-            let _ = writeln!(
-                o,
-                "activegate_lifecycle_skipped_for_budget_total{{target=\"{}\"}} {}",
-                esc(name),
-                t.skipped_for_budget
-            );
-        }
         for (metric, help, pick) in [
             (
                 "aws_calls_total",
@@ -371,35 +315,82 @@ impl Board {
                 |c: &CallCount| c.failed,
             ),
         ] {
-            let _ = writeln!(o, "# HELP activegate_lifecycle_{metric} {help}");
-            let _ = writeln!(o, "# TYPE activegate_lifecycle_{metric} counter");
+            m.header(metric, help, "counter");
             for (op, c) in &aws {
-                let _ = writeln!(
-                    o,
-                    "activegate_lifecycle_{metric}{{operation=\"{}\"}} {}",
-                    esc(op),
-                    pick(c)
-                );
+                m.line(metric, &[("operation", op)], pick(c));
             }
         }
-        let _ = writeln!(
-            o,
-            "# HELP activegate_lifecycle_config_reloads_total Config reloads by result."
+        m.header(
+            "config_reloads_total",
+            "Config reloads by result.",
+            "counter",
         );
+        m.line("config_reloads_total", &[("result", "applied")], reloads);
+        m.line("config_reloads_total", &[("result", "refused")], refused);
+        m.0
+    }
+}
+
+/// Prometheus text being written; every name gets the `activegate_lifecycle_` prefix.
+struct Metrics(String);
+
+impl Metrics {
+    fn header(&mut self, name: &str, help: &str, kind: &str) {
+        use std::fmt::Write;
+        let _ = writeln!(self.0, "# HELP activegate_lifecycle_{name} {help}");
+        let _ = writeln!(self.0, "# TYPE activegate_lifecycle_{name} {kind}");
+    }
+
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let esc = |v: &str| {
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
         let _ = writeln!(
-            o,
-            "# TYPE activegate_lifecycle_config_reloads_total counter"
+            self.0,
+            "activegate_lifecycle_{name}{{{}}} {value}",
+            labels.join(",")
         );
-        let _ = writeln!(
-            o,
-            "activegate_lifecycle_config_reloads_total{{result=\"applied\"}} {}",
-            snap.reloads
-        );
-        let _ = writeln!(
-            o,
-            "activegate_lifecycle_config_reloads_total{{result=\"refused\"}} {}",
-            snap.reload_failures
-        );
-        o
+    }
+
+    /// One line per target, skipping targets without a value.
+    fn per_target(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        targets: &BTreeMap<String, TargetStatus>,
+        value: impl Fn(&TargetStatus) -> Option<String>,
+    ) {
+        self.header(name, help, kind);
+        for (target, t) in targets {
+            if let Some(v) = value(t) {
+                self.line(name, &[("target", target)], v);
+            }
+        }
+    }
+
+    /// One line per target and key of a per-target map.
+    fn labelled(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        targets: &BTreeMap<String, TargetStatus>,
+        label: &str,
+        values: impl Fn(&TargetStatus) -> &BTreeMap<String, u64>,
+    ) {
+        self.header(name, help, kind);
+        for (target, t) in targets {
+            for (k, n) in values(t) {
+                self.line(name, &[("target", target), (label, k)], n);
+            }
+        }
     }
 }

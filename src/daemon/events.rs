@@ -28,11 +28,7 @@ impl std::fmt::Debug for Sink {
 
 impl Sink {
     pub fn new(environment_url: &str, token: String) -> Option<Sink> {
-        crate::ensure_tls_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .ok()?;
+        let client = crate::http_client(Duration::from_secs(5)).build().ok()?;
         Some(Sink {
             url: format!(
                 "{}/api/v2/events/ingest",

@@ -108,18 +108,7 @@ where
         },
         other => EcsError::Transport {
             op,
-            detail: chain(&other),
+            detail: crate::error_chain(&other),
         },
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

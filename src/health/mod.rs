@@ -116,10 +116,8 @@ impl Prober {
                 .with_custom_certificate_verifier(Arc::new(AcceptAll(provider())))
                 .with_no_client_auth(),
         };
-        crate::ensure_tls_provider();
-        let client = reqwest::Client::builder()
+        let client = crate::http_client(settings.timeout)
             .use_preconfigured_tls(tls)
-            .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .pool_max_idle_per_host(0)
             .build()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ecs::{Aws, EcsError, ServiceState};
+use crate::ecs::{Aws, EcsError, ServiceState, TaskDefinitionState};
 use crate::health::Prober;
 use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration};
 use crate::model::task_definition::TaskDefinition;
@@ -269,6 +269,7 @@ impl Engine {
     async fn discover(
         &self,
         svc: Option<&ServiceState>,
+        running: Option<&TaskDefinitionState>,
     ) -> Result<(Option<String>, Vec<String>), RolloutError> {
         let Some(d) = &self.spec.versions else {
             return Ok((None, Vec::new()));
@@ -323,16 +324,8 @@ impl Engine {
             std::sync::atomic::Ordering::Relaxed,
         );
         tracing::warn!(notes = ?notes, "no version chosen; keeping the running version");
-        match svc {
-            Some(s) => Ok((
-                Some(
-                    self.aws
-                        .describe_task_definition(&s.task_definition)
-                        .await?
-                        .image,
-                ),
-                notes,
-            )),
+        match running {
+            Some(td) => Ok((Some(td.image.clone()), notes)),
             None => match error {
                 Some(e) => Err(RolloutError::Discovery(e)),
                 None => Ok((None, notes)),
@@ -417,6 +410,20 @@ impl Engine {
             .await
     }
 
+    /// The service (if it exists) and its running revision, each read once.
+    async fn observe(
+        &self,
+    ) -> Result<(Option<ServiceState>, Option<TaskDefinitionState>), EcsError> {
+        let Some(svc) = self.service().await? else {
+            return Ok((None, None));
+        };
+        let running = self
+            .aws
+            .describe_task_definition(&svc.task_definition)
+            .await?;
+        Ok((Some(svc), Some(running)))
+    }
+
     /// One reconcile. `image` overrides the config's and the manifest's image.
     pub async fn reconcile(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
         use tracing::Instrument;
@@ -426,11 +433,11 @@ impl Engine {
     }
 
     async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
-        let observed = self.service().await?;
+        let (observed, running) = self.observe().await?;
         let image = match image {
             Some(i) => Some(i.to_owned()),
             None => {
-                let (chosen, notes) = self.discover(observed.as_ref()).await?;
+                let (chosen, notes) = self.discover(observed.as_ref(), running.as_ref()).await?;
                 if !notes.is_empty() {
                     tracing::info!(notes = ?notes, "version discovery");
                 }
@@ -438,7 +445,7 @@ impl Engine {
             }
         };
         let desired = self.render(image.as_deref())?;
-        let Some(svc) = observed else {
+        let (Some(svc), Some(running)) = (observed, running) else {
             return self.create(&desired).await;
         };
         let last_good = svc.tags.get(tags::LAST_GOOD).cloned();
@@ -477,10 +484,6 @@ impl Engine {
             };
         }
 
-        let running = self
-            .aws
-            .describe_task_definition(&svc.task_definition)
-            .await?;
         if running.tags.get(tags::HASH) == Some(&desired.hash) {
             if last_good.as_deref() == Some(svc.task_definition.as_str()) {
                 tracing::info!(revision = %svc.task_definition, "nothing to do");
@@ -797,28 +800,24 @@ impl Engine {
 
     /// What a reconcile would do; changes nothing.
     pub async fn plan(&self, image: Option<&str>) -> Result<Plan, RolloutError> {
-        let svc = self.service().await?;
+        let (svc, current) = self.observe().await?;
         let (image, versions) = match image {
             Some(i) => (Some(i.to_owned()), Vec::new()),
-            None => self.discover(svc.as_ref()).await?,
+            None => self.discover(svc.as_ref(), current.as_ref()).await?,
         };
         let desired = self.render(image.as_deref())?;
         let mut changes = Vec::new();
-        let (running, last_good, in_flight, quarantined) = match &svc {
-            None => {
+        let (running, last_good, in_flight, quarantined) = match (&svc, &current) {
+            (None, _) | (_, None) => {
                 changes.push(format!(
                     "create service {} with a new revision of {}",
                     self.spec.service, desired.td.family
                 ));
                 (None, None, None, false)
             }
-            Some(s) => {
-                let current = self
-                    .aws
-                    .describe_task_definition(&s.task_definition)
-                    .await?;
+            (Some(s), Some(current)) => {
                 if current.tags.get(tags::HASH) != Some(&desired.hash) {
-                    changes.extend(diff(&current, &desired.td));
+                    changes.extend(diff(current, &desired.td));
                     if changes.is_empty() {
                         changes.push("the task definition differs in fields not shown (content hash changed)".into());
                     }

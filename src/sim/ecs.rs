@@ -555,16 +555,22 @@ fn update_service(req: Request, st: &mut State, now: f64) -> ApiResult {
     Ok(json!({ "service": service_json(st, &service, false) }))
 }
 
-fn deployment_json(st: &State, s: &Service, d: &Deployment) -> Value {
-    let (running, pending) = st
-        .tasks
+/// (running, pending) among the live tasks that `belongs` picks.
+fn running_pending(st: &State, belongs: impl Fn(&Task) -> bool) -> (usize, usize) {
+    st.tasks
         .values()
-        .filter(|t| t.desired_running && t.service.as_ref().is_some_and(|(_, dep)| *dep == d.id))
+        .filter(|t| t.desired_running && belongs(t))
         .fold((0, 0), |(r, p), t| match t.status {
             TaskStatus::Running => (r + 1, p),
             x if x < TaskStatus::Running => (r, p + 1),
             _ => (r, p),
-        });
+        })
+}
+
+fn deployment_json(st: &State, s: &Service, d: &Deployment) -> Value {
+    let (running, pending) = running_pending(st, |t| {
+        t.service.as_ref().is_some_and(|(_, dep)| *dep == d.id)
+    });
     let mut v = json!({
         "id": d.id,
         "status": if d.primary { "PRIMARY" } else { "ACTIVE" },
@@ -588,19 +594,9 @@ fn deployment_json(st: &State, s: &Service, d: &Deployment) -> Value {
 }
 
 pub fn service_json(st: &State, s: &Service, with_tags: bool) -> Value {
-    let (running, pending) = st
-        .tasks
-        .values()
-        .filter(|t| {
-            t.desired_running
-                && t.service.as_ref().is_some_and(|(n, _)| *n == s.name)
-                && t.cluster_arn == s.cluster_arn
-        })
-        .fold((0, 0), |(r, p), t| match t.status {
-            TaskStatus::Running => (r + 1, p),
-            x if x < TaskStatus::Running => (r, p + 1),
-            _ => (r, p),
-        });
+    let (running, pending) = running_pending(st, |t| {
+        t.service.as_ref().is_some_and(|(n, _)| *n == s.name) && t.cluster_arn == s.cluster_arn
+    });
     let mut v = json!({
         "serviceArn": s.arn,
         "serviceName": s.name,

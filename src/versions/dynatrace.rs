@@ -27,10 +27,7 @@ impl Metainfo {
             "{}/api/v1/deployment/installer/gateway/unix/latest/metainfo",
             environment_url.trim_end_matches('/')
         );
-        crate::ensure_tls_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .redirect(reqwest::redirect::Policy::limited(5))
+        let client = crate::http_client(Duration::from_secs(20))
             .build()
             .map_err(|e| RegistryError::Transport {
                 url: url.clone(),

@@ -132,10 +132,7 @@ impl Registry {
         name: &str,
         basic: Option<(String, String)>,
     ) -> Result<Registry, RegistryError> {
-        crate::ensure_tls_provider();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .redirect(reqwest::redirect::Policy::limited(5))
+        let client = crate::http_client(Duration::from_secs(20))
             .build()
             .map_err(|e| RegistryError::Transport {
                 url: base.to_owned(),
@@ -166,7 +163,7 @@ impl Registry {
     ) -> Result<reqwest::Response, RegistryError> {
         let transport = |e: reqwest::Error| RegistryError::Transport {
             url: url.to_owned(),
-            detail: chain(&e),
+            detail: crate::error_chain(&e),
         };
         let mut challenged = false;
         let mut limited = 0;
@@ -261,7 +258,10 @@ impl Registry {
         if let Some((u, p)) = &self.basic {
             req = req.basic_auth(u, Some(p));
         }
-        let resp = req.send().await.map_err(|e| auth_err(chain(&e)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| auth_err(crate::error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(auth_err(format!(
                 "the token endpoint answered HTTP {}",
@@ -293,7 +293,7 @@ impl Registry {
             let next = next_link(resp.headers());
             let bytes = resp.bytes().await.map_err(|e| RegistryError::Transport {
                 url: url.clone(),
-                detail: chain(&e),
+                detail: crate::error_chain(&e),
             })?;
             let page: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| RegistryError::Json {
@@ -361,17 +361,6 @@ fn encode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut s = e.source();
-    while let Some(x) = s {
-        out.push_str(": ");
-        out.push_str(&x.to_string());
-        s = x.source();
-    }
-    out
 }
 
 #[cfg(test)]
