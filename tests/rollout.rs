@@ -449,16 +449,22 @@ async fn a_service_never_touched_before_adopts_its_running_revision_first() {
         panic!("{outcome:?}")
     };
     assert_eq!(from.as_deref(), Some(manual.as_str()));
-    // The adopted revision was tagged last good before the roll, then replaced by the new one.
-    let tagged: Vec<String> = rig
-        .w
-        .sim
-        .timeline()
+    // The adopted revision was tagged last good before the service was updated to the new one.
+    let timeline = rig.w.sim.timeline();
+    let adopted = timeline
+        .iter()
+        .position(|e| e.kind == "tagged" && e.detail == format!("{}={manual}", tags::LAST_GOOD))
+        .expect("the running revision was tagged last good");
+    let updated = timeline
+        .iter()
+        .position(|e| e.kind == "service-updated")
+        .expect("the service was updated");
+    assert!(adopted < updated, "adopted after the update");
+    let registered = timeline
         .iter()
         .filter(|e| e.kind == "task-definition-registered")
-        .map(|e| e.subject.clone())
-        .collect();
-    assert_eq!(tagged.len(), 2);
+        .count();
+    assert_eq!(registered, 2, "the hand-made revision and the new one");
     assert_eq!(rig.service_tags().await.get(tags::LAST_GOOD), Some(&to));
     rig.w.sim.shutdown().await;
 }

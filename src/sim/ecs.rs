@@ -26,7 +26,7 @@ pub fn handle(op: &str, req: Request, st: &mut State, now: f64) -> ApiResult {
         "ListTasks" => list_tasks(req, st),
         "DescribeTasks" => describe_tasks(req, st),
         "StopTask" => stop_task(req, st, now),
-        "TagResource" => tag_resource(req, st),
+        "TagResource" => tag_resource(req, st, now),
         "UntagResource" => untag_resource(req, st),
         "ListTagsForResource" => list_tags(req, st),
         other => Err(ApiError::unknown_operation(other)),
@@ -902,17 +902,22 @@ fn tags_of<'a>(st: &'a mut State, arn: &str) -> Result<&'a mut Vec<(String, Stri
     }
 }
 
-fn tag_resource(req: Request, st: &mut State) -> ApiResult {
+fn tag_resource(req: Request, st: &mut State, now: f64) -> ApiResult {
     let arn = req.str("resourceArn")?.to_owned();
     let tags = req.tags("tags")?;
     if tags.is_empty() {
         return Err(Request::missing("tags"));
     }
+    let detail: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let existing = tags_of(st, &arn)?;
-    merge_tags(existing, tags);
-    if existing.len() > 50 {
+    // Checked before anything changes: a refused call leaves the tags as they were.
+    let mut merged = existing.clone();
+    merge_tags(&mut merged, tags);
+    if merged.len() > 50 {
         return Err(ApiError::invalid("A resource can have at most 50 tags."));
     }
+    *existing = merged;
+    st.record(now, "tagged", &arn, detail.join(" "));
     Ok(json!({}))
 }
 
