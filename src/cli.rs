@@ -56,6 +56,9 @@ enum Command {
     /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
     /// tasks are real HTTPS ActiveGate stand-ins.
     Sim(SimArgs),
+    /// Exit 0 when the daemon's status server answers `GET /healthz` with 200, else 1: the
+    /// container health check (the image has no curl or shell).
+    Healthcheck(HealthcheckArgs),
     /// See the whole cycle in a minute, with no AWS account: the simulator, the daemon, a new
     /// version rolled out, a broken one rolled back, a manual trigger with nothing to do.
     Demo(DemoArgs),
@@ -67,6 +70,16 @@ pub struct DemoArgs {
     /// until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub keep_running: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct HealthcheckArgs {
+    /// The daemon's status server (`daemon.status_listen`; 0.0.0.0 is asked on loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,6 +262,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         }),
         Command::Status(args) => status_command(&args),
         Command::Sim(args) => sim_command(args),
+        Command::Healthcheck(args) => healthcheck(&args),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")
@@ -605,6 +619,49 @@ fn print_stdout(text: &str) -> Result<(), Failure> {
             anyhow::Error::new(e).context("cannot write to stdout"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// One plain HTTP/1.1 request over a std socket: no runtime, no TLS, a few hundred
+/// microseconds, so a health check every 30 s costs the daemon's task nothing.
+fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
+    use std::io::Read;
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let status_line = (|| -> io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = Vec::new();
+        stream.take(256).read_to_end(&mut head)?;
+        let text = String::from_utf8_lossy(&head);
+        Ok(text.lines().next().unwrap_or_default().to_owned())
+    })()
+    .with_context(|| format!("no answer from the status server on {addr}"))
+    .map_err(Failure::runtime)?;
+    let healthy = status_line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code == "200");
+    if healthy {
+        print_stdout(&format!("healthy: http://{addr}/healthz\n"))?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::runtime(anyhow::anyhow!(
+            "http://{addr}/healthz answered `{}`",
+            status_line.escape_debug()
+        )))
     }
 }
 

@@ -184,9 +184,11 @@ pub struct RolloutSettings {
     pub maximum_percent: Percent,
     #[serde(default = "yes")]
     pub circuit_breaker: bool,
-    /// Managed revisions kept registered (the last good one is always kept).
-    #[serde(default = "five")]
-    pub keep_revisions: Count,
+    /// Managed revisions kept registered (the last good one is always kept); 0, the
+    /// default, deregisters nothing: IAM grants `ecs:DeregisterTaskDefinition` only on
+    /// every task definition of the account (`*`), which the shipped policy leaves out.
+    #[serde(default = "keep_none")]
+    pub keep_revisions: KeepRevisions,
     /// A rollout not verified by then is rolled back.
     #[serde(default = "default_deadline")]
     pub deadline_seconds: Seconds,
@@ -201,7 +203,7 @@ impl Default for RolloutSettings {
             minimum_healthy_percent: hundred(),
             maximum_percent: two_hundred(),
             circuit_breaker: true,
-            keep_revisions: five(),
+            keep_revisions: keep_none(),
             deadline_seconds: default_deadline(),
             bake_seconds: default_bake(),
         }
@@ -214,8 +216,8 @@ fn hundred() -> Percent {
 fn two_hundred() -> Percent {
     Percent(200)
 }
-fn five() -> Count {
-    Count(5)
+fn keep_none() -> KeepRevisions {
+    KeepRevisions(0)
 }
 fn three() -> Count {
     Count(3)
@@ -735,6 +737,12 @@ checked!(
     /// A percentage of the desired count: 0 to 200.
     Percent(u32),
     |n| (*n <= 200).then_some(()).ok_or_else(|| format!("expected a percentage from 0 to 200, found {n}"))
+);
+
+checked!(
+    /// Task-definition revisions kept registered: 0 (pruning off) to 100.
+    KeepRevisions(u32),
+    |n| (0..=100).contains(n).then_some(()).ok_or_else(|| format!("expected 0 (off) to 100, found {n}"))
 );
 
 checked!(

@@ -52,13 +52,34 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub enum ReadError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("the file is larger than allowed ({0} bytes or more)")]
+    #[error("it is larger than allowed ({0} bytes or more)")]
     TooLarge(u64),
 }
 
-/// Reads a whole file, refusing one larger than `limit` bytes without reading
-/// more than `limit + 1` of it (a 50 MB file costs no 50 MB of memory).
+/// The prefix that makes a "path" name an environment variable instead of a file:
+/// `--config env:ACTIVEGATE_LIFECYCLE_CONFIG` or `manifest = "env:ACTIVEGATE_MANIFEST"`.
+/// On Fargate, ECS fills such variables from SSM Parameter Store (the task definition's
+/// `secrets`), so the daemon's image needs no config baked in and no S3. A file whose
+/// name really starts with `env:` is reached as `./env:…`.
+pub const ENV_PREFIX: &str = "env:";
+
+/// Reads a whole file (or, for `env:NAME`, the variable `NAME`), refusing one larger than
+/// `limit` bytes without reading more than `limit + 1` of it (a 50 MB file costs no 50 MB
+/// of memory).
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    if let Some(name) = path.to_str().and_then(|p| p.strip_prefix(ENV_PREFIX)) {
+        let value = std::env::var_os(name).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the environment variable {name} is not set"),
+            )
+        })?;
+        let bytes = value.into_encoded_bytes();
+        if bytes.len() as u64 > limit {
+            return Err(ReadError::TooLarge(bytes.len() as u64));
+        }
+        return Ok(bytes);
+    }
     let file = std::fs::File::open(path)?;
     let size_hint = file.metadata().map(|m| m.len()).unwrap_or(0);
     if size_hint > limit {

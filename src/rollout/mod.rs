@@ -738,8 +738,11 @@ impl Engine {
     }
 
     /// Deregisters revisions of the family beyond `keep_revisions`, never the
-    /// running one nor the last good one.
+    /// running one nor the last good one; `keep_revisions = 0` turns pruning off.
     async fn prune(&self, keep_also: &str) -> Result<(), EcsError> {
+        if self.spec.keep_revisions == 0 {
+            return Ok(());
+        }
         let family = keep_also
             .rsplit_once('/')
             .and_then(|(_, f)| f.rsplit_once(':'))

@@ -1,0 +1,474 @@
+//! `deploy/`: the CloudFormation stack, the IAM policy for users who deploy otherwise, and the
+//! Dockerfile. What can be checked without AWS or a container engine is checked here: the two
+//! policies are one, they grant exactly the AWS calls the code makes (read from the code, not
+//! typed again), nothing mutating is granted on `*`, and the image, the stack and the config
+//! agree on commands, paths and variable names. `cfn-lint` runs in scripts/test.sh.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn template() -> Value {
+    serde_saphyr::from_str(&read("deploy/cloudformation/activegate-lifecycle.yaml"))
+        .expect("the template is YAML (long-form intrinsic functions, no custom tags)")
+}
+
+fn shipped_policy() -> Value {
+    serde_json::from_str(&read("deploy/iam/activegate-lifecycle-policy.json"))
+        .expect("the policy is JSON")
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let r = &t["Resources"][name];
+    assert!(r.is_object(), "the template has no resource {name}");
+    &r["Properties"]
+}
+
+/// CloudFormation's `{"Fn::Sub": "s"}` is `s`; `{"Ref": "X"}` is `${X}`; a single action or
+/// resource is a list of one. What remains can be compared with the JSON file.
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => m["Fn::Sub"].clone(),
+        Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
+            json!(format!("${{{}}}", m["Ref"].as_str().unwrap_or_default()))
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = normalize(v);
+                    let v = match (k.as_str(), v) {
+                        ("Action" | "Resource", Value::String(s)) => json!([s]),
+                        (_, v) => v,
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+fn template_policy() -> Value {
+    let t = template();
+    let policies = resource(&t, "TaskRole")["Policies"]
+        .as_array()
+        .expect("the task role has inline policies");
+    assert_eq!(policies.len(), 1, "one policy, the one deploy/iam ships");
+    policies[0]["PolicyDocument"].clone()
+}
+
+fn statements(policy: &Value) -> Vec<Value> {
+    normalize(policy)["Statement"]
+        .as_array()
+        .expect("Statement is a list")
+        .clone()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_stacks_task_role_policy_is_the_shipped_policy() {
+    assert_eq!(normalize(&template_policy()), normalize(&shipped_policy()));
+}
+
+/// `describe_services` → `DescribeServices`.
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Every SDK operation the code calls: `self.ecs.<op>(` and `self.logs.<op>(` in src/ecs, the
+/// only module that holds AWS clients.
+fn actions_called_by_the_code() -> BTreeSet<String> {
+    let source = read("src/ecs/mod.rs");
+    let mut found = BTreeSet::new();
+    for (field, service) in [("self.ecs", "ecs"), ("self.logs", "logs")] {
+        for (at, _) in source.match_indices(field) {
+            let rest = source[at + field.len()..].trim_start();
+            let Some(rest) = rest.strip_prefix('.') else {
+                continue;
+            };
+            let op: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !op.is_empty() {
+                found.insert(format!("{service}:{}", pascal(&op)));
+            }
+        }
+    }
+    found
+}
+
+/// Calls the code can make that the shipped policy leaves out, and why.
+const NOT_GRANTED: &[(&str, &str)] = &[(
+    "ecs:DeregisterTaskDefinition",
+    "pruning (rollout.keep_revisions > 0) is off by default: IAM grants it only on `*`",
+)];
+
+#[test]
+fn the_policy_grants_exactly_the_aws_calls_the_code_makes() {
+    let called = actions_called_by_the_code();
+    // The scan must see the calls it is meant to see.
+    for known in [
+        "ecs:DescribeServices",
+        "ecs:UpdateService",
+        "ecs:RegisterTaskDefinition",
+        "logs:GetLogEvents",
+    ] {
+        assert!(called.contains(known), "{known} not found in {called:?}");
+    }
+    // Only src/ecs holds AWS clients: other modules call it, not the SDK.
+    for dir in [
+        "src/rollout",
+        "src/daemon",
+        "src/versions",
+        "src/health",
+        "src/status",
+    ] {
+        for entry in std::fs::read_dir(Path::new(ROOT).join(dir)).expect(dir) {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("source");
+            assert!(
+                !text.contains("aws_sdk_ecs::Client") && !text.contains("aws_sdk_cloudwatchlogs"),
+                "{} uses an AWS SDK client directly",
+                path.display()
+            );
+        }
+    }
+    let mut granted = BTreeSet::new();
+    for s in statements(&shipped_policy()) {
+        granted.extend(strings(&s["Action"]));
+    }
+    let not_granted: BTreeSet<String> = NOT_GRANTED.iter().map(|(a, _)| a.to_string()).collect();
+    for a in &not_granted {
+        assert!(
+            called.contains(a),
+            "{a} is excused but the code does not call it"
+        );
+        assert!(!granted.contains(a), "{a} is excused but granted");
+    }
+    let mut expected: BTreeSet<String> = called.difference(&not_granted).cloned().collect();
+    // IAM's dependent actions: registering a revision that names roles passes them.
+    if expected.contains("ecs:RegisterTaskDefinition") {
+        expected.insert("iam:PassRole".into());
+    }
+    assert_eq!(
+        granted, expected,
+        "the policy's actions (left) differ from the code's calls (right)"
+    );
+}
+
+fn is_read_only(action: &str) -> bool {
+    let op = action.split_once(':').map(|(_, op)| op).unwrap_or(action);
+    ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+/// Statements that grant a mutating ECS or IAM action (or any wildcard action) on `*`.
+fn wildcard_grants(policy: &Value) -> Vec<String> {
+    let mut bad = Vec::new();
+    for s in statements(policy) {
+        let resources = strings(&s["Resource"]);
+        let everything = resources.iter().any(|r| r == "*");
+        for a in strings(&s["Action"]) {
+            if a.contains('*') {
+                bad.push(format!("{a} (a wildcard action)"));
+            } else if everything
+                && (a.starts_with("ecs:") || a.starts_with("iam:"))
+                && !is_read_only(&a)
+            {
+                bad.push(format!("{a} on *"));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_statement_grants_a_mutating_ecs_or_iam_action_on_everything() {
+    assert_eq!(wildcard_grants(&shipped_policy()), Vec::<String>::new());
+    assert_eq!(wildcard_grants(&template_policy()), Vec::<String>::new());
+    // The check can fail.
+    let mut loose = shipped_policy();
+    loose["Statement"][2]["Action"] = json!(["ecs:DescribeTaskDefinition", "ecs:UpdateService"]);
+    assert_eq!(wildcard_grants(&loose), vec!["ecs:UpdateService on *"]);
+    let mut star = shipped_policy();
+    star["Statement"][0]["Action"] = json!("ecs:*");
+    assert_eq!(wildcard_grants(&star), vec!["ecs:* (a wildcard action)"]);
+}
+
+#[test]
+fn the_shipped_policy_is_a_well_formed_iam_policy() {
+    let p = shipped_policy();
+    let top: BTreeSet<&str> = p
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(top, BTreeSet::from(["Version", "Statement"]));
+    assert_eq!(p["Version"], "2012-10-17");
+    let mut sids = BTreeSet::new();
+    for s in statements(&p) {
+        let keys: BTreeSet<&str> = s
+            .as_object()
+            .expect("a statement is an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let allowed = BTreeSet::from(["Sid", "Effect", "Action", "Resource", "Condition"]);
+        assert!(keys.is_subset(&allowed), "unexpected keys in {s}");
+        let sid = s["Sid"].as_str().expect("every statement has a Sid");
+        assert!(
+            !sid.is_empty() && sid.chars().all(|c| c.is_ascii_alphanumeric()),
+            "a Sid is alphanumeric: {sid}"
+        );
+        assert!(sids.insert(sid.to_owned()), "Sid {sid} is used twice");
+        assert_eq!(s["Effect"], "Allow", "{sid}");
+        let actions = strings(&s["Action"]);
+        assert!(!actions.is_empty(), "{sid} has no actions");
+        for a in &actions {
+            let (service, op) = a.split_once(':').expect("service:Action");
+            assert!(["ecs", "logs", "iam"].contains(&service), "{sid}: {a}");
+            assert!(
+                op.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && op.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{sid}: {a}"
+            );
+        }
+        let resources = strings(&s["Resource"]);
+        assert!(!resources.is_empty(), "{sid} has no resource");
+        for r in &resources {
+            assert!(
+                r == "*" || r.starts_with("arn:${AWS::Partition}:") || r.starts_with("${"),
+                "{sid}: {r}"
+            );
+        }
+        if let Some(c) = s.get("Condition") {
+            for op in c.as_object().expect("Condition is an object").keys() {
+                assert!(
+                    ["StringEquals", "ArnEquals", "ArnLike", "StringLike"].contains(&op.as_str()),
+                    "{sid}: condition operator {op}"
+                );
+            }
+        }
+    }
+    // PassRole only to ECS tasks.
+    let pass = statements(&p)
+        .into_iter()
+        .find(|s| strings(&s["Action"]).contains(&"iam:PassRole".to_owned()))
+        .expect("a PassRole statement");
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs-tasks.amazonaws.com"
+    );
+    assert_eq!(strings(&pass["Resource"]), vec!["${ActiveGateRoleArns}"]);
+}
+
+#[test]
+fn the_daemon_service_never_runs_two_daemons_and_keeps_its_breaker() {
+    let t = template();
+    let svc = resource(&t, "DaemonService");
+    assert_eq!(svc["DesiredCount"], 1);
+    assert_eq!(svc["LaunchType"], "FARGATE");
+    let d = &svc["DeploymentConfiguration"];
+    assert_eq!(d["MinimumHealthyPercent"], 0);
+    assert_eq!(d["MaximumPercent"], 100);
+    assert_eq!(d["DeploymentCircuitBreaker"]["Enable"], true);
+    assert_eq!(d["DeploymentCircuitBreaker"]["Rollback"], true);
+    // The log group has a retention.
+    assert!(resource(&t, "DaemonLogGroup")["RetentionInDays"].is_object());
+}
+
+#[test]
+fn the_daemons_security_group_reaches_only_aws_apis_and_the_activegates() {
+    let t = template();
+    let sg = resource(&t, "DaemonSecurityGroup");
+    assert!(sg.get("SecurityGroupIngress").is_none(), "no inbound rule");
+    let egress = sg["SecurityGroupEgress"]
+        .as_array()
+        .expect("explicit egress");
+    let ports: BTreeSet<(i64, i64)> = egress
+        .iter()
+        .map(|r| {
+            assert_eq!(r["IpProtocol"], "tcp");
+            (
+                r["FromPort"].as_i64().expect("from"),
+                r["ToPort"].as_i64().expect("to"),
+            )
+        })
+        .collect();
+    assert_eq!(ports, BTreeSet::from([(443, 443), (9999, 9999)]));
+    let to_activegates = egress.iter().find(|r| r["FromPort"] == 9999).expect("9999");
+    assert_eq!(
+        normalize(&to_activegates["DestinationSecurityGroupId"]),
+        "${ActiveGateSecurityGroupId}"
+    );
+    let ingress = resource(&t, "ActiveGateIngressFromDaemon");
+    assert_eq!(ingress["FromPort"], 9999);
+    assert_eq!(ingress["ToPort"], 9999);
+    assert_eq!(
+        normalize(&ingress["SourceSecurityGroupId"]),
+        "${DaemonSecurityGroup}"
+    );
+}
+
+/// The Dockerfile's instructions (continuations joined), as (INSTRUCTION, arguments).
+fn dockerfile() -> Vec<(String, String)> {
+    let text = read("deploy/Dockerfile").replace("\\\n", " ");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (i, rest) = l.split_once(char::is_whitespace)?;
+            Some((i.to_ascii_uppercase(), rest.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn json_form(args: &str) -> Vec<String> {
+    serde_json::from_str(args).unwrap_or_else(|e| panic!("exec (JSON) form expected: {args}: {e}"))
+}
+
+#[test]
+fn the_image_is_minimal_non_root_and_checks_itself_through_the_binary() {
+    let d = dockerfile();
+    let from: Vec<&String> = d
+        .iter()
+        .filter(|(i, _)| i == "FROM")
+        .map(|(_, a)| a)
+        .collect();
+    let last = from.last().expect("a FROM");
+    assert!(
+        last.starts_with("gcr.io/distroless/static") || last.starts_with("scratch"),
+        "the final stage is distroless static or scratch: {last}"
+    );
+    assert!(from.len() >= 2, "multi-stage");
+    let user = d
+        .iter()
+        .rev()
+        .find(|(i, _)| i == "USER")
+        .map(|(_, a)| a.clone())
+        .expect("a USER");
+    let uid = user.split(':').next().unwrap_or_default();
+    assert!(
+        uid != "0" && uid != "root" && !uid.is_empty(),
+        "USER {user}"
+    );
+
+    let binary = "/usr/local/bin/activegate-lifecycle";
+    let copy = d
+        .iter()
+        .find(|(i, a)| i == "COPY" && a.starts_with("--from="))
+        .expect("the binary is copied from the build stage");
+    assert!(copy.1.ends_with(binary), "{}", copy.1);
+    let health = d
+        .iter()
+        .find(|(i, _)| i == "HEALTHCHECK")
+        .map(|(_, a)| a.clone())
+        .expect("a HEALTHCHECK");
+    let cmd = health
+        .split_once("CMD")
+        .expect("HEALTHCHECK … CMD")
+        .1
+        .trim();
+    assert_eq!(json_form(cmd), vec![binary, "healthcheck"]);
+
+    // The stack's task definition runs the same binary, the same way.
+    let t = template();
+    let container = &resource(&t, "DaemonTaskDefinition")["ContainerDefinitions"][0];
+    assert_eq!(
+        strings(&container["HealthCheck"]["Command"]),
+        vec!["CMD", binary, "healthcheck"]
+    );
+    let entry = d
+        .iter()
+        .find(|(i, _)| i == "ENTRYPOINT")
+        .map(|(_, a)| json_form(a))
+        .expect("an ENTRYPOINT");
+    assert_eq!(entry[0], binary);
+    let cmd = d
+        .iter()
+        .find(|(i, _)| i == "CMD")
+        .map(|(_, a)| json_form(a))
+        .expect("a CMD");
+    assert_eq!(strings(&container["Command"]), cmd);
+    assert_eq!(container["ReadonlyRootFilesystem"], true);
+
+    // The config and the manifest come from the variables the stack fills from SSM.
+    let secrets: Vec<String> = container["Secrets"]
+        .as_array()
+        .expect("secrets")
+        .iter()
+        .filter_map(|s| s["Name"].as_str().map(str::to_owned))
+        .collect();
+    let config_var = cmd
+        .iter()
+        .find_map(|a| a.strip_prefix("env:"))
+        .expect("the CMD reads the config from the environment");
+    assert!(secrets.iter().any(|s| s == config_var), "{secrets:?}");
+    let example = read("deploy/activegate-lifecycle.toml");
+    assert!(example.contains("manifest = \"env:ACTIVEGATE_MANIFEST\""));
+    assert!(secrets.iter().any(|s| s == "ACTIVEGATE_MANIFEST"));
+    // No secret value in the stack: every secret is a reference.
+    for s in container["Secrets"].as_array().expect("secrets") {
+        if let Some(v) = s.get("ValueFrom") {
+            assert!(
+                v.is_object(),
+                "ValueFrom is a reference, not a literal: {v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dockerfiles_dependency_layer_stubs_every_cargo_target() {
+    let manifest: toml::Table = read("Cargo.toml").parse().expect("Cargo.toml");
+    let docker = read("deploy/Dockerfile");
+    for bench in manifest["bench"].as_array().expect("[[bench]]") {
+        let name = bench["name"].as_str().expect("a bench name");
+        assert!(
+            docker.contains(name),
+            "deploy/Dockerfile must stub benches/{name}.rs for its dependency layer"
+        );
+    }
+}
+
+#[test]
+fn the_container_config_is_valid_and_leaves_time_to_stop_within_fargates_limit() {
+    let config = activegate_lifecycle::config::Config::parse(
+        "deploy/activegate-lifecycle.toml",
+        &read("deploy/activegate-lifecycle.toml"),
+    )
+    .expect("the container config is valid");
+    assert!(config.daemon.shutdown_deadline_seconds.0 < 120.0);
+    let t = template();
+    let container = &resource(&t, "DaemonTaskDefinition")["ContainerDefinitions"][0];
+    assert_eq!(container["StopTimeout"], 120);
+}
