@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check: formatting, lints, the Rust tests, and conformance of the
-# translated documents with AWS's own request models. Installs what it needs
-# (a Python virtual environment with botocore) by itself.
+# Runs every check: formatting, lints, the Rust tests, conformance of the
+# translated documents with AWS's own request models, the deploy/ stack with
+# cfn-lint, and the static (musl) release binary the image ships. Installs what
+# it needs (a Python virtual environment with botocore, moto, cfn-lint) by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,3 +64,19 @@ bash scripts/moto_conformance.sh "$venv"
 
 step "Simulator acceptance with the AWS CLI"
 bash scripts/sim_acceptance.sh "$venv"
+
+step "deploy/: cfn-lint on the CloudFormation stack"
+template=deploy/cloudformation/activegate-lifecycle.yaml
+"$venv/bin/cfn-lint" "$template"
+# The linter must be able to fail: a wrong type in the service's deployment configuration.
+sed 's/MaximumPercent: 100/MaximumPercent: "lots"/' "$template" >"$out/broken-stack.yaml"
+if "$venv/bin/cfn-lint" "$out/broken-stack.yaml" >"$out/broken-stack.log" 2>&1; then
+  echo "cfn-lint accepted a broken template" >&2
+  exit 1
+fi
+grep -q "lots" "$out/broken-stack.log"
+# The IAM policy file is JSON (its structure is checked by tests/deploy.rs).
+"$venv/bin/python" -m json.tool deploy/iam/activegate-lifecycle-policy.json >/dev/null
+
+step "deploy/: the image's static (musl) release binary"
+bash scripts/static_binary.sh

@@ -277,6 +277,15 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
 
 fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
     let config = Config::load(&args.config).map_err(Failure::bad_input)?;
+    // On ECS, the task's stopTimeout (at most 120 s on Fargate) ends the wait after SIGTERM.
+    let deadline = config.daemon.shutdown_deadline_seconds.0;
+    if std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some() && deadline > 110.0 {
+        tracing::warn!(
+            shutdown_deadline_seconds = deadline,
+            "running on ECS, which kills the container at most 120 s after SIGTERM: \
+             set daemon.shutdown_deadline_seconds below the task's stopTimeout"
+        );
+    }
     // One thread: the daemon waits on timers and the network, and one thread
     // (with one allocator arena) keeps it small at rest.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -301,3 +301,34 @@ fn the_demo_tells_its_three_stories() {
         assert!(line.ends_with("| 2/2 |"), "{line}");
     }
 }
+
+/// `env:NAME` reads a variable instead of a file (the daemon's Fargate task gets its config from
+/// SSM that way); a variable that is not set is bad input naming the variable.
+#[test]
+fn config_and_manifest_from_environment_variables() {
+    let config = std::fs::read_to_string(root().join("deploy/activegate-lifecycle.toml"))
+        .expect("the container config");
+    let o = run_env(
+        &["check-config", "--config", "env:AGL_CONFIG"],
+        &[("RUST_LOG", "off"), ("AGL_CONFIG", &config)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "env:AGL_CONFIG: valid, 1 target: prod-eu\n");
+
+    let o = run(&["check-config", "--config", "env:AGL_CONFIG_NOT_SET"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("the environment variable AGL_CONFIG_NOT_SET is not set"),
+        "{}",
+        stderr(&o)
+    );
+
+    let manifest = std::fs::read_to_string(fixture("activegate-k8s.yaml")).expect("fixture");
+    let from_env = run_env(
+        &["translate", "env:AGL_MANIFEST"],
+        &[("RUST_LOG", "off"), ("AGL_MANIFEST", &manifest)],
+    );
+    let from_file = run(&["translate", path_str(&fixture("activegate-k8s.yaml"))]);
+    assert_eq!(code(&from_env), 0, "{}", stderr(&from_env));
+    assert_eq!(stdout(&from_env), stdout(&from_file));
+}

@@ -34,10 +34,14 @@ struct Daemon {
 
 impl Daemon {
     async fn start(rig: &Rig) -> Daemon {
-        let config = rig.dir.path().join("ag.toml");
+        Self::start_with(rig, rig.dir.path().join("ag.toml").as_os_str(), &[]).await
+    }
+
+    async fn start_with(rig: &Rig, config: &std::ffi::OsStr, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
-            .arg(&config)
+            .arg(config)
+            .envs(env.iter().copied())
             .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
             .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
             .env("ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN", TOKEN)
@@ -401,5 +405,73 @@ async fn a_second_sigterm_exits_at_once_and_the_next_start_resumes() {
     assert!(!rig.service_tags().await.contains_key(tags::ROLLOUT_TO));
     signal(&d.child, "TERM");
     assert_eq!(d.exit_code().await, 0);
+    rig.w.sim.shutdown().await;
+}
+
+/// As in its Fargate task: the config and the manifest come from environment variables (ECS
+/// fills them from SSM), and the container health check is the binary's `healthcheck`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_the_environment_like_in_its_container_with_the_healthcheck_command() {
+    let rig = rig_with_daemon_config().await;
+    let manifest_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/activegate-k8s.yaml"
+    );
+    let config_file = rig.dir.path().join("ag.toml");
+    let config = std::fs::read_to_string(&config_file)
+        .expect("config")
+        .replace(
+            &format!("manifest = \"{manifest_path}\""),
+            "manifest = \"env:AGL_TEST_MANIFEST\"",
+        );
+    assert!(config.contains("env:AGL_TEST_MANIFEST"));
+    // Only the environment has them.
+    std::fs::remove_file(&config_file).expect("remove the config file");
+    let manifest = std::fs::read_to_string(manifest_path).expect("manifest");
+    let d = Daemon::start_with(
+        &rig,
+        std::ffi::OsStr::new("env:AGL_TEST_CONFIG"),
+        &[
+            ("AGL_TEST_CONFIG", config.as_str()),
+            ("AGL_TEST_MANIFEST", manifest.as_str()),
+        ],
+    )
+    .await;
+    d.until_status(|s| outcome_count(s, "verified") == 1).await;
+
+    let healthcheck = |listen: &str| {
+        Command::new(BIN)
+            .args(["healthcheck", "--timeout", "2", "--listen", listen])
+            .output()
+            .expect("healthcheck runs")
+    };
+    let listen = d.url.strip_prefix("http://").expect("http").to_owned();
+    let up = healthcheck(&listen);
+    assert!(up.status.success(), "{up:?}");
+    assert!(String::from_utf8_lossy(&up.stdout).starts_with("healthy"));
+
+    // Something that answers, but not 200: the simulator has no /healthz.
+    let sim = rig
+        .w
+        .sim
+        .endpoint()
+        .strip_prefix("http://")
+        .expect("http")
+        .to_owned();
+    let wrong = healthcheck(&sim);
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("404"),
+        "{wrong:?}"
+    );
+
+    signal(&d.child, "TERM");
+    assert_eq!(d.exit_code().await, 0);
+    let down = healthcheck(&listen);
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("no answer from the status server"),
+        "{down:?}"
+    );
     rig.w.sim.shutdown().await;
 }
