@@ -56,6 +56,10 @@ enum Command {
     /// Run the embedded ECS simulator: an AWS endpoint (ECS, CloudWatch Logs) whose
     /// tasks are real HTTPS ActiveGate stand-ins.
     Sim(SimArgs),
+    /// Print the Consul service-mesh config entries that let meshed applications reach the
+    /// target's ActiveGates through a terminating gateway (or, with --exclusions, the weaker
+    /// transparent-proxy exclusions).
+    Mesh(MeshArgs),
     /// Exit 0 when the daemon's status server answers `GET /healthz` with 200, else 1: the
     /// container health check (the image has no curl or shell).
     Healthcheck(HealthcheckArgs),
@@ -70,6 +74,29 @@ pub struct DemoArgs {
     /// until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub keep_running: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MeshArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// `crd`: consul-k8s custom resources (YAML, for kubectl apply); `consul`: Consul config
+    /// entries (JSON, for `consul config write`).
+    #[arg(long, value_enum, default_value_t = MeshFormat::Crd)]
+    format: MeshFormat,
+    /// Print transparent-proxy exclusions instead: simpler, but the traffic then bypasses the
+    /// mesh (no mTLS, no intentions).
+    #[arg(long)]
+    exclusions: bool,
+    /// Write one file per entry into this directory instead of printing them.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MeshFormat {
+    Crd,
+    Consul,
 }
 
 #[derive(Debug, clap::Args)]
@@ -263,6 +290,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Status(args) => status_command(&args),
         Command::Sim(args) => sim_command(args),
         Command::Healthcheck(args) => healthcheck(&args),
+        Command::Mesh(args) => mesh_command(&args),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")
@@ -629,6 +657,120 @@ fn print_stdout(text: &str) -> Result<(), Failure> {
         )),
         _ => Ok(()),
     }
+}
+
+fn mesh_command(args: &MeshArgs) -> Result<ExitCode, Failure> {
+    use activegate_lifecycle::mesh::{self, AddressSource, Format};
+    let config = Config::load(&args.target.config).map_err(Failure::bad_input)?;
+    let target = config
+        .target(args.target.target.as_deref())
+        .map_err(Failure::bad_input)?
+        .clone();
+    let Some(spec) = target.mesh_spec() else {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "{}: target `{}` has no [target.mesh]: name at least the services allowed to reach the ActiveGate (mesh.sources)",
+            config.path,
+            target.name
+        )));
+    };
+    let format = match args.format {
+        MeshFormat::Crd => Format::Crd,
+        MeshFormat::Consul => Format::Consul,
+    };
+    // The tasks' addresses, when the destination follows them or exclusions need them.
+    let needs_tasks = spec.addresses == AddressSource::Tasks
+        || (args.exclusions && spec.exclude_cidrs.is_empty());
+    let tasks: Vec<String> = if needs_tasks {
+        let runtime = tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")
+            .map_err(Failure::runtime)?;
+        runtime
+            .block_on(async {
+                let aws = daemon::wiring::aws(&config, &target, |_| {}).await;
+                aws.tasks(target.cluster.as_str(), target.service.as_str(), false)
+                    .await
+            })
+            .with_context(|| {
+                format!(
+                    "cannot list the tasks of {}/{}",
+                    target.cluster, target.service
+                )
+            })
+            .map_err(Failure::runtime)?
+            .into_iter()
+            .filter(|t| t.last_status == "RUNNING")
+            .filter_map(|t| t.ip)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut tasks = tasks;
+    tasks.sort();
+    if spec.addresses == AddressSource::Tasks && tasks.is_empty() && !args.exclusions {
+        return Err(Failure::runtime(anyhow::anyhow!(
+            "{}/{} has no running task with an address, and target `{}` has no stable name (mesh.address or an entry_point host): the destination would be empty",
+            target.cluster,
+            target.service,
+            target.name
+        )));
+    }
+    let (documents, warnings): (Vec<mesh::Document>, Vec<String>) = if args.exclusions {
+        let (text, warnings) = spec.exclusions(&tasks, format);
+        let file = match format {
+            Format::Crd => "transparent-proxy-exclusions.yaml",
+            Format::Consul => "consul-ecs-transparent-proxy.json",
+        };
+        (
+            vec![mesh::Document {
+                file: file.into(),
+                text,
+            }],
+            warnings,
+        )
+    } else {
+        let (addresses, mut warnings) = match &spec.addresses {
+            AddressSource::Stable(a) => (vec![a.clone()], Vec::new()),
+            AddressSource::Tasks => (
+                tasks.clone(),
+                vec![format!(
+                    "the destination names the tasks' current addresses ({}), which change at every rollout: set [target.mesh] consul_address so that the daemon keeps them current, or give the ActiveGates a stable name (mesh.address: a Cloud Map or load balancer name)",
+                    tasks.join(", ")
+                )],
+            ),
+        };
+        if spec.sources.is_empty() {
+            warnings.push("mesh.sources is empty: no service-intentions entry; with default-deny intentions no application can reach the ActiveGate".into());
+        }
+        (spec.render(&addresses, format), warnings)
+    };
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    match &args.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))
+                .map_err(Failure::runtime)?;
+            let mut listing = String::new();
+            for d in &documents {
+                let path = dir.join(&d.file);
+                std::fs::write(&path, &d.text)
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .map_err(Failure::runtime)?;
+                listing.push_str(&format!("{}\n", path.display()));
+            }
+            print_stdout(&listing)?;
+        }
+        None if args.exclusions => print_stdout(&documents[0].text)?,
+        None => {
+            let header = format!(
+                "Consul config entries for target `{}`: the ActiveGate `{}` as a destination of the terminating gateway `{}`. The terminating-gateway entry lists every service the gateway links: merge it into an existing entry rather than replacing it.",
+                target.name, spec.service, spec.gateway
+            );
+            print_stdout(&mesh::join(&documents, format, &header))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One plain HTTP/1.1 request over a std socket: no runtime, no TLS, a few hundred

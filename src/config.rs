@@ -360,6 +360,68 @@ pub struct Target {
     /// Where new ActiveGate versions come from; without it, the configured image is used as is.
     #[serde(default)]
     pub versions: Option<VersionSettings>,
+    /// How applications in a Consul service mesh reach these ActiveGates.
+    #[serde(default)]
+    pub mesh: Option<MeshSettings>,
+}
+
+/// Consul service mesh: the ActiveGate as a terminating-gateway destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSettings {
+    /// The ActiveGate's name in Consul; default: the ECS service name.
+    #[serde(default)]
+    pub service: Option<ConsulName>,
+    /// Its Consul namespace (Enterprise) and the custom resources' namespace.
+    #[serde(default)]
+    pub namespace: Option<ConsulName>,
+    /// The terminating gateway's service name.
+    #[serde(default = "default_gateway")]
+    pub terminating_gateway: ConsulName,
+    /// A name or address of the ActiveGates that survives rollouts (Cloud Map, a load
+    /// balancer); default: the entry point's host when it is a name.
+    #[serde(default)]
+    pub address: Option<MeshAddress>,
+    /// Point the destination at the tasks' own addresses even when a stable name exists.
+    #[serde(default)]
+    pub task_addresses: bool,
+    /// The destination port; default: the entry point's port with a stable name, else the
+    /// probe port (9999).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Meshed services allowed to reach the ActiveGate.
+    #[serde(default)]
+    pub sources: Vec<MeshSourceSettings>,
+    /// Stable CIDRs (the ActiveGate subnets) for `mesh --exclusions`.
+    #[serde(default)]
+    pub exclude_cidrs: Vec<CidrText>,
+    /// Consul's HTTP API: with it, the daemon keeps the destination current.
+    #[serde(default)]
+    pub consul_address: Option<EndpointUrl>,
+    /// The environment variable with the Consul ACL token.
+    #[serde(default = "default_consul_token_env")]
+    pub token_env: String,
+    /// The Consul datacenter, when not the agent's own.
+    #[serde(default)]
+    pub datacenter: Option<ConsulName>,
+    /// The terminating gateway's Envoy admin endpoint, checked after each update.
+    #[serde(default)]
+    pub envoy_admin: Option<EndpointUrl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSourceSettings {
+    pub name: ConsulName,
+    #[serde(default)]
+    pub namespace: Option<ConsulName>,
+}
+
+fn default_gateway() -> ConsulName {
+    ConsulName("terminating-gateway".into())
+}
+fn default_consul_token_env() -> String {
+    "CONSUL_HTTP_TOKEN".into()
 }
 
 /// Version discovery for a target.
@@ -740,6 +802,39 @@ checked!(
 );
 
 checked!(
+    /// A Consul service, namespace or datacenter name.
+    ConsulName(String),
+    |s| {
+        let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        ok.then_some(()).ok_or_else(|| format!("expected letters, digits, `-`, `_` or `.` (at most 128), found `{s}`"))
+    }
+);
+
+checked!(
+    /// A host name or IP address (no port, no wildcard).
+    MeshAddress(String),
+    |s| {
+        let ip = s.parse::<std::net::IpAddr>().is_ok();
+        let name = !s.is_empty() && s.len() <= 253 && s.contains('.')
+            && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        (ip || name).then_some(()).ok_or_else(|| format!("expected a DNS name such as `activegate.observability.internal` or an IP address, found `{s}`"))
+    }
+);
+
+checked!(
+    /// An IPv4 or IPv6 CIDR block.
+    CidrText(String),
+    |s| {
+        let ok = s.split_once('/').is_some_and(|(ip, bits)| match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+            (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+            (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+            _ => false,
+        });
+        ok.then_some(()).ok_or_else(|| format!("expected a CIDR block such as `10.0.16.0/20`, found `{s}`"))
+    }
+);
+
+checked!(
     /// Task-definition revisions kept registered: 0 (pruning off) to 100.
     KeepRevisions(u32),
     |n| (0..=100).contains(n).then_some(()).ok_or_else(|| format!("expected 0 (off) to 100, found {n}"))
@@ -1021,6 +1116,52 @@ impl Config {
 }
 
 impl Target {
+    /// The target's mesh, when it has one: names, the destination's address source and port.
+    pub fn mesh_spec(&self) -> Option<crate::mesh::Spec> {
+        use crate::mesh::{AddressSource, Source, Spec, consul};
+        let m = self.mesh.as_ref()?;
+        let entry = self.entry_point.as_ref().map(EntryPointUrl::entry_point);
+        let entry_name = entry
+            .as_ref()
+            .filter(|e| e.host.parse::<std::net::IpAddr>().is_err())
+            .map(|e| (e.host.clone(), e.port));
+        let probe_port = self.probe.port.unwrap_or(9999);
+        let (addresses, port) = match (&m.address, &entry_name, m.task_addresses) {
+            (_, _, true) => (AddressSource::Tasks, probe_port),
+            (Some(a), _, false) => (
+                AddressSource::Stable(a.0.clone()),
+                entry.as_ref().map_or(probe_port, |e| e.port),
+            ),
+            (None, Some((host, port)), false) => (AddressSource::Stable(host.clone()), *port),
+            (None, None, false) => (AddressSource::Tasks, probe_port),
+        };
+        Some(Spec {
+            service: m
+                .service
+                .as_ref()
+                .map_or_else(|| self.service.to_string(), |s| s.0.clone()),
+            namespace: m.namespace.as_ref().map(|n| n.0.clone()),
+            gateway: m.terminating_gateway.0.clone(),
+            addresses,
+            port: m.port.unwrap_or(port),
+            sources: m
+                .sources
+                .iter()
+                .map(|s| Source {
+                    name: s.name.0.clone(),
+                    namespace: s.namespace.as_ref().map(|n| n.0.clone()),
+                })
+                .collect(),
+            exclude_cidrs: m.exclude_cidrs.iter().map(|c| c.0.clone()).collect(),
+            consul: m.consul_address.as_ref().map(|a| consul::Settings {
+                address: a.0.clone(),
+                token_env: m.token_env.clone(),
+                datacenter: m.datacenter.as_ref().map(|d| d.0.clone()),
+            }),
+            envoy_admin: m.envoy_admin.as_ref().map(|e| e.0.clone()),
+        })
+    }
+
     /// What the translator needs from this target.
     pub fn translate_settings(&self) -> Settings {
         Settings {

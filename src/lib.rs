@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod ecs;
 pub mod health;
+pub mod mesh;
 pub mod model;
 pub mod rollout;
 pub mod sim;
@@ -33,6 +34,19 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(5))
+}
+
+/// A response body, refused past `limit` bytes without reading more than one chunk beyond it
+/// (a hostile or broken server cannot make the daemon buffer gigabytes).
+pub async fn body_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error and its sources, one line: `outer: inner: innermost`.

@@ -107,3 +107,75 @@ fn the_json_report_matches_the_text_report() {
         );
     }
 }
+
+/// `mesh` for the example config: the ActiveGate's stable name as the destination.
+fn mesh(extra: &[&str]) -> std::process::Output {
+    let config = example_config();
+    let mut args = vec!["mesh", "--config", path_str(&config)];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn mesh_entries_as_consul_k8s_resources() {
+    let o = mesh(&[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_golden("mesh.crd.yaml", &stdout(&o));
+    // Every document is YAML a Kubernetes client reads.
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_str_multiple(&stdout(&o)).expect("YAML documents");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ServiceDefaults", "TerminatingGateway", "ServiceIntentions"]
+    );
+}
+
+#[test]
+fn mesh_entries_for_consul_config_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = mesh(&["--format", "consul", "--out-dir", path_str(dir.path())]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut all = String::new();
+    for name in [
+        "service-defaults.json",
+        "terminating-gateway.json",
+        "service-intentions.json",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(name)).expect(name);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("one JSON entry per file");
+        assert!(v["Kind"].is_string(), "{name}");
+        all.push_str(&text);
+    }
+    assert_golden("mesh.consul.json", &all);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        3,
+        "the files written are listed"
+    );
+}
+
+#[test]
+fn mesh_exclusions_state_their_drawback() {
+    let o = mesh(&["--exclusions"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_golden("mesh.exclusions.yaml", &stdout(&o));
+    let o = mesh(&["--exclusions", "--format", "consul"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_golden("mesh.exclusions.consul-ecs.json", &stdout(&o));
+}
+
+#[test]
+fn mesh_without_a_mesh_section_is_bad_input() {
+    let o = run(&[
+        "mesh",
+        "--config",
+        path_str(&root().join("deploy/activegate-lifecycle.toml")),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("has no [target.mesh]"),
+        "{}",
+        stderr(&o)
+    );
+}

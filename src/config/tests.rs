@@ -233,3 +233,67 @@ fn a_duplicate_table_is_named_by_its_header() {
     assert_eq!(field, "aws");
     assert!(message.contains("duplicate"), "{message}");
 }
+
+#[test]
+fn the_mesh_destination_prefers_a_stable_name() {
+    use crate::mesh::AddressSource;
+    // No mesh: no spec.
+    let c = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert!(c.targets[0].mesh_spec().is_none());
+    // Only sources: the tasks' addresses on the probe port, named after the ECS service.
+    let text = format!("{MINIMAL}\n[target.mesh]\nsources = [{{ name = \"web\" }}]\n");
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let s = c.targets[0].mesh_spec().expect("a mesh");
+    assert_eq!(s.addresses, AddressSource::Tasks);
+    assert_eq!((s.service.as_str(), s.port), ("dynatrace-activegate", 9999));
+    assert_eq!(s.gateway, "terminating-gateway");
+    assert!(s.consul.is_none());
+    // An entry point with a name: that name and its port.
+    let text = text.replace(
+        "[target.network]",
+        "entry_point = \"https://ag.example.internal:443/communication\"\n\n[target.network]",
+    );
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let s = c.targets[0].mesh_spec().expect("a mesh");
+    assert_eq!(
+        s.addresses,
+        AddressSource::Stable("ag.example.internal".into())
+    );
+    assert_eq!(s.port, 443);
+    // task_addresses wins over the name.
+    let forced = text.replace("sources = ", "task_addresses = true\nsources = ");
+    let c = Config::parse("ag.toml", &forced).expect("valid");
+    assert_eq!(
+        c.targets[0].mesh_spec().expect("a mesh").addresses,
+        AddressSource::Tasks
+    );
+    // The example's Consul settings.
+    let c = Config::parse("example", EXAMPLE).expect("valid");
+    let s = c.targets[0].mesh_spec().expect("a mesh");
+    let consul = s.consul.expect("consul");
+    assert_eq!(consul.token_env, "CONSUL_HTTP_TOKEN");
+    assert_eq!(consul.datacenter.as_deref(), Some("dc1"));
+    assert_eq!(s.sources.len(), 2);
+}
+
+#[test]
+fn bad_mesh_values_are_named() {
+    for (field, value, expected) in [
+        ("exclude_cidrs", "[\"10.0.0.0/33\"]", "CIDR block"),
+        ("address", "\"*.example.internal\"", "DNS name"),
+        ("sources", "[{ name = \"web app\" }]", "letters, digits"),
+        ("consul_address", "\"consul:8500\"", "http(s) URL"),
+    ] {
+        let text = format!("{MINIMAL}\n[target.mesh]\n{field} = {value}\n");
+        let (line, _, f, message) = invalid(&text);
+        assert!(
+            f.starts_with(&format!("target[0].mesh.{field}")),
+            "{field}: {f}"
+        );
+        assert!(message.contains(expected), "{field}: {message}");
+        assert!(line > 15, "{field}: line {line}");
+    }
+    let text = format!("{MINIMAL}\n[target.mesh]\nconsul_adress = \"http://x:8500\"\n");
+    let (_, _, _, message) = invalid(&text);
+    assert!(message.contains("consul_address"), "{message}");
+}

@@ -52,6 +52,24 @@ pub struct TargetStatus {
     pub probes_ok: u64,
     pub probes_failed: u64,
     pub probe_latency_seconds_sum: f64,
+    /// The Consul destination the daemon keeps current, when the target has one.
+    pub mesh: Option<MeshStatus>,
+}
+
+/// The target's Consul service-mesh destination, as last written.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MeshStatus {
+    /// The addresses the destination names (as last written or found).
+    pub destination: Vec<String>,
+    /// `created`, `updated` or `unchanged`.
+    pub last_result: Option<String>,
+    pub last_written: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// What the terminating gateway's Envoy showed after the last write.
+    pub gateway: Option<String>,
+    pub gateway_healthy: Option<bool>,
+    pub updates: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +132,7 @@ impl Board {
                     status.skipped_for_budget = prev.skipped_for_budget;
                     status.skipped_outside_window = prev.skipped_outside_window;
                     status.discovery_failures = prev.discovery_failures;
+                    status.mesh = prev.mesh.clone();
                 }
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);
@@ -272,6 +291,32 @@ impl Board {
                 t.probes_failed,
             );
         }
+        m.per_target(
+            "mesh_updates_total",
+            "Writes of the Consul destination (created or updated).",
+            "counter",
+            &targets,
+            |t| t.mesh.as_ref().map(|m| m.updates.to_string()),
+        );
+        m.per_target(
+            "mesh_failures_total",
+            "Consul destination updates that failed (retried).",
+            "counter",
+            &targets,
+            |t| t.mesh.as_ref().map(|m| m.failures.to_string()),
+        );
+        m.per_target(
+            "mesh_gateway_healthy",
+            "1 when the terminating gateway showed every destination address HEALTHY.",
+            "gauge",
+            &targets,
+            |t| {
+                t.mesh
+                    .as_ref()
+                    .and_then(|m| m.gateway_healthy)
+                    .map(|h| u8::from(h).to_string())
+            },
+        );
         m.per_target(
             "skipped_for_budget_total",
             "Scheduled runs skipped because the error budget was spent.",

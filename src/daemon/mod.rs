@@ -6,6 +6,7 @@
 pub mod availability;
 pub mod board;
 pub mod events;
+pub mod mesh;
 mod monitor;
 pub mod schedule;
 pub mod wiring;
@@ -125,6 +126,7 @@ fn start_targets(
                 .clone()
         });
         let (stop, stopped) = watch::channel(false);
+        let mesh = mesh::MeshSync::new(target);
         let job = Job {
             config: config.clone(),
             target: target.clone(),
@@ -132,12 +134,14 @@ fn start_targets(
             options: options.clone(),
             limit: limit.clone(),
             group,
+            mesh: mesh.clone(),
         };
         tokio::spawn(monitor::watch(
             config.clone(),
             target.clone(),
             board.clone(),
             options.clone(),
+            mesh,
             stopped.clone(),
         ));
         let before = previous.remove(&name).map(|r| r.task);
@@ -156,6 +160,7 @@ struct Job {
     options: Options,
     limit: Arc<Semaphore>,
     group: Option<Arc<Mutex<()>>>,
+    mesh: Option<Arc<mesh::MeshSync>>,
 }
 
 impl Job {
@@ -268,9 +273,11 @@ impl Job {
         });
         tracing::info!(target = %name, trigger = ?why, "reconciling");
         let adjust = self.options.adjust_client.clone();
+        let mut kept = None;
         let result = match wiring::engine_with(&self.config, &self.target, |c| adjust(c)).await {
             Err(e) => Err(("config".to_owned(), format!("{:#}", anyhow::Error::new(e)))),
             Ok(engine) => {
+                let engine = kept.insert(engine);
                 let r = engine.reconcile(None).await;
                 self.board.add_aws_counts(engine.aws().counts());
                 let failures = engine.discovery_failures();
@@ -303,6 +310,18 @@ impl Job {
                 tracing::error!(target = %name, kind = %kind, error = %e, "the reconcile could not finish; the next run resumes from the ECS tags")
             }
         }
+        let serves = match &result {
+            Ok(
+                Outcome::Unchanged { revision }
+                | Outcome::Adopted { revision }
+                | Outcome::Verified { to: revision, .. }
+                | Outcome::RolledBack {
+                    restored: revision, ..
+                },
+            ) => Some(Some(revision.clone())),
+            Ok(Outcome::Quarantined { .. }) => Some(None),
+            Err(_) => None,
+        };
         self.board.target(&name, |t| {
             t.running = false;
             t.last_finished = Some(finished);
@@ -326,6 +345,35 @@ impl Job {
                 }
             }
         });
+        // The mesh follows what the service now runs; its failures never undo the outcome.
+        if let (Some(mesh), Some(engine), Some(revision)) = (&self.mesh, &kept, serves) {
+            let addresses = if mesh.follows_tasks() {
+                match engine
+                    .aws()
+                    .tasks(
+                        self.target.cluster.as_str(),
+                        self.target.service.as_str(),
+                        false,
+                    )
+                    .await
+                {
+                    Ok(tasks) => tasks
+                        .into_iter()
+                        .filter(|t| t.last_status == "RUNNING")
+                        .filter(|t| revision.as_ref().is_none_or(|r| &t.task_definition == r))
+                        .filter_map(|t| t.ip)
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(target = %name, error = %e, "cannot list the tasks for the mesh destination; the monitor retries");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            mesh.sync(&addresses, &self.board, mesh::Cause::Reconciled)
+                .await;
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub async fn watch(
     target: Target,
     board: Arc<Board>,
     options: Options,
+    mesh: Option<Arc<super::mesh::MeshSync>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let name = target.name.to_string();
@@ -103,16 +104,29 @@ pub async fn watch(
         let mut probes = JoinSet::new();
         for ip in &ips {
             let (prober, ip) = (prober.clone(), ip.clone());
-            probes.spawn(async move { prober.probe(&ip).await });
+            probes.spawn(async move { (prober.probe(&ip).await, ip) });
         }
         let (mut ok, mut failed, mut latency) = (0u64, 0u64, 0.0f64);
-        while let Some(Ok(p)) = probes.join_next().await {
+        let mut healthy = Vec::new();
+        while let Some(Ok((p, ip))) = probes.join_next().await {
             latency += p.latency.as_secs_f64();
             if p.result.is_ok() {
-                ok += 1
+                ok += 1;
+                healthy.push(ip);
             } else {
                 failed += 1
             }
+        }
+        // A task replaced by ECS, or one started by a rollout, changes the mesh destination.
+        if let Some(m) = mesh
+            .as_ref()
+            .filter(|m| m.follows_tasks() && !healthy.is_empty())
+        {
+            let (m, board) = (m.clone(), board.clone());
+            tokio::spawn(async move {
+                m.sync(&healthy, &board, super::mesh::Cause::TasksChanged)
+                    .await
+            });
         }
         let now = clock.now();
         let elapsed = ((now - last).num_milliseconds() as f64 / 1000.0).max(0.0);

@@ -136,6 +136,19 @@ pub struct Parts {
     pub aws: Aws,
 }
 
+/// The target's AWS clients (its region, the config's endpoint and attempts).
+pub async fn aws(
+    config: &Config,
+    target: &Target,
+    adjust: impl FnOnce(&mut ClientSettings),
+) -> Aws {
+    let mut client = ClientSettings::new(target.region.as_str());
+    client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
+    client.max_attempts = config.aws.max_attempts.0;
+    adjust(&mut client);
+    Aws::connect(client).await
+}
+
 /// Reads the target's manifest, builds its prober and its AWS clients.
 pub async fn parts(
     config: &Config,
@@ -164,11 +177,7 @@ pub async fn parts(
         tracing::warn!(target = %target.name, "probe.insecure = true: ActiveGate certificates are not verified");
     }
     let prober = Prober::new(probe)?;
-    let mut client = ClientSettings::new(target.region.as_str());
-    client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
-    client.max_attempts = config.aws.max_attempts.0;
-    adjust(&mut client);
-    let aws = Aws::connect(client).await;
+    let aws = aws(config, target, adjust).await;
     Ok(Parts {
         manifest,
         settings,
