@@ -74,6 +74,9 @@ pub struct DemoArgs {
     /// until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub keep_running: bool,
+    /// Where to write the timeline chart (SVG).
+    #[arg(long, default_value = "activegate-lifecycle-demo.svg")]
+    pub svg: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

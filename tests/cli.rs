@@ -274,7 +274,9 @@ fn an_invalid_log_filter_is_bad_input() {
 
 #[test]
 fn the_demo_tells_its_three_stories() {
-    let o = run_env(&["demo"], &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path().join("timeline.svg");
+    let o = run_env(&["demo", "--svg", path_str(&chart)], &[]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
     assert!(
@@ -293,12 +295,38 @@ fn the_demo_tells_its_three_stories() {
         out.contains("| 1.303.10.20250115-101010 | unchanged |"),
         "{out}"
     );
-    // During the two rollouts after creation, both tasks stayed healthy throughout.
+    // During the two rollouts after creation, both tasks stayed healthy throughout: the
+    // fewest healthy is 2/2 and no moment had no healthy task.
     for line in out
         .lines()
         .filter(|l| l.starts_with("| 1.30") && !l.contains("created"))
     {
-        assert!(line.ends_with("| 2/2 |"), "{line}");
+        assert!(line.ends_with("| 2/2 | 0 |"), "{line}");
+    }
+    // The broken version's detection and roll-back times come from the simulator's timeline.
+    let broken = out
+        .lines()
+        .find(|l| l.contains("rolled-back"))
+        .expect("the broken story");
+    let cells: Vec<&str> = broken.split('|').map(str::trim).collect();
+    assert!(
+        cells[4].ends_with(" s") && cells[5].ends_with(" s"),
+        "{broken}"
+    );
+    // The chart: written where asked, and its path printed.
+    assert!(
+        out.contains(&format!("timeline chart: {}", chart.display())),
+        "{out}"
+    );
+    let svg = std::fs::read_to_string(&chart).expect("the chart");
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in [
+        "rev 1 1.301.70",
+        "rev 2 1.303.10",
+        "rev 3 1.305.0",
+        "2. broken version",
+    ] {
+        assert!(svg.contains(text), "{text} is missing from the chart");
     }
 }
 

@@ -336,6 +336,28 @@ impl SimHandle {
             .unwrap_or(0)
     }
 
+    /// A service's running tasks per task-definition revision: `(revision, image, running,
+    /// healthy)`, oldest revision first.
+    pub fn tasks_by_revision(&self, service: &str) -> Vec<(u32, String, usize, usize)> {
+        let st = self.shared.lock();
+        let mut by: BTreeMap<u32, (String, usize, usize)> = BTreeMap::new();
+        for t in st.tasks.values() {
+            let ours = t.service.as_ref().is_some_and(|(s, _)| s == service);
+            if !ours || !t.desired_running || t.status != state::TaskStatus::Running {
+                continue;
+            }
+            let td = st.find_task_definition(&t.task_definition);
+            let revision = td.map_or(0, |d| d.revision);
+            let checked = td.and_then(state::TaskDefinition::health_check).is_some();
+            let e = by
+                .entry(revision)
+                .or_insert_with(|| (t.image.clone(), 0, 0));
+            e.1 += 1;
+            e.2 += usize::from(t.is_healthy(checked));
+        }
+        by.into_iter().map(|(r, (i, n, h))| (r, i, n, h)).collect()
+    }
+
     /// Puts the registry behind the bearer-token flow (or not).
     pub fn set_registry_auth(&self, required: bool) {
         self.shared.lock().registry_auth = required;

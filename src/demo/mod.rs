@@ -16,7 +16,9 @@ use activegate_lifecycle::status;
 
 use crate::cli::{DemoArgs, print_stdout_text as say};
 
-const MANIFEST: &str = include_str!("../tests/fixtures/activegate-k8s.yaml");
+mod chart;
+
+const MANIFEST: &str = include_str!("../../tests/fixtures/activegate-k8s.yaml");
 const NAME: &str = "dynatrace/dynatrace-activegate";
 const REPO: &str = "public.ecr.aws/dynatrace/dynatrace-activegate";
 const V1: &str = "1.301.70.20241127-162512";
@@ -84,6 +86,54 @@ struct Story {
     outcome: String,
     seconds: f64,
     lowest_healthy: usize,
+    /// Samples (every 100 ms) in which no task was healthy, once the service had one.
+    none_healthy: usize,
+    /// Simulated seconds from the rollout to the roll-back call, and from it to the good
+    /// revision running alone again (from the simulator's timeline).
+    detect: Option<f64>,
+    roll_back: Option<f64>,
+}
+
+/// What the demo saw, sample by sample, for the timeline chart.
+struct Recorder {
+    start: Instant,
+    timeline: chart::Timeline,
+    probes: (u64, u64),
+    ever_healthy: bool,
+}
+
+impl Recorder {
+    fn sample(&mut self, sim: &SimHandle, t: &TargetStatus) -> chart::Sample {
+        let mut revisions = Vec::new();
+        for (rev, image, running, healthy) in sim.tasks_by_revision("dynatrace-activegate") {
+            let without_digest = image.split('@').next().unwrap_or(&image);
+            let version = without_digest
+                .rsplit(':')
+                .next()
+                .unwrap_or(without_digest)
+                .split('.')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(".");
+            self.timeline.names.entry(rev).or_insert(version);
+            revisions.push((rev, running, healthy));
+        }
+        let s = chart::Sample {
+            t: self.start.elapsed().as_secs_f64(),
+            revisions,
+            probes_ok: t.probes_ok.saturating_sub(self.probes.0),
+            probes_failed: t.probes_failed.saturating_sub(self.probes.1),
+        };
+        self.probes = (t.probes_ok, t.probes_failed);
+        self.timeline.samples.push(s.clone());
+        s
+    }
+
+    fn mark(&mut self, label: &str) {
+        self.timeline
+            .markers
+            .push((self.start.elapsed().as_secs_f64(), label.to_owned()));
+    }
 }
 
 fn outcomes(t: &TargetStatus) -> u64 {
@@ -94,12 +144,13 @@ fn outcomes(t: &TargetStatus) -> u64 {
 async fn next_outcome(
     board: &Board,
     sim: &SimHandle,
-    start: Instant,
+    rec: &mut Recorder,
     seen: &mut u64,
-) -> anyhow::Result<(TargetStatus, usize)> {
+) -> anyhow::Result<(TargetStatus, usize, usize)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last_line = String::new();
     let mut lowest = usize::MAX;
+    let mut none_healthy = 0;
     let mut started = false;
     loop {
         let t = board
@@ -108,17 +159,29 @@ async fn next_outcome(
             .get("demo")
             .cloned()
             .unwrap_or_default();
-        let healthy = sim.healthy_tasks("dynatrace-activegate");
+        let sample = rec.sample(sim, &t);
+        let healthy = sample.healthy();
+        let total: usize = sample.revisions.iter().map(|r| r.1).sum();
+        rec.ever_healthy |= healthy > 0;
         if t.running {
             started = true;
         }
         if started {
             lowest = lowest.min(healthy);
         }
+        if rec.ever_healthy && healthy == 0 {
+            none_healthy += 1;
+        }
+        let per_revision: Vec<String> = sample
+            .revisions
+            .iter()
+            .map(|(rev, running, healthy)| format!("rev {rev}: {healthy}/{running}"))
+            .collect();
         let line = format!(
-            "{:>6.1} s  {:<12} healthy tasks {healthy}/2  revision {}",
-            start.elapsed().as_secs_f64(),
+            "{:>6.1} s  {:<8} healthy {healthy}/{total}  [{}]  serving {}",
+            sample.t,
             if t.running { "rolling" } else { "idle" },
+            per_revision.join(", "),
             t.revision
                 .as_deref()
                 .and_then(|r| r.rsplit('/').next())
@@ -137,6 +200,7 @@ async fn next_outcome(
                 } else {
                     lowest
                 },
+                none_healthy,
             ));
         }
         anyhow::ensure!(
@@ -206,46 +270,82 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let mut stories = Vec::new();
     let mut seen = 0;
+    let mut rec = Recorder {
+        start,
+        timeline: chart::Timeline::default(),
+        probes: (0, 0),
+        ever_healthy: false,
+    };
     say(&format!(
         "0. at start: the service is created with ActiveGate {V1}, the only version published\n"
     ))?;
-    let (t, low) = next_outcome(&board, &sim, start, &mut seen).await?;
-    let mut created = story(V1, &t, low);
+    rec.mark("0. created");
+    let from = sim.now();
+    let (t, low, none) = next_outcome(&board, &sim, &mut rec, &mut seen).await?;
+    let mut created = story(V1, &t, low, none, &sim, from);
     created.outcome = format!("{} (service created)", created.outcome);
     stories.push(created);
 
     say(&format!(
         "\n1. ActiveGate {V2} is published; the next scheduled run rolls it out and verifies it\n"
     ))?;
+    rec.mark("1. new version");
+    let from = sim.now();
     sim.publish_tag(NAME, V2);
-    let (t, low) = next_until(&board, &sim, start, &mut seen, "verified").await?;
-    stories.push(story(V2, &t, low));
+    let (t, low, none) = next_until(&board, &sim, &mut rec, &mut seen, "verified").await?;
+    stories.push(story(V2, &t, low, none, &sim, from));
 
     say(&format!(
         "\n2. a broken {BROKEN} is published: it never answers healthy; it is rolled back and quarantined\n"
     ))?;
+    rec.mark("2. broken version");
+    let from = sim.now();
     sim.publish_tag(NAME, BROKEN);
-    let (t, low) = next_until(&board, &sim, start, &mut seen, "rolled-back").await?;
-    stories.push(story(BROKEN, &t, low));
+    let (t, low, none) = next_until(&board, &sim, &mut rec, &mut seen, "rolled-back").await?;
+    stories.push(story(BROKEN, &t, low, none, &sim, from));
 
     say(
         "\n3. a manual trigger (what SIGHUP does): the broken version stays quarantined, nothing to do\n",
     )?;
+    rec.mark("3. manual trigger");
+    let from = sim.now();
     signals.send(Signal::Reload).await.ok();
-    let (t, low) = next_outcome(&board, &sim, start, &mut seen).await?;
-    stories.push(story(V2, &t, low));
+    let (t, low, none) = next_outcome(&board, &sim, &mut rec, &mut seen).await?;
+    stories.push(story(V2, &t, low, none, &sim, from));
+    // A last look, so that the chart shows the end state.
+    let t = board
+        .snapshot()
+        .targets
+        .get("demo")
+        .cloned()
+        .unwrap_or_default();
+    rec.sample(&sim, &t);
 
-    say(
-        "\n| version | outcome | reconcile time | fewest healthy tasks during it |\n|---|---|---|---|\n",
-    )?;
+    say(&format!(
+        "\nDetection and roll-back in ActiveGate time (the simulator runs {SPEED:.0}× faster); a moment is a 100 ms sample.\n\n| version | outcome | reconcile (real) | time to detect | time to roll back | fewest healthy | moments with no healthy task |\n|---|---|---|---|---|---|---|\n"
+    ))?;
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{s:.0} s"));
     for s in &stories {
         say(&format!(
-            "| {} | {} | {:.1} s | {}/2 |\n",
-            s.version, s.outcome, s.seconds, s.lowest_healthy
+            "| {} | {} | {:.1} s | {} | {} | {}/2 | {} |\n",
+            s.version,
+            s.outcome,
+            s.seconds,
+            secs(s.detect),
+            secs(s.roll_back),
+            s.lowest_healthy,
+            s.none_healthy
         ))?;
     }
+    let svg = chart::render(
+        &rec.timeline,
+        "activegate-lifecycle demo: tasks per revision, healthy tasks, probe results",
+    );
+    std::fs::write(&args.svg, svg)
+        .with_context(|| format!("cannot write the chart to {}", args.svg.display()))?;
     say(&format!(
-        "\ndone in {:.0} s\n",
+        "\ntimeline chart: {}\ndone in {:.0} s\n",
+        args.svg.display(),
         start.elapsed().as_secs_f64()
     ))?;
 
@@ -269,22 +369,36 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 async fn next_until(
     board: &Board,
     sim: &SimHandle,
-    start: Instant,
+    rec: &mut Recorder,
     seen: &mut u64,
     outcome: &str,
-) -> anyhow::Result<(TargetStatus, usize)> {
+) -> anyhow::Result<(TargetStatus, usize, usize)> {
+    let mut none_healthy = 0;
     loop {
-        let (t, low) = next_outcome(board, sim, start, seen).await?;
+        let (t, low, none) = next_outcome(board, sim, rec, seen).await?;
+        none_healthy += none;
         if t.last_outcome.as_deref() == Some(outcome) {
-            return Ok((t, low));
+            return Ok((t, low, none_healthy));
         }
     }
 }
 
-fn story(version: &'static str, t: &TargetStatus, lowest_healthy: usize) -> Story {
+fn story(
+    version: &'static str,
+    t: &TargetStatus,
+    lowest_healthy: usize,
+    none_healthy: usize,
+    sim: &SimHandle,
+    from: f64,
+) -> Story {
     let seconds = match (t.last_started, t.last_finished) {
         (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
         _ => 0.0,
+    };
+    let (detect, roll_back) = if t.last_outcome.as_deref() == Some("rolled-back") {
+        rollback_times(&sim.timeline(), from)
+    } else {
+        (None, None)
     };
     Story {
         version,
@@ -295,7 +409,37 @@ fn story(version: &'static str, t: &TargetStatus, lowest_healthy: usize) -> Stor
             .unwrap_or_default(),
         seconds,
         lowest_healthy,
+        none_healthy,
+        detect,
+        roll_back,
     }
+}
+
+/// From the simulator's timeline after `from`: the rollout's UpdateService, the roll-back's
+/// UpdateService, and the restored revision's deployment completing.
+fn rollback_times(
+    timeline: &[activegate_lifecycle::sim::TimelineEvent],
+    from: f64,
+) -> (Option<f64>, Option<f64>) {
+    let updates: Vec<&activegate_lifecycle::sim::TimelineEvent> = timeline
+        .iter()
+        .filter(|e| e.time >= from && e.kind == "service-updated")
+        .collect();
+    let (Some(rollout), Some(back)) = (updates.first(), updates.get(1)) else {
+        return (None, None);
+    };
+    let restored = back
+        .detail
+        .strip_prefix("task definition ")
+        .and_then(|d| d.split(',').next())
+        .unwrap_or_default();
+    let completed = timeline
+        .iter()
+        .find(|e| e.time >= back.time && e.kind == "deployment-completed" && e.detail == restored);
+    (
+        Some(back.time - rollout.time),
+        completed.map(|c| c.time - back.time),
+    )
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

@@ -1,0 +1,274 @@
+//! The demo's timeline as an SVG chart: running tasks per revision (stacked), healthy tasks (a
+//! line), the daemon's probe results (a strip of ticks) and the stories (markers). Plain SVG
+//! text, no dependency; it opens in any browser.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One look at the service.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Seconds since the demo started.
+    pub t: f64,
+    /// `(revision, running, healthy)`.
+    pub revisions: Vec<(u32, usize, usize)>,
+    /// The daemon's probes since the previous sample.
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+}
+
+impl Sample {
+    pub fn healthy(&self) -> usize {
+        self.revisions.iter().map(|r| r.2).sum()
+    }
+}
+
+/// What the chart shows.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub samples: Vec<Sample>,
+    /// `(t, label)`: where each story starts.
+    pub markers: Vec<(f64, String)>,
+    /// Revision → what it runs (the ActiveGate version).
+    pub names: BTreeMap<u32, String>,
+}
+
+const W: f64 = 960.0;
+const H: f64 = 370.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 190.0;
+const TOP: f64 = 48.0;
+const PLOT_H: f64 = 260.0;
+const STRIP: f64 = 18.0;
+const COLORS: &[&str] = &[
+    "#9ecae1", "#a1d99b", "#fdae6b", "#bcbddc", "#fc9272", "#c7e9c0", "#fdd0a2",
+];
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn render(t: &Timeline, title: &str) -> String {
+    let end = t.samples.last().map_or(1.0, |s| s.t).max(1.0);
+    let most = t
+        .samples
+        .iter()
+        .map(|s| s.revisions.iter().map(|r| r.1).sum::<usize>())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let plot_w = W - LEFT - RIGHT;
+    let x = |v: f64| LEFT + v / end * plot_w;
+    let y = |n: f64| TOP + PLOT_H - n / most as f64 * PLOT_H;
+    let revisions: Vec<u32> = {
+        let mut r: Vec<u32> = t
+            .samples
+            .iter()
+            .flat_map(|s| s.revisions.iter().map(|r| r.0))
+            .collect();
+        r.sort_unstable();
+        r.dedup();
+        r
+    };
+    let color = |rev: u32| {
+        let i = revisions.iter().position(|r| *r == rev).unwrap_or(0);
+        COLORS[i % COLORS.len()]
+    };
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12" shape-rendering="crispEdges">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{LEFT}" y="24" font-size="15" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for n in 0..=most {
+        let py = y(n as f64);
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{n}</text><line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#eee"/>"##,
+            LEFT - 6.0,
+            py + 4.0,
+            LEFT + plot_w
+        );
+    }
+    // Stacked running tasks per revision, one column per sample interval.
+    for pair in t.samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let (x0, x1) = (x(a.t), x(b.t));
+        let mut stacked = 0usize;
+        for (rev, running, _) in &a.revisions {
+            let (top, bottom) = (y((stacked + running) as f64), y(stacked as f64));
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x0:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                (x1 - x0 + 0.6).max(0.5),
+                bottom - top,
+                color(*rev)
+            );
+            stacked += running;
+        }
+    }
+    // Healthy tasks: a step line.
+    let mut path = String::new();
+    for (i, s) in t.samples.iter().enumerate() {
+        let (px, py) = (x(s.t), y(s.healthy() as f64));
+        if i == 0 {
+            let _ = write!(path, "M{px:.1},{py:.1}");
+        } else {
+            let _ = write!(path, " H{px:.1} V{py:.1}");
+        }
+    }
+    let _ = writeln!(
+        svg,
+        r#"<path d="{path}" fill="none" stroke="black" stroke-width="2"/>"#
+    );
+    // Axes and grid.
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{0}" x2="{1}" y2="{0}" stroke="#333"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{0}" stroke="#333"/>"##,
+        TOP + PLOT_H,
+        LEFT + plot_w
+    );
+    let step = [5.0, 10.0, 15.0, 30.0, 60.0]
+        .into_iter()
+        .find(|s| end / s <= 12.0)
+        .unwrap_or(120.0);
+    let mut tick = 0.0;
+    while tick <= end {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{tick:.0} s</text>"#,
+            x(tick),
+            TOP + PLOT_H + STRIP + 30.0
+        );
+        tick += step;
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">tasks</text>"#,
+        TOP + PLOT_H / 2.0,
+        TOP + PLOT_H / 2.0
+    );
+    // Probe results: green where every probe answered healthy, red where one failed.
+    let strip_y = TOP + PLOT_H + 6.0;
+    for pair in t.samples.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let fill = match (b.probes_ok, b.probes_failed) {
+            (_, f) if f > 0 => "#d7301f",
+            (o, _) if o > 0 => "#41ab5d",
+            _ => continue,
+        };
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{:.1}" y="{strip_y:.1}" width="{:.1}" height="{STRIP}" fill="{fill}"/>"#,
+            x(a.t),
+            (x(b.t) - x(a.t)).max(0.5)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10">probes</text>"#,
+        LEFT - 6.0,
+        strip_y + 13.0
+    );
+    // Story markers.
+    for (i, (at, label)) in t.markers.iter().enumerate() {
+        let mx = x(*at);
+        // Labels near the right edge end at their marker.
+        let (anchor, lx) = if mx > LEFT + plot_w * 0.8 {
+            ("end", mx - 3.0)
+        } else {
+            ("start", mx + 3.0)
+        };
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{mx:.1}" y1="{TOP}" x2="{mx:.1}" y2="{:.1}" stroke="#555" stroke-dasharray="4 3"/><text x="{lx:.1}" y="{:.1}" font-size="11" text-anchor="{anchor}">{}</text>"##,
+            TOP + PLOT_H,
+            TOP + 12.0 + 13.0 * (i % 3) as f64,
+            escape(label)
+        );
+    }
+    // Legend.
+    let lx = LEFT + plot_w + 16.0;
+    let mut ly = TOP + 4.0;
+    for rev in &revisions {
+        let name = t.names.get(rev).map_or(String::new(), |n| format!(" {n}"));
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{lx}" y="{ly}" width="12" height="12" fill="{}"/><text x="{}" y="{}" font-size="11">rev {rev}{}</text>"#,
+            color(*rev),
+            lx + 18.0,
+            ly + 10.0,
+            escape(&name)
+        );
+        ly += 18.0;
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{lx}" y1="{0}" x2="{1}" y2="{0}" stroke="black" stroke-width="2"/><text x="{2}" y="{3}" font-size="11">healthy tasks</text>"##,
+        ly + 6.0,
+        lx + 12.0,
+        lx + 18.0,
+        ly + 10.0
+    );
+    ly += 18.0;
+    for (fill, label) in [("#41ab5d", "probes all OK"), ("#d7301f", "a probe failed")] {
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{lx}" y="{ly}" width="12" height="12" fill="{fill}"/><text x="{}" y="{}" font-size="11">{label}</text>"#,
+            lx + 18.0,
+            ly + 10.0
+        );
+        ly += 18.0;
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_draws_every_revision_the_healthy_line_probes_and_markers() {
+        let samples = vec![
+            Sample {
+                t: 0.0,
+                revisions: vec![(1, 2, 2)],
+                ..Sample::default()
+            },
+            Sample {
+                t: 5.0,
+                revisions: vec![(1, 2, 2), (2, 2, 0)],
+                probes_ok: 4,
+                probes_failed: 0,
+            },
+            Sample {
+                t: 10.0,
+                revisions: vec![(1, 2, 2)],
+                probes_ok: 2,
+                probes_failed: 3,
+            },
+        ];
+        let t = Timeline {
+            samples,
+            markers: vec![(4.0, "2. a <broken> version".into())],
+            names: BTreeMap::from([(1, "1.301".into()), (2, "1.305 & co".into())]),
+        };
+        let svg = render(&t, "demo");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("rev 1 1.301") && svg.contains("rev 2 1.305 &amp; co"));
+        assert!(svg.contains("2. a &lt;broken&gt; version"));
+        assert!(svg.contains("#d7301f\"/>"), "a failed-probe tick");
+        assert!(svg.contains("<path d=\"M"));
+        // Every element is closed: as many opening `<` as `>` (no text holds either).
+        assert_eq!(svg.matches('<').count(), svg.matches('>').count());
+    }
+}
