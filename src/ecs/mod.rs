@@ -152,7 +152,53 @@ fn n(v: i32) -> u32 {
 impl Aws {
     /// Builds the clients: region and endpoint from the settings, credentials from the
     /// default chain (environment, profile, ECS task role, instance role), one rustls stack.
+    ///
+    /// The SDK configuration (HTTP client with its connection pool and TLS roots, credentials
+    /// with their cache) is built once per runtime and settings and shared: a daemon with 1,000
+    /// targets otherwise held 1,000 copies of the system's root certificates and fetched its
+    /// credentials 1,000 times. Call counts stay per `Aws`.
     pub async fn connect(settings: ClientSettings) -> Aws {
+        type Key = (
+            Option<tokio::runtime::Id>,
+            String,
+            Option<String>,
+            Option<(String, String)>,
+            Duration,
+        );
+        static SHARED: Mutex<Vec<(Key, aws_config::SdkConfig)>> = Mutex::new(Vec::new());
+        let key: Key = (
+            tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+            settings.region.clone(),
+            settings.endpoint_url.clone(),
+            settings.static_credentials.clone(),
+            settings.attempt_timeout,
+        );
+        let cached = SHARED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone());
+        let config = match cached {
+            Some(c) => c,
+            None => {
+                let c = Self::sdk_config(&settings).await;
+                SHARED
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((key, c.clone()));
+                c
+            }
+        };
+        Aws {
+            ecs: aws_sdk_ecs::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            settings,
+            counts: Arc::default(),
+        }
+    }
+
+    async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::Ring,
@@ -177,13 +223,7 @@ impl Aws {
                 id, secret, None, None, "static",
             ));
         }
-        let config = loader.load().await;
-        Aws {
-            ecs: aws_sdk_ecs::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            settings,
-            counts: Arc::default(),
-        }
+        loader.load().await
     }
 
     pub fn settings(&self) -> &ClientSettings {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+pub mod procfs;
 pub mod rig;
 
 use std::future::Future;
@@ -63,10 +65,15 @@ impl World {
     }
 
     pub async fn with_retries(retry: RetryConfig) -> World {
+        Self::with(retry, SPEED).await
+    }
+
+    /// A simulator at `speed` simulated seconds per real second.
+    pub async fn with(retry: RetryConfig, speed: f64) -> World {
         install_crypto();
         let sim = Sim::start(SimOptions {
             listen: "127.0.0.1:0".parse().expect("address"),
-            speed: SPEED,
+            speed,
             delays: Delays::default(),
             tick: Duration::from_millis(5),
             ..SimOptions::default()

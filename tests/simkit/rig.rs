@@ -82,7 +82,11 @@ impl Rig {
 
     /// `trust` gives the probe trust line for this world (empty: the simulator's CA).
     pub async fn with_trust(trust: impl FnOnce(&World) -> String) -> Rig {
-        let w = World::new().await;
+        Self::with_world(World::new().await, trust)
+    }
+
+    /// A rig on a given simulator world (e.g. one at another speed).
+    pub fn with_world(w: World, trust: impl FnOnce(&World) -> String) -> Rig {
         let trust = trust(&w);
         for image in [V1, V2] {
             w.image(image, Mode::Healthy);

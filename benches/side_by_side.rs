@@ -1,0 +1,290 @@
+//! This daemon side by side with ECS's own protection, measured in one run on the simulator:
+//!
+//! - a bad version, a crash after RUNNING and a good version, each handled by this daemon (its
+//!   defaults), by ECS's circuit breaker alone, and by a deploy script with a 300 s timeout, at
+//!   ActiveGate-realistic timings run `SPEED` times faster (every time printed is simulated,
+//!   i.e. real-world, seconds);
+//! - scale: 1, 100 and 1,000 targets on one daemon process;
+//! - idle: one target, probe interval 15 s.
+//!
+//! Prints Markdown tables and writes them as JSON to `target/bench/side_by_side.json`.
+//! Run: `cargo bench --bench side_by_side` (about 5 minutes on 2 cores).
+//! Set `SIDE_BY_SIDE_SCALE=1,100` to choose the scale points.
+
+#[path = "../tests/simkit/mod.rs"]
+mod simkit;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use simkit::compare::*;
+use simkit::procfs;
+use simkit::rig::*;
+
+/// Simulated seconds per real second for the side-by-side cases.
+const SPEED: f64 = 50.0;
+/// Simulated seconds watched after each rollout.
+const WINDOW: f64 = 900.0;
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or("never".into(), |s| format!("{s:.0} s"))
+}
+
+async fn cases() -> Vec<Measured> {
+    let mut all = Vec::new();
+    for case in Case::ALL {
+        for strategy in Strategy::ALL {
+            let window = if case == Case::Good { 400.0 } else { WINDOW };
+            let m = measure(strategy, case, SPEED, window).await;
+            eprintln!("measured: {} / {}", m.case, m.strategy);
+            all.push(m);
+        }
+    }
+    all
+}
+
+fn print_cases(all: &[Measured]) {
+    println!(
+        "\n### Failures and good versions (simulated seconds; speed {SPEED}×; ActiveGate healthy {START:.0} s after start; desired 2)\n"
+    );
+    println!(
+        "| case | who | outcome | time to detect | back on the good revision | time with no healthy task | failed service probes (every 15 s) | AWS calls |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in all.iter().filter(|m| m.case != Case::Good.label()) {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.0} s of {:.0} s | {} | {} |",
+            m.case,
+            m.strategy,
+            m.outcome,
+            secs(m.detect_s),
+            secs(m.back_s),
+            m.none_healthy_s,
+            m.observed_s,
+            m.failed_service_probes,
+            m.calls
+        );
+    }
+    println!(
+        "\n| good version | outcome | time to verified / COMPLETED / stable | failed service probes | AWS calls |"
+    );
+    println!("|---|---|---|---|---|");
+    for m in all.iter().filter(|m| m.case == Case::Good.label()) {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            m.strategy,
+            m.outcome,
+            secs(m.done_s),
+            m.failed_service_probes,
+            m.calls
+        );
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Scale {
+    targets: usize,
+    rolled_out_in_s: f64,
+    verified: usize,
+    /// First rollouts that did not verify (e.g. probes timing out on a saturated machine).
+    failed: usize,
+    calls_per_rollout: f64,
+    calls_per_poll_cycle: f64,
+    peak_rss_mib: f64,
+    cpu_s: f64,
+}
+
+/// N targets (one task each) on one daemon: it creates and verifies every service, then idles.
+async fn scale(n: usize) -> Scale {
+    let rig = Rig::new().await;
+    let path = rig.dir.path().join("ag.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let (head, block) = text.split_once("[[target]]").expect("a target");
+    let block = block
+        .replace("interval_seconds = 0.02", "interval_seconds = 1")
+        .replace("grace_seconds = 0.3", "grace_seconds = 3")
+        .replace("timeout_seconds = 0.5", "timeout_seconds = 2")
+        .replace("desired_count = 2", "desired_count = 1");
+    let mut config = format!(
+        "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = 100\nshutdown_deadline_seconds = 30\n\n{head}"
+    );
+    for i in 0..n {
+        config.push_str("[[target]]");
+        config.push_str(
+            &block
+                .replace("name = \"prod\"", &format!("name = \"t{i}\""))
+                .replace(
+                    &format!("service = \"{SERVICE}\""),
+                    &format!("service = \"ag-{i}\""),
+                )
+                .replace("family = \"activegate\"", &format!("family = \"ag-{i}\"")),
+        );
+    }
+    std::fs::write(&path, config).expect("write");
+    let started = Instant::now();
+    let (child, url) = procfs::spawn_daemon(&path, &[]).await;
+    let pid = child.id();
+    let http = reqwest::Client::new();
+    // (verified, failed): targets whose first reconcile ended either way.
+    let settled = |s: &serde_json::Value| {
+        let targets = s["targets"].as_object();
+        let count = |f: &dyn Fn(&serde_json::Value) -> bool| {
+            targets.map_or(0, |t| t.values().filter(|t| f(t)).count())
+        };
+        (
+            count(&|t| t["outcomes"]["verified"].as_u64() >= Some(1)),
+            count(&|t| t["running"] != true && t["last_error"].is_string()),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let (mut done, mut failed) = (0, 0);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{url}/status")).send().await
+            && let Ok(s) = r.json::<serde_json::Value>().await
+        {
+            (done, failed) = settled(&s);
+            if done + failed >= n {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rolled_out_in_s = started.elapsed().as_secs_f64();
+    let total = |calls: std::collections::BTreeMap<String, u64>| calls.values().sum::<u64>();
+    let after_rollouts = total(rig.w.sim.calls());
+    // Idle: 20 probe cycles of 1 s.
+    let idle = Duration::from_secs(20);
+    tokio::time::sleep(idle).await;
+    let idle_calls = total(rig.w.sim.calls()) - after_rollouts;
+    let s = Scale {
+        targets: n,
+        rolled_out_in_s,
+        verified: done,
+        failed,
+        calls_per_rollout: after_rollouts as f64 / n as f64,
+        calls_per_poll_cycle: idle_calls as f64 / idle.as_secs_f64(),
+        peak_rss_mib: procfs::status_kib(pid, "VmHWM:") as f64 / 1024.0,
+        cpu_s: procfs::cpu_seconds(pid),
+    };
+    procfs::stop(child);
+    rig.w.sim.shutdown().await;
+    eprintln!("measured: scale {n}");
+    s
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Idle {
+    rss_mib: f64,
+    heap_mib: f64,
+    code_mib: f64,
+    peak_rss_mib: f64,
+    cpu_s_per_hour: f64,
+    measured_s: f64,
+}
+
+/// One target at the production probe interval, after it settled.
+async fn idle() -> Idle {
+    let rig = Rig::new().await;
+    rig.started().await;
+    let path = rig.dir.path().join("ag.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("interval_seconds = 0.02", "interval_seconds = 15")
+        .replace("grace_seconds = 0.3", "grace_seconds = 120");
+    std::fs::write(
+        &path,
+        format!("[daemon]\nstatus_listen = \"127.0.0.1:0\"\n\n{text}"),
+    )
+    .expect("write");
+    let (child, _) = procfs::spawn_daemon(&path, &["--no-initial-run"]).await;
+    let pid = child.id();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (cpu0, t0) = (procfs::cpu_seconds(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (cpu, elapsed) = (procfs::cpu_seconds(pid) - cpu0, t0.elapsed().as_secs_f64());
+    let kib = |f| procfs::status_kib(pid, f) as f64 / 1024.0;
+    let i = Idle {
+        rss_mib: kib("VmRSS:"),
+        heap_mib: kib("RssAnon:"),
+        code_mib: kib("RssFile:"),
+        peak_rss_mib: kib("VmHWM:"),
+        cpu_s_per_hour: cpu * 3600.0 / elapsed,
+        measured_s: elapsed,
+    };
+    procfs::stop(child);
+    rig.w.sim.shutdown().await;
+    i
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let all = cases().await;
+    let points: Vec<usize> = std::env::var("SIDE_BY_SIDE_SCALE")
+        .ok()
+        .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 100, 1000]);
+    let mut scales = Vec::new();
+    for n in points {
+        scales.push(scale(n).await);
+    }
+    let idle = idle().await;
+
+    print_cases(&all);
+    println!(
+        "\n### Scale: one daemon process (max_parallel 100, probe interval 1 s, timeout 2 s, 1 task per target, simulator at {}× in the benchmark's process on the same 2 cores)\n",
+        simkit::SPEED
+    );
+    println!(
+        "| targets | all created and verified in (real) | AWS calls per rollout | AWS calls per poll cycle (1 s) | peak RSS | CPU time (whole run) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for s in &scales {
+        println!(
+            "| {}{} | {:.1} s | {:.1} | {:.1} | {:.1} MiB | {:.1} s |",
+            s.targets,
+            if s.verified < s.targets {
+                format!(" ({} verified, {} failed)", s.verified, s.failed)
+            } else {
+                String::new()
+            },
+            s.rolled_out_in_s,
+            s.calls_per_rollout,
+            s.calls_per_poll_cycle,
+            s.peak_rss_mib,
+            s.cpu_s
+        );
+    }
+    println!("\n### Idle: one target, probe interval 15 s\n");
+    println!("| RSS (heap + mapped code) | peak RSS | CPU per hour |");
+    println!("|---|---|---|");
+    println!(
+        "| {:.1} MiB ({:.1} + {:.1}) | {:.1} MiB | {:.1} s (measured over {:.0} s) |",
+        idle.rss_mib,
+        idle.heap_mib,
+        idle.code_mib,
+        idle.peak_rss_mib,
+        idle.cpu_s_per_hour,
+        idle.measured_s
+    );
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let file = out.join("side_by_side.json");
+    let doc = json!({
+        "speed": SPEED,
+        "timings": {
+            "activegate_start_s": START, "crash_after_running_s": CRASH_AFTER,
+            "probe_interval_s": PROBE_INTERVAL, "grace_s": GRACE, "bake_s": BAKE,
+            "script_timeout_s": SCRIPT_TIMEOUT, "service_probe_s": SERVICE_PROBE,
+        },
+        "cases": all,
+        "scale": scales,
+        "idle": idle,
+    });
+    match std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("\nJSON: {}", file.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", file.display()),
+    }
+}

@@ -1,0 +1,71 @@
+//! The daemon as a child process, and what Linux says about it (`/proc`): for the benchmarks.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
+/// USER_HZ on Linux.
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`, `RssAnon:`, `RssFile:`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    ticks as f64 / TICKS_PER_SECOND
+}
+
+/// Starts `run` with the simulator's fixed credentials; returns the child and its status URL.
+pub async fn spawn_daemon(config: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the daemon starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the status line");
+        line
+    })
+    .await
+    .expect("join");
+    let url = line
+        .trim()
+        .strip_prefix("status: ")
+        .expect("the status address comes first")
+        .to_owned();
+    (child, url)
+}
+
+/// SIGTERM, then wait.
+pub fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
