@@ -135,7 +135,7 @@ pub async fn measure(strategy: Strategy, case: Case, speed: f64, window: f64) ->
         ..Behaviour::of(Mode::Healthy)
     };
     for image in [V1, V2] {
-        rig.w.sim.set_image(image, healthy.clone());
+        rig.w.sim.set_image(image, healthy);
     }
     let image = match case {
         Case::Good => V2,
@@ -334,8 +334,7 @@ pub fn analyse(timeline: &[TimelineEvent], from: f64, until: f64, good: &str) ->
     let mut healthy = timeline
         .iter()
         .filter(ours)
-        .filter(|e| e.kind == "healthy-count" && e.time < t0)
-        .last()
+        .rfind(|e| e.kind == "healthy-count" && e.time < t0)
         .and_then(|e| e.detail.parse::<u32>().ok())
         .unwrap_or(0);
     let mut steps = vec![(t0, healthy)];
