@@ -8,7 +8,7 @@
 //! - idle: one target, probe interval 15 s.
 //!
 //! Prints Markdown tables and writes them as JSON to `target/bench/side_by_side.json`.
-//! Run: `cargo bench --bench side_by_side` (about 5 minutes on 2 cores).
+//! Run: `cargo bench --bench side_by_side` (about 7 minutes on 2 cores).
 //! Set `SIDE_BY_SIDE_SCALE=1,100` to choose the scale points.
 
 #[path = "../tests/simkit/mod.rs"]
@@ -100,24 +100,34 @@ async fn scale(n: usize) -> Scale {
     let path = rig.dir.path().join("ag.toml");
     let text = std::fs::read_to_string(&path).expect("config");
     let (head, block) = text.split_once("[[target]]").expect("a target");
-    let block = block
-        .replace("interval_seconds = 0.02", "interval_seconds = 1")
-        .replace("grace_seconds = 0.3", "grace_seconds = 3")
-        .replace("timeout_seconds = 0.5", "timeout_seconds = 2")
-        .replace("desired_count = 2", "desired_count = 1");
+    let mut block = block.to_owned();
+    for (from, to) in [
+        ("interval_seconds = 0.02", "interval_seconds = 1"),
+        ("grace_seconds = 0.3", "grace_seconds = 3"),
+        ("timeout_seconds = 0.5", "timeout_seconds = 2"),
+        ("desired_count = 2", "desired_count = 1"),
+    ] {
+        block = replace_once(&block, from, to);
+    }
     let mut config = format!(
         "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = 100\nshutdown_deadline_seconds = 30\n\n{head}"
     );
     for i in 0..n {
         config.push_str("[[target]]");
         config.push_str(
-            &block
-                .replace("name = \"prod\"", &format!("name = \"t{i}\""))
-                .replace(
-                    &format!("service = \"{SERVICE}\""),
-                    &format!("service = \"ag-{i}\""),
-                )
-                .replace("family = \"activegate\"", &format!("family = \"ag-{i}\"")),
+            &[
+                ("name = \"prod\"".to_owned(), format!("name = \"t{i}\"")),
+                (
+                    format!("service = \"{SERVICE}\""),
+                    format!("service = \"ag-{i}\""),
+                ),
+                (
+                    "family = \"activegate\"".to_owned(),
+                    format!("family = \"ag-{i}\""),
+                ),
+            ]
+            .iter()
+            .fold(block.clone(), |b, (from, to)| replace_once(&b, from, to)),
         );
     }
     std::fs::write(&path, config).expect("write");
@@ -187,10 +197,9 @@ async fn idle() -> Idle {
     let rig = Rig::new().await;
     rig.started().await;
     let path = rig.dir.path().join("ag.toml");
-    let text = std::fs::read_to_string(&path)
-        .expect("config")
-        .replace("interval_seconds = 0.02", "interval_seconds = 15")
-        .replace("grace_seconds = 0.3", "grace_seconds = 120");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = replace_once(&text, "interval_seconds = 0.02", "interval_seconds = 15");
+    let text = replace_once(&text, "grace_seconds = 0.3", "grace_seconds = 120");
     std::fs::write(
         &path,
         format!("[daemon]\nstatus_listen = \"127.0.0.1:0\"\n\n{text}"),
@@ -235,7 +244,7 @@ async fn main() {
         simkit::SPEED
     );
     println!(
-        "| targets | all created and verified in (real) | AWS calls per rollout | AWS calls per poll cycle (1 s) | peak RSS | CPU time (whole run) |"
+        "| targets | all created and verified in (real) | AWS calls per rollout (monitors' calls meanwhile included) | AWS calls per poll cycle (1 s) | peak RSS | CPU time (whole run) |"
     );
     println!("|---|---|---|---|---|---|");
     for s in &scales {

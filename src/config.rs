@@ -1081,7 +1081,8 @@ impl Config {
 
     /// A path from the config, resolved against the config file's folder.
     pub fn resolve(&self, p: &Path) -> std::path::PathBuf {
-        if p.is_absolute() {
+        let env = p.to_str().is_some_and(|s| s.starts_with(crate::ENV_PREFIX));
+        if p.is_absolute() || env {
             p.to_path_buf()
         } else {
             self.base_dir.join(p)

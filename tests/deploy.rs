@@ -472,3 +472,76 @@ fn the_container_config_is_valid_and_leaves_time_to_stop_within_fargates_limit()
     let container = &resource(&t, "DaemonTaskDefinition")["ContainerDefinitions"][0];
     assert_eq!(container["StopTimeout"], 120);
 }
+
+/// Files every `include_str!`/`include_bytes!` in src/ embeds, relative to the repository.
+fn embedded_files() -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                // Unit tests (`tests.rs`) are not part of the release build.
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&Path::new(ROOT).join("src"), &mut files);
+    let mut embedded = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source");
+        for marker in ["include_str!(\"", "include_bytes!(\""] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                let Some(end) = rest.find('"') else { continue };
+                let joined = file.parent().expect("a folder").join(&rest[..end]);
+                let mut parts: Vec<String> = Vec::new();
+                for c in joined
+                    .strip_prefix(ROOT)
+                    .expect("inside the repo")
+                    .components()
+                {
+                    match c {
+                        std::path::Component::ParentDir => {
+                            parts.pop();
+                        }
+                        std::path::Component::Normal(p) => {
+                            parts.push(p.to_string_lossy().into_owned())
+                        }
+                        _ => {}
+                    }
+                }
+                embedded.push(parts.join("/"));
+            }
+        }
+    }
+    embedded
+}
+
+#[test]
+fn the_image_build_copies_every_file_the_binary_embeds() {
+    let copied: Vec<String> = dockerfile()
+        .into_iter()
+        .filter(|(i, a)| i == "COPY" && !a.starts_with("--from="))
+        .flat_map(|(_, a)| {
+            let words: Vec<String> = a.split_whitespace().map(str::to_owned).collect();
+            words[..words.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    let embedded = embedded_files();
+    assert!(
+        embedded.iter().any(|e| e.starts_with("tests/fixtures/")),
+        "the scan finds the demo's manifest: {embedded:?}"
+    );
+    for e in embedded {
+        assert!(
+            copied
+                .iter()
+                .any(|c| e == *c || e.starts_with(&format!("{}/", c.trim_end_matches('/')))),
+            "deploy/Dockerfile does not COPY {e}, which src/ embeds (copied: {copied:?})"
+        );
+    }
+}

@@ -297,3 +297,16 @@ fn bad_mesh_values_are_named() {
     let (_, _, _, message) = invalid(&text);
     assert!(message.contains("consul_address"), "{message}");
 }
+
+#[test]
+fn env_paths_are_not_joined_to_the_config_folder() {
+    let c = Config::parse("/etc/activegate-lifecycle/ag.toml", MINIMAL).expect("valid");
+    assert_eq!(
+        c.resolve(Path::new("env:ACTIVEGATE_MANIFEST")),
+        Path::new("env:ACTIVEGATE_MANIFEST")
+    );
+    assert_eq!(
+        c.resolve(Path::new("activegate.yaml")),
+        Path::new("/etc/activegate-lifecycle/activegate.yaml")
+    );
+}

@@ -33,6 +33,8 @@ struct State {
     written: Option<Vec<String>>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// When the last reconcile asked for a write.
+    reconciled_at: Option<Instant>,
 }
 
 /// Why a sync was asked for.
@@ -40,7 +42,7 @@ struct State {
 pub enum Cause {
     /// After a reconcile: write, and check the gateway.
     Reconciled,
-    /// The monitor saw the healthy tasks change: write when changed, no waiting.
+    /// The monitor saw the set of serving tasks change: write when changed, no waiting.
     TasksChanged,
 }
 
@@ -68,8 +70,15 @@ impl MeshSync {
         self.spec.addresses == AddressSource::Tasks
     }
 
-    /// Makes the destination name `task_addresses` (or the stable name).
-    pub async fn sync(&self, task_addresses: &[String], board: &Board, cause: Cause) {
+    /// Makes the destination name `task_addresses` (or the stable name), as ECS showed them at
+    /// `observed_at`.
+    pub async fn sync(
+        &self,
+        task_addresses: &[String],
+        observed_at: Instant,
+        board: &Board,
+        cause: Cause,
+    ) {
         let mut wanted: Vec<String> = match &self.spec.addresses {
             AddressSource::Stable(a) => vec![a.clone()],
             AddressSource::Tasks => task_addresses.to_vec(),
@@ -82,19 +91,18 @@ impl MeshSync {
         }
         let mut state = self.state.lock().await;
         let now = Instant::now();
-        if state.written.as_ref() == Some(&wanted) {
-            // Already written (the monitor saw the new tasks first): after a reconcile the
-            // gateway is still checked.
-            drop(state);
-            if cause == Cause::Reconciled
-                && let Some(admin) = &self.spec.envoy_admin
-            {
-                self.check_gateway(admin, &wanted, board).await;
+        if cause == Cause::TasksChanged {
+            // The monitor's view may predate the last reconcile's write (its task list is
+            // refreshed every few rounds): then it is stale, and not written.
+            let stale = state.reconciled_at.is_some_and(|r| observed_at < r);
+            let backing_off = state.retry_at.is_some_and(|r| r > now);
+            if state.written.as_ref() == Some(&wanted) || stale || backing_off {
+                return;
             }
-            return;
-        }
-        if cause == Cause::TasksChanged && state.retry_at.is_some_and(|r| r > now) {
-            return;
+        } else {
+            // After a reconcile the entry is always read (a GET when nothing changed), so an
+            // entry deleted or edited by hand is repaired.
+            state.reconciled_at = Some(now);
         }
         let name = self.target.as_str();
         match self.client.write_destination(&self.spec, &wanted).await {

@@ -345,8 +345,12 @@ impl Job {
                 }
             }
         });
-        // The mesh follows what the service now runs; its failures never undo the outcome.
+        // The mesh follows what the service now runs; its failures never undo the outcome, and
+        // it holds neither the parallelism permit nor the group's turn.
+        drop(_permit);
+        drop(_group);
         if let (Some(mesh), Some(engine), Some(revision)) = (&self.mesh, &kept, serves) {
+            let observed_at = tokio::time::Instant::now();
             let addresses = if mesh.follows_tasks() {
                 match engine
                     .aws()
@@ -371,8 +375,13 @@ impl Job {
             } else {
                 Vec::new()
             };
-            mesh.sync(&addresses, &self.board, mesh::Cause::Reconciled)
-                .await;
+            mesh.sync(
+                &addresses,
+                observed_at,
+                &self.board,
+                mesh::Cause::Reconciled,
+            )
+            .await;
         }
     }
 }

@@ -72,6 +72,10 @@ pub async fn watch(
     }
 
     let mut ips: Vec<String> = Vec::new();
+    // For the mesh: when ECS last listed the tasks, and which of them ever answered healthy (a
+    // single failed probe does not take a task out of the destination; leaving ECS does).
+    let mut listed_at = tokio::time::Instant::now();
+    let mut answered: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // Until one task has answered healthy, the service is being created, not down.
     let mut ever_healthy = availability.report(clock.now()).downtime_seconds > 0.0;
     let mut round = 0u32;
@@ -84,12 +88,15 @@ pub async fn watch(
             _ = tokio::time::sleep(interval) => {}
         }
         if round.is_multiple_of(REFRESH_EVERY) || ips.is_empty() {
+            let asked_at = tokio::time::Instant::now();
             if let Ok(tasks) = aws.tasks(&cluster, &service, false).await {
                 ips = tasks
                     .into_iter()
                     .filter(|t| t.last_status == "RUNNING")
                     .filter_map(|t| t.ip)
                     .collect();
+                listed_at = asked_at;
+                answered.retain(|a| ips.contains(a));
             }
             if service_arn.is_none() {
                 service_arn = aws
@@ -107,25 +114,35 @@ pub async fn watch(
             probes.spawn(async move { (prober.probe(&ip).await, ip) });
         }
         let (mut ok, mut failed, mut latency) = (0u64, 0u64, 0.0f64);
-        let mut healthy = Vec::new();
         while let Some(Ok((p, ip))) = probes.join_next().await {
             latency += p.latency.as_secs_f64();
             if p.result.is_ok() {
                 ok += 1;
-                healthy.push(ip);
+                answered.insert(ip);
             } else {
                 failed += 1
             }
         }
-        // A task replaced by ECS, or one started by a rollout, changes the mesh destination.
+        // A task replaced by ECS, or one started by a rollout, changes the mesh destination:
+        // the running tasks that have answered healthy.
+        let serving: Vec<String> = ips
+            .iter()
+            .filter(|ip| answered.contains(*ip))
+            .cloned()
+            .collect();
         if let Some(m) = mesh
             .as_ref()
-            .filter(|m| m.follows_tasks() && !healthy.is_empty())
+            .filter(|m| m.follows_tasks() && !serving.is_empty())
         {
             let (m, board) = (m.clone(), board.clone());
             tokio::spawn(async move {
-                m.sync(&healthy, &board, super::mesh::Cause::TasksChanged)
-                    .await
+                m.sync(
+                    &serving,
+                    listed_at,
+                    &board,
+                    super::mesh::Cause::TasksChanged,
+                )
+                .await
             });
         }
         let now = clock.now();

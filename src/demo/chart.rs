@@ -266,7 +266,11 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("rev 1 1.301") && svg.contains("rev 2 1.305 &amp; co"));
         assert!(svg.contains("2. a &lt;broken&gt; version"));
-        assert!(svg.contains("#d7301f\"/>"), "a failed-probe tick");
+        // A red tick in the probe strip (legend swatches are 12 high, strip ticks 18).
+        assert!(
+            svg.contains(&format!("height=\"{STRIP}\" fill=\"#d7301f\"")),
+            "a failed-probe tick"
+        );
         assert!(svg.contains("<path d=\"M"));
         // Every element is closed: as many opening `<` as `>` (no text holds either).
         assert_eq!(svg.matches('<').count(), svg.matches('>').count());

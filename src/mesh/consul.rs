@@ -75,7 +75,9 @@ impl Client {
         namespace: Option<&str>,
         timeout: Duration,
     ) -> Result<Client, ConsulError> {
+        // No redirects: reqwest drops standard auth headers on a redirect, not X-Consul-Token.
         let http = crate::http_client(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConsulError::Transport {
                 url: settings.address.clone(),

@@ -92,6 +92,12 @@ pub struct Measured {
     pub observed_s: f64,
 }
 
+/// `text` with `from` replaced, which must be there (else the rig's config changed).
+pub fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the rig's config has no `{from}`");
+    text.replacen(from, to, 1)
+}
+
 fn real(sim_seconds: f64, speed: f64) -> Duration {
     Duration::from_secs_f64(sim_seconds / speed)
 }
@@ -104,30 +110,33 @@ pub async fn measure(strategy: Strategy, case: Case, speed: f64, window: f64) ->
     let mut rig = Rig::with_world(w, |_| String::new());
     let path = rig.dir.path().join("ag.toml");
     let secs = |s: f64| format!("{}", s / speed);
-    let text = std::fs::read_to_string(&path)
-        .expect("config")
-        .replace(
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    for (from, to) in [
+        (
             "bake_seconds = 0.3",
-            &format!("bake_seconds = {}", secs(BAKE)),
-        )
-        .replace(
+            format!("bake_seconds = {}", secs(BAKE)),
+        ),
+        (
             "deadline_seconds = 30",
-            &format!("deadline_seconds = {}", secs(DEADLINE)),
-        )
-        .replace(
+            format!("deadline_seconds = {}", secs(DEADLINE)),
+        ),
+        (
             "interval_seconds = 0.02",
-            &format!("interval_seconds = {}", secs(PROBE_INTERVAL)),
-        )
+            format!("interval_seconds = {}", secs(PROBE_INTERVAL)),
+        ),
         // A TLS handshake on a busy 2-core machine needs more than 2 s / speed.
-        .replace(
+        (
             "timeout_seconds = 0.5",
-            &format!("timeout_seconds = {}", (PROBE_TIMEOUT / speed).max(0.25)),
-        )
-        .replace(
+            format!("timeout_seconds = {}", (PROBE_TIMEOUT / speed).max(0.25)),
+        ),
+        (
             "grace_seconds = 0.3",
-            &format!("grace_seconds = {}", secs(GRACE)),
-        )
-        .replace("healthy_after = 2", "healthy_after = 3");
+            format!("grace_seconds = {}", secs(GRACE)),
+        ),
+        ("healthy_after = 2", "healthy_after = 3".to_owned()),
+    ] {
+        text = replace_once(&text, from, &to);
+    }
     std::fs::write(&path, text).expect("write");
     rig.config = Config::load(&path).expect("config");
     let healthy = Behaviour {
