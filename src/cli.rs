@@ -669,7 +669,7 @@ fn mesh_command(args: &MeshArgs) -> Result<ExitCode, Failure> {
         .target(args.target.target.as_deref())
         .map_err(Failure::bad_input)?
         .clone();
-    let Some(spec) = target.mesh_spec() else {
+    let Some(spec) = target.mesh_spec(&config) else {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "{}: target `{}` has no [target.mesh]: name at least the services allowed to reach the ActiveGate (mesh.sources)",
             config.path,

@@ -404,6 +404,10 @@ pub struct MeshSettings {
     /// The Consul datacenter, when not the agent's own.
     #[serde(default)]
     pub datacenter: Option<ConsulName>,
+    /// PEM file with the CA of Consul's HTTPS certificate (relative to this file, or
+    /// `env:NAME`), added to the system's roots.
+    #[serde(default)]
+    pub ca_bundle: Option<std::path::PathBuf>,
     /// The terminating gateway's Envoy admin endpoint, checked after each update.
     #[serde(default)]
     pub envoy_admin: Option<EndpointUrl>,
@@ -1118,7 +1122,7 @@ impl Config {
 
 impl Target {
     /// The target's mesh, when it has one: names, the destination's address source and port.
-    pub fn mesh_spec(&self) -> Option<crate::mesh::Spec> {
+    pub fn mesh_spec(&self, config: &Config) -> Option<crate::mesh::Spec> {
         use crate::mesh::{AddressSource, Source, Spec, consul};
         let m = self.mesh.as_ref()?;
         let entry = self.entry_point.as_ref().map(EntryPointUrl::entry_point);
@@ -1158,6 +1162,7 @@ impl Target {
                 address: a.0.clone(),
                 token_env: m.token_env.clone(),
                 datacenter: m.datacenter.as_ref().map(|d| d.0.clone()),
+                ca_bundle: m.ca_bundle.as_ref().map(|p| config.resolve(p)),
             }),
             envoy_admin: m.envoy_admin.as_ref().map(|e| e.0.clone()),
         })

@@ -240,6 +240,7 @@ fn spec(url: &str) -> Spec {
             address: url.into(),
             token_env: TOKEN_ENV.into(),
             datacenter: None,
+            ca_bundle: None,
         }),
         envoy_admin: Some(url.into()),
     }
@@ -378,6 +379,7 @@ async fn consul_errors_say_what_went_wrong_and_never_show_the_token() {
         address: url.clone(),
         token_env: "AGL_TEST_CONSUL_TOKEN_UNSET".into(),
         datacenter: Some("dc1".into()),
+        ca_bundle: None,
     };
     let anonymous = Client::new(&settings, None, Duration::from_secs(5)).expect("client");
     let err = anonymous
@@ -649,5 +651,47 @@ async fn the_mesh_command_names_the_running_tasks_and_warns_that_they_move() {
     }
     assert!(out.contains("SECURITY"), "{out}");
     assert!(err.contains("change at every rollout"), "{err}");
+    rig.w.sim.shutdown().await;
+}
+
+/// Consul over HTTPS with a private CA (`mesh.ca_bundle`): the simulator's ActiveGate tasks serve
+/// TLS with the simulator's CA, which stands in for Consul's. The handshake succeeds with the
+/// bundle (whatever the task then answers) and fails without it; a file that is no PEM is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_over_https_trusts_the_configured_ca() {
+    let rig = Rig::new().await;
+    rig.started().await;
+    let ip = running_ips(&rig).await.pop().expect("a task");
+    let ca = rig.dir.path().join("ca.pem");
+    let settings = |ca_bundle: Option<std::path::PathBuf>| Settings {
+        address: format!("https://{ip}:9999"),
+        token_env: TOKEN_ENV.into(),
+        datacenter: None,
+        ca_bundle,
+    };
+    let trusted =
+        Client::new(&settings(Some(ca.clone())), None, Duration::from_secs(5)).expect("client");
+    let answer = trusted
+        .get("service-defaults", "dynatrace-activegate")
+        .await;
+    assert!(
+        !matches!(answer, Err(ConsulError::Transport { .. })),
+        "TLS with the CA bundle: {answer:?}"
+    );
+    let untrusted = Client::new(&settings(None), None, Duration::from_secs(5)).expect("client");
+    let err = untrusted
+        .get("service-defaults", "dynatrace-activegate")
+        .await
+        .expect_err("an unknown CA");
+    assert!(matches!(err, ConsulError::Transport { .. }), "{err}");
+    let not_pem = rig.dir.path().join("ag.toml");
+    let err = Client::new(&settings(Some(not_pem)), None, Duration::from_secs(5))
+        .err()
+        .expect("not a CA bundle");
+    assert!(
+        err.to_string()
+            .contains("ag.toml: cannot use it as Consul's CA bundle"),
+        "{err}"
+    );
     rig.w.sim.shutdown().await;
 }

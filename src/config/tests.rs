@@ -239,11 +239,11 @@ fn the_mesh_destination_prefers_a_stable_name() {
     use crate::mesh::AddressSource;
     // No mesh: no spec.
     let c = Config::parse("ag.toml", MINIMAL).expect("valid");
-    assert!(c.targets[0].mesh_spec().is_none());
+    assert!(c.targets[0].mesh_spec(&c).is_none());
     // Only sources: the tasks' addresses on the probe port, named after the ECS service.
     let text = format!("{MINIMAL}\n[target.mesh]\nsources = [{{ name = \"web\" }}]\n");
     let c = Config::parse("ag.toml", &text).expect("valid");
-    let s = c.targets[0].mesh_spec().expect("a mesh");
+    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
     assert_eq!(s.addresses, AddressSource::Tasks);
     assert_eq!((s.service.as_str(), s.port), ("dynatrace-activegate", 9999));
     assert_eq!(s.gateway, "terminating-gateway");
@@ -254,7 +254,7 @@ fn the_mesh_destination_prefers_a_stable_name() {
         "entry_point = \"https://ag.example.internal:443/communication\"\n\n[target.network]",
     );
     let c = Config::parse("ag.toml", &text).expect("valid");
-    let s = c.targets[0].mesh_spec().expect("a mesh");
+    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
     assert_eq!(
         s.addresses,
         AddressSource::Stable("ag.example.internal".into())
@@ -264,12 +264,12 @@ fn the_mesh_destination_prefers_a_stable_name() {
     let forced = text.replace("sources = ", "task_addresses = true\nsources = ");
     let c = Config::parse("ag.toml", &forced).expect("valid");
     assert_eq!(
-        c.targets[0].mesh_spec().expect("a mesh").addresses,
+        c.targets[0].mesh_spec(&c).expect("a mesh").addresses,
         AddressSource::Tasks
     );
     // The example's Consul settings.
     let c = Config::parse("example", EXAMPLE).expect("valid");
-    let s = c.targets[0].mesh_spec().expect("a mesh");
+    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
     let consul = s.consul.expect("consul");
     assert_eq!(consul.token_env, "CONSUL_HTTP_TOKEN");
     assert_eq!(consul.datacenter.as_deref(), Some("dc1"));

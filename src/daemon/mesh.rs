@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::board::{Board, MeshStatus};
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::mesh::{AddressSource, Spec, consul, envoy};
 
 const CONSUL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,8 +48,8 @@ pub enum Cause {
 
 impl MeshSync {
     /// The target's sync, when its mesh names a Consul to write to.
-    pub fn new(target: &Target) -> Option<Arc<MeshSync>> {
-        let spec = target.mesh_spec()?;
+    pub fn new(config: &Config, target: &Target) -> Option<Arc<MeshSync>> {
+        let spec = target.mesh_spec(config)?;
         let settings = spec.consul.clone()?;
         match consul::Client::new(&settings, spec.namespace.as_deref(), CONSUL_TIMEOUT) {
             Ok(client) => Some(Arc::new(MeshSync {

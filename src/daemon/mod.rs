@@ -126,7 +126,7 @@ fn start_targets(
                 .clone()
         });
         let (stop, stopped) = watch::channel(false);
-        let mesh = mesh::MeshSync::new(target);
+        let mesh = mesh::MeshSync::new(config, target);
         let job = Job {
             config: config.clone(),
             target: target.clone(),

@@ -24,10 +24,14 @@ pub struct Settings {
     pub token_env: String,
     /// The datacenter (`?dc=`), when not the agent's own.
     pub datacenter: Option<String>,
+    /// A PEM file (or `env:NAME`) with the CA of Consul's certificate, added to the system's.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsulError {
+    #[error("{path}: cannot use it as Consul's CA bundle: {detail}")]
+    CaBundle { path: String, detail: String },
     #[error("{url}: {detail}")]
     Transport { url: String, detail: String },
     #[error(
@@ -76,13 +80,25 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, ConsulError> {
         // No redirects: reqwest drops standard auth headers on a redirect, not X-Consul-Token.
-        let http = crate::http_client(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConsulError::Transport {
-                url: settings.address.clone(),
-                detail: crate::error_chain(&e),
-            })?;
+        let mut builder = crate::http_client(timeout).redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &settings.ca_bundle {
+            let shown = path.display().to_string();
+            let bad = |detail: String| ConsulError::CaBundle {
+                path: shown.clone(),
+                detail,
+            };
+            let pem = crate::read_limited(path, 1024 * 1024).map_err(|e| bad(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| bad(crate::error_chain(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|e| ConsulError::Transport {
+            url: settings.address.clone(),
+            detail: crate::error_chain(&e),
+        })?;
         Ok(Client {
             http,
             token: std::env::var(&settings.token_env)
