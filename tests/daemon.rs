@@ -4,70 +4,17 @@
 
 mod simkit;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use activegate_lifecycle::config::Config;
-use activegate_lifecycle::daemon::{self, Options, Signal, board::Board};
+use activegate_lifecycle::daemon::{self, Signal};
 use activegate_lifecycle::sim::{Behaviour, Mode};
 use simkit::rig::*;
 use simkit::*;
-use tokio::sync::mpsc;
-
-struct Running {
-    board: Arc<Board>,
-    signals: mpsc::Sender<Signal>,
-    task: tokio::task::JoinHandle<()>,
-}
 
 fn edit(rig: &Rig, f: impl FnOnce(String) -> String) {
     let path = rig.dir.path().join("ag.toml");
     let text = std::fs::read_to_string(&path).expect("config");
     std::fs::write(&path, f(text)).expect("write");
-}
-
-fn start(rig: &Rig) -> Running {
-    let path = rig.dir.path().join("ag.toml");
-    let config = Config::load(&path).expect("config");
-    let board = Arc::new(Board::default());
-    let (signals, rx) = mpsc::channel(16);
-    let options = Options {
-        adjust_client: Arc::new(|c| {
-            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
-            c.initial_backoff = Duration::from_millis(10);
-        }),
-        ..Options::default()
-    };
-    let b = board.clone();
-    let task = tokio::spawn(async move {
-        daemon::run(path, config, b, options, rx)
-            .await
-            .expect("the daemon runs");
-    });
-    Running {
-        board,
-        signals,
-        task,
-    }
-}
-
-impl Running {
-    async fn until(
-        &self,
-        f: impl Fn(&daemon::board::TargetStatus) -> bool,
-    ) -> daemon::board::TargetStatus {
-        until(Duration::from_secs(40), || async {
-            let s = self.board.snapshot();
-            let t = s.targets.get("prod")?.clone();
-            f(&t).then_some(t)
-        })
-        .await
-    }
-
-    async fn stop(self) {
-        self.signals.send(Signal::Terminate).await.expect("send");
-        self.task.await.expect("the daemon stops");
-    }
 }
 
 fn count(t: &daemon::board::TargetStatus, outcome: &str) -> u64 {
@@ -93,7 +40,7 @@ async fn downtime_is_counted_and_a_spent_budget_pauses_scheduled_rollouts() {
             "schedule = \"* * * * * *\"\nslo_percent = 99.9999999\nmanifest = ",
         )
     });
-    let d = start(&rig);
+    let d = rig.daemon();
     d.until(|t| count(t, "verified") == 1).await;
     let t = d
         .until(|t| t.downtime_seconds > 0.0 && t.skipped_for_budget > 0)
@@ -138,7 +85,7 @@ async fn downtime_is_counted_and_a_spent_budget_pauses_scheduled_rollouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_sighups_during_a_rollout_makes_one_follow_up_run() {
     let rig = Rig::new().await;
-    let d = start(&rig);
+    let d = rig.daemon();
     d.until(|t| count(t, "verified") == 1).await;
     // A slower-starting new version (within the probes' grace): the next rollout takes a while.
     rig.w.sim.set_image(
@@ -179,7 +126,7 @@ async fn scheduled_times_that_pass_during_a_rollout_are_skipped_and_logged() {
     edit(&rig, |t| {
         t.replace("manifest = ", "schedule = \"* * * * * *\"\nmanifest = ")
     });
-    let d = start(&rig);
+    let d = rig.daemon();
     d.until(|t| count(t, "verified") == 1).await;
     // A rollout that takes longer than the schedule's second: a long bake.
     edit(&rig, |t| {
@@ -209,7 +156,7 @@ async fn targets_of_one_group_never_roll_at_the_same_time() {
             .replace("family = \"activegate\"", "family = \"activegate-b\"");
         format!("{t}\n{second}").replace("manifest = ", "group = \"zone-a\"\nmanifest = ")
     });
-    let d = start(&rig);
+    let d = rig.daemon();
     let both = until(Duration::from_secs(40), || async {
         let s = d.board.snapshot();
         let a = s.targets.get("prod")?.clone();

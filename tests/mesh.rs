@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use activegate_lifecycle::config::Config;
-use activegate_lifecycle::daemon::{self, Options, Signal, board::Board};
+use activegate_lifecycle::daemon::{self, Signal, board::Board};
 use activegate_lifecycle::mesh::consul::{Client, ConsulError, Settings, Written};
 use activegate_lifecycle::mesh::{AddressSource, Source, Spec};
 use bytes::Bytes;
@@ -21,7 +20,6 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use simkit::rig::*;
 use simkit::*;
-use tokio::sync::mpsc;
 
 const TOKEN: &str = "consul-acl-token-never-print-me";
 const TOKEN_ENV: &str = "AGL_TEST_CONSUL_TOKEN";
@@ -473,23 +471,8 @@ async fn after_each_rollout_the_destination_names_the_new_tasks() {
     let rig = Rig::new().await;
     mesh_config(&rig, &url);
     let path = rig.dir.path().join("ag.toml");
-    let config = Config::load(&path).expect("config");
-    let board = Arc::new(Board::default());
-    let (signals, rx) = mpsc::channel(16);
-    let options = Options {
-        adjust_client: Arc::new(|c| {
-            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
-            c.initial_backoff = Duration::from_millis(10);
-        }),
-        ..Options::default()
-    };
-    let b = board.clone();
-    let p = path.clone();
-    let task = tokio::spawn(async move {
-        daemon::run(p, config, b, options, rx)
-            .await
-            .expect("the daemon runs");
-    });
+    let d = rig.daemon();
+    let (board, signals) = (d.board.clone(), d.signals.clone());
     let mesh_of = |b: &Board| {
         b.snapshot()
             .targets
@@ -591,8 +574,7 @@ async fn after_each_rollout_the_destination_names_the_new_tasks() {
     })
     .await;
     assert!(back.iter().all(|ip| !new_ips.contains(ip)));
-    signals.send(Signal::Terminate).await.expect("send");
-    task.await.expect("the daemon stops");
+    d.stop().await;
     rig.w.sim.shutdown().await;
 }
 

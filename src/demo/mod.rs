@@ -276,42 +276,64 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         probes: (0, 0),
         ever_healthy: false,
     };
-    say(&format!(
-        "0. at start: the service is created with ActiveGate {V1}, the only version published\n"
-    ))?;
-    rec.mark("0. created");
-    let from = sim.now();
-    let (t, low, none) = next_outcome(&board, &sim, &mut rec, &mut seen).await?;
-    let mut created = story(V1, &t, low, none, &sim, from);
-    created.outcome = format!("{} (service created)", created.outcome);
-    stories.push(created);
-
-    say(&format!(
-        "\n1. ActiveGate {V2} is published; the next scheduled run rolls it out and verifies it\n"
-    ))?;
-    rec.mark("1. new version");
-    let from = sim.now();
-    sim.publish_tag(NAME, V2);
-    let (t, low, none) = next_until(&board, &sim, &mut rec, &mut seen, "verified").await?;
-    stories.push(story(V2, &t, low, none, &sim, from));
-
-    say(&format!(
-        "\n2. a broken {BROKEN} is published: it never answers healthy; it is rolled back and quarantined\n"
-    ))?;
-    rec.mark("2. broken version");
-    let from = sim.now();
-    sim.publish_tag(NAME, BROKEN);
-    let (t, low, none) = next_until(&board, &sim, &mut rec, &mut seen, "rolled-back").await?;
-    stories.push(story(BROKEN, &t, low, none, &sim, from));
-
-    say(
-        "\n3. a manual trigger (what SIGHUP does): the broken version stays quarantined, nothing to do\n",
-    )?;
-    rec.mark("3. manual trigger");
-    let from = sim.now();
-    signals.send(Signal::Reload).await.ok();
-    let (t, low, none) = next_outcome(&board, &sim, &mut rec, &mut seen).await?;
-    stories.push(story(V2, &t, low, none, &sim, from));
+    enum Act {
+        Start,
+        Publish(&'static str),
+        Trigger,
+    }
+    let plan = [
+        (
+            format!("0. at start: the service is created with ActiveGate {V1}, the only version published\n"),
+            "0. created",
+            Act::Start,
+            None,
+            V1,
+        ),
+        (
+            format!("\n1. ActiveGate {V2} is published; the next scheduled run rolls it out and verifies it\n"),
+            "1. new version",
+            Act::Publish(V2),
+            Some("verified"),
+            V2,
+        ),
+        (
+            format!("\n2. a broken {BROKEN} is published: it never answers healthy; it is rolled back and quarantined\n"),
+            "2. broken version",
+            Act::Publish(BROKEN),
+            Some("rolled-back"),
+            BROKEN,
+        ),
+        (
+            "\n3. a manual trigger (what SIGHUP does): the broken version stays quarantined, nothing to do\n".to_owned(),
+            "3. manual trigger",
+            Act::Trigger,
+            None,
+            V2,
+        ),
+    ];
+    for (headline, marker, act, until, version) in plan {
+        say(&headline)?;
+        rec.mark(marker);
+        let from = sim.now();
+        match act {
+            Act::Start => {}
+            Act::Publish(v) => {
+                sim.publish_tag(NAME, v);
+            }
+            Act::Trigger => {
+                signals.send(Signal::Reload).await.ok();
+            }
+        }
+        let (t, low, none) = match until {
+            Some(outcome) => next_until(&board, &sim, &mut rec, &mut seen, outcome).await?,
+            None => next_outcome(&board, &sim, &mut rec, &mut seen).await?,
+        };
+        let mut s = story(version, &t, low, none, &sim, from);
+        if matches!(act, Act::Start) {
+            s.outcome = format!("{} (service created)", s.outcome);
+        }
+        stories.push(s);
+    }
     // A last look, so that the chart shows the end state.
     let t = board
         .snapshot()

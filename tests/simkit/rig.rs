@@ -161,3 +161,63 @@ impl Rig {
         }
     }
 }
+
+/// The daemon in-process on a rig's config file, driven through its signal channel.
+pub struct Running {
+    pub board: std::sync::Arc<activegate_lifecycle::daemon::board::Board>,
+    pub signals: tokio::sync::mpsc::Sender<activegate_lifecycle::daemon::Signal>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Rig {
+    /// Starts the daemon in-process on the rig's config file, with the simulator's credentials.
+    pub fn daemon(&self) -> Running {
+        use activegate_lifecycle::daemon::{self, Options, board::Board};
+        use std::sync::Arc;
+        let path = self.dir.path().join("ag.toml");
+        let config = Config::load(&path).expect("config");
+        let board = Arc::new(Board::default());
+        let (signals, rx) = tokio::sync::mpsc::channel(16);
+        let options = Options {
+            adjust_client: Arc::new(|c| {
+                c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
+                c.initial_backoff = Duration::from_millis(10);
+            }),
+            ..Options::default()
+        };
+        let b = board.clone();
+        let task = tokio::spawn(async move {
+            daemon::run(path, config, b, options, rx)
+                .await
+                .expect("the daemon runs");
+        });
+        Running {
+            board,
+            signals,
+            task,
+        }
+    }
+}
+
+impl Running {
+    /// Waits (40 s at most) until the target `prod` satisfies `f`.
+    pub async fn until(
+        &self,
+        f: impl Fn(&activegate_lifecycle::daemon::board::TargetStatus) -> bool,
+    ) -> activegate_lifecycle::daemon::board::TargetStatus {
+        until(Duration::from_secs(40), || async {
+            let s = self.board.snapshot();
+            let t = s.targets.get("prod")?.clone();
+            f(&t).then_some(t)
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.signals
+            .send(activegate_lifecycle::daemon::Signal::Terminate)
+            .await
+            .expect("send");
+        self.task.await.expect("the daemon stops");
+    }
+}
