@@ -4,8 +4,7 @@
 
 mod simkit;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use activegate_lifecycle::rollout::tags;
@@ -38,34 +37,13 @@ impl Daemon {
     }
 
     async fn start_with(rig: &Rig, config: &std::ffi::OsStr, env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .envs(env.iter().copied())
-            .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
-            .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
+        let mut cmd = procfs::daemon_command(config, &[]);
+        cmd.envs(env.iter().copied())
             .env("ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN", TOKEN)
             .env("AGL_TEST_DT_TOKEN", DT_TOKEN)
             .env("RUST_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(rig.dir.path().join("daemon.log")).expect("log file"))
-            .spawn()
-            .expect("the daemon starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout)
-                .read_line(&mut line)
-                .expect("a first line");
-            line
-        })
-        .await
-        .expect("join");
-        let url = line
-            .trim()
-            .strip_prefix("status: ")
-            .expect("the status address comes first")
-            .to_owned();
+            .stderr(std::fs::File::create(rig.dir.path().join("daemon.log")).expect("log file"));
+        let (child, url) = procfs::spawn(cmd).await;
         Daemon {
             child,
             url,
@@ -348,19 +326,7 @@ async fn a_scheduled_run_rolls_out_a_new_version_from_the_manifest() {
     assert_eq!(s["targets"]["prod"]["last_trigger"], "schedule");
     assert_eq!(s["reloads"], 0);
     let svc = rig.w.service(SERVICE).await;
-    let td = rig
-        .w
-        .ecs
-        .describe_task_definition()
-        .task_definition(svc.task_definition().expect("td"))
-        .send()
-        .await
-        .expect("describe");
-    let image = td
-        .task_definition()
-        .and_then(|t| t.container_definitions().first())
-        .and_then(|c| c.image())
-        .map(str::to_owned);
+    let image = rig.w.image_of(svc.task_definition().expect("td")).await;
     assert_eq!(image.as_deref(), Some(V2));
     signal(&d.child, "TERM");
     assert_eq!(d.exit_code().await, 0);

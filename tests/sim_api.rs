@@ -14,17 +14,24 @@ fn code<E: ProvideErrorMetadata>(e: &aws_sdk_ecs::error::SdkError<E>) -> Option<
         .map(str::to_owned)
 }
 
-#[tokio::test]
-async fn invalid_fargate_sizes_are_refused_as_aws_does() {
-    let w = World::new().await;
-    let err = w
-        .ecs
+/// A Fargate task definition of 256 CPU units with `memory` MiB, in `mode`.
+async fn register(
+    w: &World,
+    mode: NetworkMode,
+    memory: &str,
+) -> Result<
+    aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionError,
+    >,
+> {
+    w.ecs
         .register_task_definition()
         .family("ag")
-        .network_mode(NetworkMode::Awsvpc)
+        .network_mode(mode)
         .requires_compatibilities(Compatibility::Fargate)
         .cpu("256")
-        .memory("1536")
+        .memory(memory)
         .container_definitions(
             ContainerDefinition::builder()
                 .name("ag")
@@ -32,6 +39,13 @@ async fn invalid_fargate_sizes_are_refused_as_aws_does() {
                 .build(),
         )
         .send()
+        .await
+}
+
+#[tokio::test]
+async fn invalid_fargate_sizes_are_refused_as_aws_does() {
+    let w = World::new().await;
+    let err = register(&w, NetworkMode::Awsvpc, "1536")
         .await
         .expect_err("256 CPU with 1536 MiB is no Fargate size");
     assert_eq!(code(&err).as_deref(), Some("ClientException"));
@@ -44,21 +58,7 @@ async fn invalid_fargate_sizes_are_refused_as_aws_does() {
         msg.contains("No Fargate configuration exists for given values: 256 CPU, 1536 memory"),
         "{msg}"
     );
-    let err = w
-        .ecs
-        .register_task_definition()
-        .family("ag")
-        .network_mode(NetworkMode::Bridge)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("ag")
-                .image("x:1")
-                .build(),
-        )
-        .send()
+    let err = register(&w, NetworkMode::Bridge, "512")
         .await
         .expect_err("Fargate needs awsvpc");
     assert_eq!(code(&err).as_deref(), Some("ClientException"));

@@ -165,19 +165,7 @@ async fn published_versions_are_rolled_out_by_digest_and_a_bad_one_is_never_chos
     let Outcome::Verified { to, .. } = engine.reconcile(None).await.expect("first") else {
         panic!("not verified")
     };
-    let td = rig
-        .w
-        .ecs
-        .describe_task_definition()
-        .task_definition(&to)
-        .send()
-        .await
-        .expect("describe");
-    let image = td
-        .task_definition()
-        .and_then(|t| t.container_definitions().first())
-        .and_then(|c| c.image())
-        .map(str::to_owned);
+    let image = rig.w.image_of(&to).await;
     assert_eq!(
         image,
         Some(format!("{REPO}:{v1}@{d1}")),

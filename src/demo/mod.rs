@@ -136,6 +136,16 @@ impl Recorder {
     }
 }
 
+/// The demo's one target as the board shows it now.
+fn demo_target(board: &Board) -> TargetStatus {
+    board
+        .snapshot()
+        .targets
+        .get("demo")
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn outcomes(t: &TargetStatus) -> u64 {
     t.outcomes.values().sum::<u64>() + t.errors.values().sum::<u64>()
 }
@@ -153,12 +163,7 @@ async fn next_outcome(
     let mut none_healthy = 0;
     let mut started = false;
     loop {
-        let t = board
-            .snapshot()
-            .targets
-            .get("demo")
-            .cloned()
-            .unwrap_or_default();
+        let t = demo_target(board);
         let sample = rec.sample(sim, &t);
         let healthy = sample.healthy();
         let total: usize = sample.revisions.iter().map(|r| r.1).sum();
@@ -335,13 +340,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         stories.push(s);
     }
     // A last look, so that the chart shows the end state.
-    let t = board
-        .snapshot()
-        .targets
-        .get("demo")
-        .cloned()
-        .unwrap_or_default();
-    rec.sample(&sim, &t);
+    rec.sample(&sim, &demo_target(&board));
 
     say(&format!(
         "\nDetection and roll-back in ActiveGate time (the simulator runs {SPEED:.0}× faster); a moment is a 100 ms sample.\n\n| version | outcome | reconcile (real) | time to detect | time to roll back | fewest healthy | moments with no healthy task |\n|---|---|---|---|---|---|---|\n"

@@ -10,7 +10,6 @@ use std::time::Duration;
 use activegate_lifecycle::config::Config;
 use activegate_lifecycle::sim::{Behaviour, Mode, TimelineEvent};
 use aws_config::retry::RetryConfig;
-use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
 
 use super::rig::*;
 use super::*;
@@ -290,18 +289,7 @@ async fn update(rig: &Rig, task_definition: &str, breaker: bool) {
         .cluster(CLUSTER)
         .service(SERVICE)
         .task_definition(task_definition)
-        .deployment_configuration(
-            DeploymentConfiguration::builder()
-                .minimum_healthy_percent(100)
-                .maximum_percent(200)
-                .deployment_circuit_breaker(
-                    DeploymentCircuitBreaker::builder()
-                        .enable(breaker)
-                        .rollback(breaker)
-                        .build(),
-                )
-                .build(),
-        )
+        .deployment_configuration(deployment(breaker))
         .send()
         .await
         .expect("update service");

@@ -26,6 +26,20 @@ pub const LOG_GROUP: &str = "/ecs/activegate";
 /// Simulated seconds per real second in scenarios: a 90 s start takes 0.45 s.
 pub const SPEED: f64 = 200.0;
 
+/// A rolling update (100 % / 200 %) with ECS's circuit breaker and its roll-back on or off.
+pub fn deployment(breaker: bool) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .minimum_healthy_percent(100)
+        .maximum_percent(200)
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(breaker)
+                .rollback(breaker)
+                .build(),
+        )
+        .build()
+}
+
 pub struct World {
     pub sim: SimHandle,
     pub ecs: aws_sdk_ecs::Client,
@@ -175,21 +189,24 @@ impl World {
             .desired_count(desired)
             .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
             .network_configuration(network())
-            .deployment_configuration(
-                DeploymentConfiguration::builder()
-                    .minimum_healthy_percent(100)
-                    .maximum_percent(200)
-                    .deployment_circuit_breaker(
-                        DeploymentCircuitBreaker::builder()
-                            .enable(true)
-                            .rollback(true)
-                            .build(),
-                    )
-                    .build(),
-            )
+            .deployment_configuration(deployment(true))
             .send()
             .await
             .expect("create service");
+    }
+
+    /// The image of a task definition's first container.
+    pub async fn image_of(&self, task_definition: &str) -> Option<String> {
+        self.ecs
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("describe task definition")
+            .task_definition()
+            .and_then(|t| t.container_definitions().first())
+            .and_then(|c| c.image())
+            .map(str::to_owned)
     }
 
     pub async fn service(&self, name: &str) -> aws_sdk_ecs::types::Service {

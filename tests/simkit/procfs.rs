@@ -30,18 +30,30 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / TICKS_PER_SECOND
 }
 
-/// Starts `run` with the simulator's fixed credentials; returns the child and its status URL.
-pub async fn spawn_daemon(config: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("run")
+/// `run` with the simulator's fixed credentials, quiet logs and `extra` arguments; callers
+/// add what they need (environment, where stderr goes) before [`spawn`].
+pub fn daemon_command(config: &std::ffi::OsStr, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
         .args(extra)
         .arg("--config")
         .arg(config)
         .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")
         .env("AWS_SECRET_ACCESS_KEY", "not-a-secret")
         .env("RUST_LOG", "warn")
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Starts `run` with the simulator's fixed credentials; returns the child and its status URL.
+pub async fn spawn_daemon(config: &Path, extra: &[&str]) -> (Child, String) {
+    spawn(daemon_command(config.as_os_str(), extra)).await
+}
+
+/// Spawns the daemon command; returns the child and the status URL it prints first.
+pub async fn spawn(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .expect("the daemon starts");
     let stdout = child.stdout.take().expect("stdout");
