@@ -683,11 +683,11 @@ fn mesh_command(args: &MeshArgs) -> Result<ExitCode, Failure> {
     // The tasks' addresses, when the destination follows them or exclusions need them.
     let needs_tasks = spec.addresses == AddressSource::Tasks
         || (args.exclusions && spec.exclude_cidrs.is_empty());
-    let tasks: Vec<String> = if needs_tasks {
+    let mut tasks: Vec<String> = if needs_tasks {
         let runtime = tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
             .map_err(Failure::runtime)?;
-        runtime
+        let listed = runtime
             .block_on(async {
                 let aws = daemon::wiring::aws(&config, &target, |_| {}).await;
                 aws.tasks(target.cluster.as_str(), target.service.as_str(), false)
@@ -699,15 +699,11 @@ fn mesh_command(args: &MeshArgs) -> Result<ExitCode, Failure> {
                     target.cluster, target.service
                 )
             })
-            .map_err(Failure::runtime)?
-            .into_iter()
-            .filter(|t| t.last_status == "RUNNING")
-            .filter_map(|t| t.ip)
-            .collect()
+            .map_err(Failure::runtime)?;
+        activegate_lifecycle::ecs::running_ips(listed, None)
     } else {
         Vec::new()
     };
-    let mut tasks = tasks;
     tasks.sort();
     if spec.addresses == AddressSource::Tasks && tasks.is_empty() && !args.exclusions {
         return Err(Failure::runtime(anyhow::anyhow!(

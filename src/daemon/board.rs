@@ -152,10 +152,6 @@ impl Board {
         true
     }
 
-    pub fn target_names(&self) -> Vec<String> {
-        self.with(|s| s.targets.keys().cloned().collect())
-    }
-
     pub fn add_aws_counts(&self, counts: BTreeMap<&'static str, CallCount>) {
         self.with(|s| {
             for (op, c) in counts {

@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, Target};
 use crate::ecs::ClientSettings;
-use crate::rollout::Outcome;
 use board::{Board, TargetStatus, Trigger};
 use schedule::{WallClock, until};
 
@@ -310,18 +309,8 @@ impl Job {
                 tracing::error!(target = %name, kind = %kind, error = %e, "the reconcile could not finish; the next run resumes from the ECS tags")
             }
         }
-        let serves = match &result {
-            Ok(
-                Outcome::Unchanged { revision }
-                | Outcome::Adopted { revision }
-                | Outcome::Verified { to: revision, .. }
-                | Outcome::RolledBack {
-                    restored: revision, ..
-                },
-            ) => Some(Some(revision.clone())),
-            Ok(Outcome::Quarantined { .. }) => Some(None),
-            Err(_) => None,
-        };
+        // After a reconcile that finished: the revision it leaves serving (None: unknown).
+        let serves = result.as_ref().ok().map(|o| o.serving().map(str::to_owned));
         self.board.target(&name, |t| {
             t.running = false;
             t.last_finished = Some(finished);
@@ -330,14 +319,9 @@ impl Job {
                     *t.outcomes.entry(o.label().to_owned()).or_default() += 1;
                     t.last_outcome = Some(o.label().to_owned());
                     t.last_error = None;
-                    t.revision = match o {
-                        Outcome::Unchanged { revision } | Outcome::Adopted { revision } => {
-                            Some(revision)
-                        }
-                        Outcome::Verified { to, .. } => Some(to),
-                        Outcome::RolledBack { restored, .. } => Some(restored),
-                        Outcome::Quarantined { .. } => t.revision.take(),
-                    };
+                    if let Some(serving) = o.serving() {
+                        t.revision = Some(serving.to_owned());
+                    }
                 }
                 Err((kind, e)) => {
                     *t.errors.entry(kind).or_default() += 1;
@@ -361,12 +345,7 @@ impl Job {
                     )
                     .await
                 {
-                    Ok(tasks) => tasks
-                        .into_iter()
-                        .filter(|t| t.last_status == "RUNNING")
-                        .filter(|t| revision.as_ref().is_none_or(|r| &t.task_definition == r))
-                        .filter_map(|t| t.ip)
-                        .collect(),
+                    Ok(tasks) => crate::ecs::running_ips(tasks, revision.as_deref()),
                     Err(e) => {
                         tracing::warn!(target = %name, error = %e, "cannot list the tasks for the mesh destination; the monitor retries");
                         Vec::new()

@@ -90,11 +90,7 @@ pub async fn watch(
         if round.is_multiple_of(REFRESH_EVERY) || ips.is_empty() {
             let asked_at = tokio::time::Instant::now();
             if let Ok(tasks) = aws.tasks(&cluster, &service, false).await {
-                ips = tasks
-                    .into_iter()
-                    .filter(|t| t.last_status == "RUNNING")
-                    .filter_map(|t| t.ip)
-                    .collect();
+                ips = crate::ecs::running_ips(tasks, None);
                 listed_at = asked_at;
                 answered.retain(|a| ips.contains(a));
             }

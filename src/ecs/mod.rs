@@ -115,6 +115,16 @@ pub struct TaskDefinitionState {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The addresses of the RUNNING tasks among `tasks`, of `revision` only when given.
+pub fn running_ips(tasks: Vec<TaskState>, revision: Option<&str>) -> Vec<String> {
+    tasks
+        .into_iter()
+        .filter(|t| t.last_status == "RUNNING")
+        .filter(|t| revision.is_none_or(|r| t.task_definition == r))
+        .filter_map(|t| t.ip)
+        .collect()
+}
+
 /// A task as the rollout engine sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {

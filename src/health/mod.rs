@@ -35,8 +35,6 @@ pub struct ProbeSettings {
 pub enum HealthError {
     #[error("the CA bundle holds no PEM certificate")]
     EmptyBundle,
-    #[error("the CA bundle cannot be read")]
-    Bundle(#[source] std::io::Error),
     #[error("cannot build the HTTPS client")]
     Client(#[source] reqwest::Error),
     #[error("cannot build the TLS configuration")]
@@ -165,16 +163,14 @@ fn classify(e: &reqwest::Error) -> ProbeFailure {
     if e.is_timeout() {
         return ProbeFailure::Timeout;
     }
-    let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let chain = crate::error_chain(e);
     let mut tls = false;
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
         tls |= s.downcast_ref::<rustls::Error>().is_some()
             || text.contains("certificate")
             || text.contains("tls");
-        chain.push_str(": ");
-        chain.push_str(&text);
         source = s.source();
     }
     if tls {

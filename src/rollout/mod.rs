@@ -90,6 +90,17 @@ impl Outcome {
         }
     }
 
+    /// The revision the service runs after this outcome; `None` after a quarantine, which
+    /// changed nothing and names no revision.
+    pub fn serving(&self) -> Option<&str> {
+        match self {
+            Self::Unchanged { revision } | Self::Adopted { revision } => Some(revision),
+            Self::Verified { to, .. } => Some(to),
+            Self::RolledBack { restored, .. } => Some(restored),
+            Self::Quarantined { .. } => None,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Self::Unchanged { .. } => "unchanged",
