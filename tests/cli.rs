@@ -165,6 +165,7 @@ fn bad_arguments_exit_2_and_help_exits_0() {
     assert_eq!(code(&o), 2, "--target needs --config");
     let o = run(&["--help"]);
     assert_eq!(code(&o), 0);
+    let help = stdout(&o);
     for cmd in [
         "translate",
         "check-config",
@@ -174,9 +175,18 @@ fn bad_arguments_exit_2_and_help_exits_0() {
         "plan",
         "status",
         "sim",
+        "mesh",
+        "healthcheck",
         "demo",
     ] {
-        assert!(stdout(&o).contains(cmd), "--help lists {cmd}");
+        // A command's own line: two spaces, its name, then its description.
+        assert!(
+            help.lines().any(|l| l
+                .strip_prefix("  ")
+                .and_then(|l| l.strip_prefix(cmd))
+                .is_some_and(|rest| rest.starts_with(' '))),
+            "--help lists {cmd}: {help}"
+        );
     }
 }
 

@@ -422,11 +422,22 @@ fn the_image_is_minimal_non_root_and_checks_itself_through_the_binary() {
     assert_eq!(container["ReadonlyRootFilesystem"], true);
 
     // The config and the manifest come from the variables the stack fills from SSM.
-    let secrets: Vec<String> = container["Secrets"]
+    // Every secret, the conditional ones (`Fn::If: [cond, secret, NoValue]`) included.
+    let entries: Vec<Value> = container["Secrets"]
         .as_array()
         .expect("secrets")
         .iter()
-        .filter_map(|s| s["Name"].as_str().map(str::to_owned))
+        .map(|s| s.get("Fn::If").map_or_else(|| s.clone(), |b| b[1].clone()))
+        .collect();
+    assert_eq!(entries.len(), 4, "config, manifest and two optional tokens");
+    let secrets: Vec<String> = entries
+        .iter()
+        .map(|s| {
+            s["Name"]
+                .as_str()
+                .expect("every secret has a Name")
+                .to_owned()
+        })
         .collect();
     let config_var = cmd
         .iter()
@@ -437,13 +448,12 @@ fn the_image_is_minimal_non_root_and_checks_itself_through_the_binary() {
     assert!(example.contains("manifest = \"env:ACTIVEGATE_MANIFEST\""));
     assert!(secrets.iter().any(|s| s == "ACTIVEGATE_MANIFEST"));
     // No secret value in the stack: every secret is a reference.
-    for s in container["Secrets"].as_array().expect("secrets") {
-        if let Some(v) = s.get("ValueFrom") {
-            assert!(
-                v.is_object(),
-                "ValueFrom is a reference, not a literal: {v}"
-            );
-        }
+    for s in &entries {
+        let v = &s["ValueFrom"];
+        assert!(
+            v.is_object(),
+            "ValueFrom is a reference, not a literal: {v}"
+        );
     }
 }
 

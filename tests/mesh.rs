@@ -32,7 +32,7 @@ struct Stand {
     /// An operator edits the entry right after each of the next N reads.
     interfere: AtomicU64,
     /// PUT answers: (cas, accepted).
-    writes: Mutex<Vec<(u64, bool)>>,
+    writes: Mutex<Vec<(Option<u64>, bool)>>,
     /// Answer every PUT with this status instead (an outage).
     fail_puts: Mutex<Option<u16>>,
     /// Answer every PUT with this body (a hostile or broken server).
@@ -111,6 +111,10 @@ impl Stand {
                     entry["Name"].as_str().unwrap_or("").to_owned(),
                 );
                 let cas: Option<u64> = param("cas").and_then(|c| c.parse().ok());
+                if cas.is_none() {
+                    // Consul would accept it; our client must never write without check-and-set.
+                    return (400, "this stand-in takes only check-and-set writes".into());
+                }
                 let mut entries = self.entries.lock().expect("lock");
                 let current = entries.get(&key);
                 let accepted = match (cas, current) {
@@ -118,10 +122,7 @@ impl Stand {
                     (Some(0), Some(_)) | (Some(_), None) => false,
                     (Some(c), Some(cur)) => cur["ModifyIndex"].as_u64() == Some(c),
                 };
-                self.writes
-                    .lock()
-                    .expect("lock")
-                    .push((cas.unwrap_or(0), accepted));
+                self.writes.lock().expect("lock").push((cas, accepted));
                 if accepted {
                     let created = current
                         .and_then(|c| c["CreateIndex"].as_u64())
@@ -167,7 +168,7 @@ impl Stand {
         json!({ "cluster_statuses": statuses })
     }
 
-    fn puts(&self) -> Vec<(u64, bool)> {
+    fn puts(&self) -> Vec<(Option<u64>, bool)> {
         self.writes.lock().expect("lock").clone()
     }
 }
@@ -270,7 +271,7 @@ async fn the_destination_is_created_updated_and_left_alone_when_unchanged() {
         .await
         .expect("create");
     assert_eq!(w, Written::Created);
-    assert_eq!(stand.puts(), [(0, true)], "created with cas=0");
+    assert_eq!(stand.puts(), [(Some(0), true)], "created with cas=0");
     let e = stand
         .entry("service-defaults", "dynatrace-activegate")
         .expect("stored");
@@ -303,7 +304,7 @@ async fn the_destination_is_created_updated_and_left_alone_when_unchanged() {
             previous: strings(&["10.0.1.5", "10.0.2.9"])
         }
     );
-    assert_eq!(stand.puts().last(), Some(&(index, true)));
+    assert_eq!(stand.puts().last(), Some(&(Some(index), true)));
     let e = stand
         .entry("service-defaults", "dynatrace-activegate")
         .expect("stored");
@@ -533,11 +534,13 @@ async fn after_each_rollout_the_destination_names_the_new_tasks() {
             .expect("JSON")
             .contains(TOKEN)
     );
-    assert!(
-        board
-            .metrics()
-            .contains("activegate_lifecycle_mesh_updates_total{target=\"prod\"}")
-    );
+    let metrics = board.metrics();
+    let updates: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("activegate_lifecycle_mesh_updates_total{target=\"prod\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no mesh_updates_total: {metrics}"));
+    assert!(updates >= 2, "{metrics}");
 
     // Consul down: the next rollout still verifies; the failure is reported, and the update
     // succeeds on the next reconcile once Consul is back.

@@ -158,6 +158,7 @@ async fn a_never_healthy_image_is_rolled_back_and_quarantined() {
         !logs.is_empty(),
         "the failed tasks' last log lines are attached"
     );
+    assert!(rounds > 10, "the side prober ran {rounds} rounds");
     assert_eq!(
         empty, 0,
         "{empty} of {rounds} moments without a healthy ActiveGate"
@@ -212,6 +213,7 @@ async fn rolled_back_with(behaviour: Behaviour, no_gap: bool) -> (Rig, Outcome) 
         .await
         .expect("rollout");
     let (rounds, empty) = side.finish().await;
+    assert!(rounds > 10, "the side prober ran {rounds} rounds");
     if no_gap {
         assert_eq!(
             empty, 0,

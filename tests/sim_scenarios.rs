@@ -162,7 +162,9 @@ async fn a_never_healthy_image_keeps_the_old_tasks_and_the_breaker_rolls_back() 
     for arn in &old {
         assert!(running.contains(arn), "old task {arn} was replaced");
     }
+    assert_eq!(old.len(), 2);
     let counts = healthy_counts(&w, s.service_arn().expect("arn"));
+    assert!(!counts.is_empty(), "the timeline has healthy counts");
     assert!(
         counts.iter().skip_while(|c| **c == 0).all(|c| *c >= 2),
         "{counts:?}"

@@ -295,7 +295,10 @@ fn bad_mesh_values_are_named() {
     }
     let text = format!("{MINIMAL}\n[target.mesh]\nconsul_adress = \"http://x:8500\"\n");
     let (_, _, _, message) = invalid(&text);
-    assert!(message.contains("consul_address"), "{message}");
+    assert!(
+        message.contains("did you mean `consul_address`?"),
+        "{message}"
+    );
 }
 
 #[test]
