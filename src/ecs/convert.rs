@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder;
+use aws_sdk_ecs::operation::create_task_set::builders::CreateTaskSetFluentBuilder;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types as sdk;
 
@@ -176,45 +177,123 @@ pub fn create_service(
     mut b: CreateServiceFluentBuilder,
     s: &CreateService,
 ) -> CreateServiceFluentBuilder {
-    let vpc = &s.network_configuration.awsvpc_configuration;
     let dc = &s.deployment_configuration;
     b = b
         .cluster(&s.cluster)
         .service_name(&s.service_name)
-        .task_definition(&s.task_definition)
-        .desired_count(i32_of(s.desired_count))
-        .launch_type(sdk::LaunchType::from(s.launch_type.as_str()))
-        .platform_version(&s.platform_version)
-        .network_configuration(
-            sdk::NetworkConfiguration::builder()
-                .awsvpc_configuration(
-                    sdk::AwsVpcConfiguration::builder()
-                        .set_subnets(Some(vpc.subnets.clone()))
-                        .set_security_groups(
-                            (!vpc.security_groups.is_empty()).then(|| vpc.security_groups.clone()),
-                        )
-                        .assign_public_ip(sdk::AssignPublicIp::from(vpc.assign_public_ip.as_str()))
-                        .build()
-                        .expect("subnets are set"),
-                )
-                .build(),
-        )
-        .deployment_configuration(
-            sdk::DeploymentConfiguration::builder()
-                .minimum_healthy_percent(i32_of(dc.minimum_healthy_percent))
-                .maximum_percent(i32_of(dc.maximum_percent))
-                .deployment_circuit_breaker(
-                    sdk::DeploymentCircuitBreaker::builder()
-                        .enable(dc.deployment_circuit_breaker.enable)
-                        .rollback(dc.deployment_circuit_breaker.rollback)
-                        .build(),
-                )
-                .build(),
-        )
+        .desired_count(i32_of(s.desired_count));
+    if s
+        .deployment_controller
+        .as_ref()
+        .is_some_and(|c| c.is_external())
+    {
+        // Task definition, launch type, network and registries belong to the task sets of an
+        // EXTERNAL service, and ECS's circuit breaker exists only for its own controller.
+        b = b
+            .deployment_controller(
+                sdk::DeploymentController::builder()
+                    .r#type(sdk::DeploymentControllerType::External)
+                    .build()
+                    .expect("type is set"),
+            )
+            .deployment_configuration(
+                sdk::DeploymentConfiguration::builder()
+                    .minimum_healthy_percent(i32_of(dc.minimum_healthy_percent))
+                    .maximum_percent(i32_of(dc.maximum_percent))
+                    .build(),
+            );
+    } else {
+        b = b
+            .task_definition(&s.task_definition)
+            .launch_type(sdk::LaunchType::from(s.launch_type.as_str()))
+            .platform_version(&s.platform_version)
+            .network_configuration(network(&s.network_configuration))
+            .deployment_configuration(
+                sdk::DeploymentConfiguration::builder()
+                    .minimum_healthy_percent(i32_of(dc.minimum_healthy_percent))
+                    .maximum_percent(i32_of(dc.maximum_percent))
+                    .deployment_circuit_breaker(
+                        sdk::DeploymentCircuitBreaker::builder()
+                            .enable(dc.deployment_circuit_breaker.enable)
+                            .rollback(dc.deployment_circuit_breaker.rollback)
+                            .build(),
+                    )
+                    .build(),
+            );
+        for r in &s.service_registries {
+            b = b.service_registries(
+                sdk::ServiceRegistry::builder()
+                    .registry_arn(&r.registry_arn)
+                    .build(),
+            );
+        }
+    }
+    b = b
         .set_health_check_grace_period_seconds(s.health_check_grace_period_seconds.map(i32_of))
         .enable_ecs_managed_tags(s.enable_ecs_managed_tags)
         .propagate_tags(sdk::PropagateTags::from(s.propagate_tags.as_str()))
         .enable_execute_command(s.enable_execute_command);
+    let external = s
+        .deployment_controller
+        .as_ref()
+        .is_some_and(|c| c.is_external());
+    for lb in s.load_balancers.iter().filter(|_| !external) {
+        b = b.load_balancers(
+            sdk::LoadBalancer::builder()
+                .target_group_arn(&lb.target_group_arn)
+                .container_name(&lb.container_name)
+                .container_port(i32::from(lb.container_port))
+                .build(),
+        );
+    }
+    for t in &s.tags {
+        b = b.tags(sdk::Tag::builder().key(&t.key).value(&t.value).build());
+    }
+    b
+}
+
+/// The awsvpc network configuration of a service or task set.
+pub fn network(n: &crate::model::service::NetworkConfiguration) -> sdk::NetworkConfiguration {
+    let vpc = &n.awsvpc_configuration;
+    sdk::NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            sdk::AwsVpcConfiguration::builder()
+                .set_subnets(Some(vpc.subnets.clone()))
+                .set_security_groups(
+                    (!vpc.security_groups.is_empty()).then(|| vpc.security_groups.clone()),
+                )
+                .assign_public_ip(sdk::AssignPublicIp::from(vpc.assign_public_ip.as_str()))
+                .build()
+                .expect("subnets are set"),
+        )
+        .build()
+}
+
+/// Fills a CreateTaskSet request: the service document's task-set level members (launch
+/// type, platform, network, registries), the revision, a scale in percent.
+pub fn create_task_set(
+    mut b: CreateTaskSetFluentBuilder,
+    s: &CreateService,
+    task_definition: &str,
+    scale_percent: f64,
+    external_id: &str,
+    client_token: &str,
+) -> CreateTaskSetFluentBuilder {
+    b = b
+        .cluster(&s.cluster)
+        .service(&s.service_name)
+        .task_definition(task_definition)
+        .launch_type(sdk::LaunchType::from(s.launch_type.as_str()))
+        .platform_version(&s.platform_version)
+        .network_configuration(network(&s.network_configuration))
+        .scale(
+            sdk::Scale::builder()
+                .unit(sdk::ScaleUnit::Percent)
+                .value(scale_percent)
+                .build(),
+        )
+        .external_id(external_id)
+        .client_token(client_token);
     for lb in &s.load_balancers {
         b = b.load_balancers(
             sdk::LoadBalancer::builder()

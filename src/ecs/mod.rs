@@ -83,7 +83,46 @@ pub struct ServiceState {
     pub desired_count: u32,
     pub running_count: u32,
     pub deployments: Vec<DeploymentState>,
+    /// `EXTERNAL`: task sets, no ECS deployments (blue/green); else ECS's rolling controller.
+    pub external: bool,
+    /// The task sets of an EXTERNAL service (none for a rolling one).
+    pub task_sets: Vec<TaskSetState>,
     pub tags: BTreeMap<String, String>,
+}
+
+impl ServiceState {
+    /// The PRIMARY task set of an EXTERNAL service.
+    pub fn primary_task_set(&self) -> Option<&TaskSetState> {
+        self.task_sets.iter().find(|t| t.status == "PRIMARY")
+    }
+}
+
+/// A task set of an EXTERNAL service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSetState {
+    /// `ecs-svc/…`; tasks of the set carry it as `startedBy`.
+    pub id: String,
+    pub arn: String,
+    /// PRIMARY, ACTIVE or DRAINING.
+    pub status: String,
+    pub task_definition: String,
+    /// Percent of the service's desired count.
+    pub scale: f64,
+    pub computed_desired_count: u32,
+    pub running_count: u32,
+    pub pending_count: u32,
+    /// STEADY_STATE or STABILIZING.
+    pub stability_status: String,
+    pub external_id: String,
+}
+
+/// A service deployment of a rolling service (ListServiceDeployments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDeploymentState {
+    pub arn: String,
+    /// PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, ROLLBACK_* …
+    pub status: String,
+    pub target_revision: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +178,8 @@ pub struct TaskState {
     pub started_at: Option<f64>,
     pub stopped_reason: Option<String>,
     pub stop_code: Option<String>,
+    /// Who started the task: a task set's id for the tasks of an EXTERNAL service.
+    pub started_by: Option<String>,
     /// Container name → exit code.
     pub exit_codes: Vec<(String, i32)>,
 }
@@ -153,6 +194,24 @@ fn tags_map(tags: &[sdk::Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
         .collect()
+}
+
+fn task_set_state(t: &sdk::TaskSet) -> TaskSetState {
+    TaskSetState {
+        id: t.id().unwrap_or_default().to_owned(),
+        arn: t.task_set_arn().unwrap_or_default().to_owned(),
+        status: t.status().unwrap_or_default().to_owned(),
+        task_definition: t.task_definition().unwrap_or_default().to_owned(),
+        scale: t.scale().map_or(0.0, |s| s.value()),
+        computed_desired_count: n(t.computed_desired_count()),
+        running_count: n(t.running_count()),
+        pending_count: n(t.pending_count()),
+        stability_status: t
+            .stability_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        external_id: t.external_id().unwrap_or_default().to_owned(),
+    }
 }
 
 fn n(v: i32) -> u32 {
@@ -340,8 +399,185 @@ impl Aws {
                     running_count: n(d.running_count()),
                 })
                 .collect(),
+            external: s
+                .deployment_controller()
+                .is_some_and(|c| c.r#type() == &sdk::DeploymentControllerType::External),
+            task_sets: s.task_sets().iter().map(task_set_state).collect(),
             tags: tags_map(s.tags()),
         }))
+    }
+
+    /// Creates a task set of `task_definition` for an EXTERNAL service at `scale_percent`,
+    /// with the service document's network and registries. `client_token` makes a retried
+    /// call (an answer lost on the way) return the same task set instead of a second one.
+    pub async fn create_task_set(
+        &self,
+        doc: &CreateService,
+        task_definition: &str,
+        scale_percent: f64,
+        external_id: &str,
+        client_token: &str,
+    ) -> Result<TaskSetState, EcsError> {
+        const OP: &str = "CreateTaskSet";
+        let out = self
+            .call(OP, || async {
+                convert::create_task_set(
+                    self.ecs.create_task_set(),
+                    doc,
+                    task_definition,
+                    scale_percent,
+                    external_id,
+                    client_token,
+                )
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))
+            })
+            .await?;
+        out.task_set().map(task_set_state).ok_or(EcsError::Incomplete {
+            op: OP,
+            what: "taskSet",
+        })
+    }
+
+    /// Sets a task set's scale in percent of the service's desired count.
+    pub async fn update_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set: &str,
+        scale_percent: f64,
+    ) -> Result<(), EcsError> {
+        const OP: &str = "UpdateTaskSet";
+        self.call(OP, || async {
+            self.ecs
+                .update_task_set()
+                .cluster(cluster)
+                .service(service)
+                .task_set(task_set)
+                .scale(
+                    sdk::Scale::builder()
+                        .unit(sdk::ScaleUnit::Percent)
+                        .value(scale_percent)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_service_primary_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set: &str,
+    ) -> Result<(), EcsError> {
+        const OP: &str = "UpdateServicePrimaryTaskSet";
+        self.call(OP, || async {
+            self.ecs
+                .update_service_primary_task_set()
+                .cluster(cluster)
+                .service(service)
+                .primary_task_set(task_set)
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a task set (its tasks stop); a set already gone is no error.
+    pub async fn delete_task_set(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_set: &str,
+    ) -> Result<(), EcsError> {
+        const OP: &str = "DeleteTaskSet";
+        let r = self
+            .call(OP, || async {
+                self.ecs
+                    .delete_task_set()
+                    .cluster(cluster)
+                    .service(service)
+                    .task_set(task_set)
+                    .force(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify(OP, e))
+            })
+            .await;
+        match r {
+            Err(e) if e.code() == Some("TaskSetNotFoundException") => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// The service deployments of a rolling service with one of `statuses`, newest first.
+    pub async fn service_deployments(
+        &self,
+        cluster: &str,
+        service: &str,
+        statuses: &[&str],
+    ) -> Result<Vec<ServiceDeploymentState>, EcsError> {
+        const OP: &str = "ListServiceDeployments";
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        // Bounded: a service keeps few deployments in progress; 10 pages is far beyond that.
+        for _ in 0..10 {
+            let out = self
+                .call(OP, || async {
+                    self.ecs
+                        .list_service_deployments()
+                        .cluster(cluster)
+                        .service(service)
+                        .set_status(Some(
+                            statuses
+                                .iter()
+                                .map(|s| sdk::ServiceDeploymentStatus::from(*s))
+                                .collect(),
+                        ))
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify(OP, e))
+                })
+                .await?;
+            found.extend(out.service_deployments().iter().map(|d| ServiceDeploymentState {
+                arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
+                status: d
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                target_revision: d.target_service_revision_arn().unwrap_or_default().to_owned(),
+            }));
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stops a service deployment in progress and returns the service to its previous
+    /// revision, onto the tasks that still run it (`stopType = ROLLBACK`).
+    pub async fn roll_back_service_deployment(&self, arn: &str) -> Result<(), EcsError> {
+        const OP: &str = "StopServiceDeployment";
+        self.call(OP, || async {
+            self.ecs
+                .stop_service_deployment()
+                .service_deployment_arn(arn)
+                .stop_type(sdk::StopServiceDeploymentStopType::Rollback)
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn describe_task_definition(
@@ -577,6 +813,7 @@ impl Aws {
                     started_at: t.started_at().map(|d| d.as_secs_f64()),
                     stopped_reason: t.stopped_reason().map(str::to_owned),
                     stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
+                    started_by: t.started_by().map(str::to_owned),
                     exit_codes: t
                         .containers()
                         .iter()

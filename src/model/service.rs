@@ -18,6 +18,9 @@ pub struct CreateService {
     pub platform_version: String,
     pub network_configuration: NetworkConfiguration,
     pub deployment_configuration: DeploymentConfiguration,
+    /// `EXTERNAL` for blue/green on task sets; absent means ECS's rolling controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_controller: Option<DeploymentController>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_balancers: Vec<LoadBalancer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -74,4 +77,24 @@ pub struct LoadBalancer {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRegistry {
     pub registry_arn: String,
+}
+
+/// `deploymentController` of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentController {
+    /// `ECS` or `EXTERNAL`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl DeploymentController {
+    pub fn external() -> Self {
+        Self {
+            kind: "EXTERNAL".into(),
+        }
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.kind == "EXTERNAL"
+    }
 }

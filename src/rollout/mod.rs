@@ -137,6 +137,20 @@ pub enum RolloutError {
 }
 
 impl RolloutError {
+    /// Whether the same reconcile is worth running again soon (the daemon retries it with
+    /// backoff): AWS throttling, 5xx and transport errors, a busy service, a registry that
+    /// did not answer. Failures that need a person or a new config are not.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Aws(e) => e.is_retriable(),
+            Self::Busy(_) | Self::Discovery(_) => true,
+            Self::Render(_)
+            | Self::NoLastGood { .. }
+            | Self::RollbackFailed { .. }
+            | Self::NothingToRollBackTo(_) => false,
+        }
+    }
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Aws(e) => e.metric_label(),
