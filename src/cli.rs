@@ -529,9 +529,11 @@ fn report_outcome(
             restored,
             reasons,
             logs,
+            via,
         } => {
             let mut t = format!(
-                "{target}: rolled back: {failed} failed, {restored} runs again, verified\n"
+                "{target}: rolled back: {failed} failed, {restored} serves ({})\n",
+                via.as_str()
             );
             for r in reasons {
                 t.push_str(&format!("  reason: {r}\n"));
@@ -567,6 +569,8 @@ fn print_plan(target: &str, plan: &rollout::Plan) -> Result<(), Failure> {
         t.push_str(&format!("  version:       {v}\n"));
     }
     t.push_str(&format!("  content hash:  {}\n", plan.desired_hash));
+    t.push_str(&format!("  strategy:      {}\n", plan.strategy.as_str()));
+    t.push_str(&format!("  next step:     {}\n", plan.next_step));
     if plan.quarantined {
         t.push_str("  the desired image is quarantined: a rollout would do nothing\n");
     }

@@ -178,6 +178,12 @@ fn default_attempts() -> Attempts {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutSettings {
+    /// `blue-green`: a new revision runs as a second task set beside the last good one until
+    /// it baked (ECS's EXTERNAL controller; twice the tasks during a rollout). `rolling`:
+    /// ECS's rolling update. The default for services the product creates is `blue-green`;
+    /// a service that exists keeps its controller.
+    #[serde(default)]
+    pub strategy: StrategyName,
     #[serde(default = "hundred")]
     pub minimum_healthy_percent: Percent,
     #[serde(default = "two_hundred")]
@@ -197,9 +203,19 @@ pub struct RolloutSettings {
     pub bake_seconds: Seconds,
 }
 
+/// `rollout.strategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyName {
+    #[default]
+    BlueGreen,
+    Rolling,
+}
+
 impl Default for RolloutSettings {
     fn default() -> Self {
         Self {
+            strategy: StrategyName::default(),
             minimum_healthy_percent: hundred(),
             maximum_percent: two_hundred(),
             circuit_breaker: true,

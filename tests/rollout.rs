@@ -147,6 +147,7 @@ async fn a_never_healthy_image_is_rolled_back_and_quarantined() {
         restored,
         reasons,
         logs,
+        ..
     } = &outcome
     else {
         panic!("expected a roll-back, got {outcome:?}")

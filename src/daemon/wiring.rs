@@ -55,6 +55,10 @@ pub async fn engine_with(
         keep_revisions: target.rollout.keep_revisions.0,
         log_retention_days: target.logs.retention_days.0,
         verify: target.verify_policy(),
+        strategy: match target.rollout.strategy {
+            crate::config::StrategyName::BlueGreen => crate::rollout::Strategy::BlueGreen,
+            crate::config::StrategyName::Rolling => crate::rollout::Strategy::Rolling,
+        },
         versions: discovery(config, target)?,
     };
     Ok(Engine::new(parts.aws, parts.prober, spec))

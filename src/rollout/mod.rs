@@ -6,6 +6,8 @@
 //! the state from ECS — including the tags a previous, interrupted run left —
 //! and takes the service one step closer to a verified revision.
 
+mod act;
+pub mod decide;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -14,11 +16,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ecs::{Aws, EcsError, ServiceState, TaskDefinitionState};
 use crate::health::Prober;
-use crate::model::service::{DeploymentCircuitBreaker, DeploymentConfiguration};
+use crate::model::service::{CreateService, DeploymentCircuitBreaker, DeploymentConfiguration};
 use crate::model::task_definition::TaskDefinition;
 use crate::translate::{self, Manifest, Settings, TranslateError};
 
+use decide::{Marks, Pass, Wanted, decide};
+pub use decide::{Step, Strategy};
+use verify::Scope;
 pub use verify::{Progress, VerifyPolicy};
+
+/// Steps one reconcile may take; a clean blue/green rollout takes seven.
+const MAX_STEPS: u32 = 24;
 
 /// Tag keys the product writes.
 pub mod tags {
@@ -32,6 +40,10 @@ pub mod tags {
     pub const QUARANTINED: &str = "activegate-lifecycle:quarantined";
     /// Prefix of the service tags that quarantine an image (the value is the image).
     pub const QUARANTINE_PREFIX: &str = "activegate-lifecycle:quarantine:";
+    /// The verdict on the task set in flight: `passed:ID` or `failed:ID`.
+    pub const VERDICT: &str = "activegate-lifecycle:verdict";
+    /// The `externalId` of the task sets the product creates.
+    pub const EXTERNAL_ID: &str = "activegate-lifecycle";
 }
 
 /// Where new versions come from: a repository in a registry, and the policy that picks.
@@ -57,6 +69,8 @@ pub struct Spec {
     pub keep_revisions: u32,
     pub log_retention_days: u32,
     pub verify: VerifyPolicy,
+    /// How a service this engine creates rolls; an existing service keeps its controller.
+    pub strategy: Strategy,
     /// Version discovery; without it the configured image is rolled out as is.
     pub versions: Option<Discovery>,
 }
@@ -76,9 +90,37 @@ pub enum Outcome {
         restored: String,
         reasons: Vec<String>,
         logs: Vec<String>,
+        via: RollbackVia,
     },
     /// The desired image was quarantined by an earlier failure; nothing was done.
     Quarantined { image: String },
+}
+
+/// How a roll-back put the last good revision back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackVia {
+    /// Blue/green: the green task set was deleted; blue never stopped serving.
+    GreenDeleted,
+    /// Rolling: ECS's StopServiceDeployment (ROLLBACK) returned the service onto the
+    /// previous deployment's tasks, which were still running.
+    StopServiceDeployment,
+    /// Rolling: a new deployment of the last good revision (the old tasks were gone).
+    UpdateService,
+    /// ECS (its circuit breaker) had already returned the service to the last good revision.
+    AlreadyRestored,
+}
+
+impl RollbackVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GreenDeleted => "green task set deleted, blue kept serving",
+            Self::StopServiceDeployment => {
+                "StopServiceDeployment (ROLLBACK) onto the previous deployment's tasks"
+            }
+            Self::UpdateService => "a new deployment of the last good revision",
+            Self::AlreadyRestored => "ECS had already rolled the service back",
+        }
+    }
 }
 
 impl Outcome {
@@ -134,6 +176,10 @@ pub enum RolloutError {
     Busy(String),
     #[error("version discovery failed and the service does not exist yet to keep its version")]
     Discovery(#[source] crate::versions::registry::RegistryError),
+    #[error(
+        "the reconcile took {0} steps without settling: ECS does not show what the steps wrote"
+    )]
+    NoProgress(u32),
 }
 
 impl RolloutError {
@@ -148,6 +194,7 @@ impl RolloutError {
             | Self::NoLastGood { .. }
             | Self::RollbackFailed { .. }
             | Self::NothingToRollBackTo(_) => false,
+            Self::NoProgress(_) => true,
         }
     }
 
@@ -160,6 +207,7 @@ impl RolloutError {
             Self::NothingToRollBackTo(_) => "nothing-to-roll-back-to",
             Self::Busy(_) => "busy",
             Self::Discovery(_) => "discovery",
+            Self::NoProgress(_) => "no-progress",
         }
     }
 }
@@ -177,6 +225,10 @@ pub struct Plan {
     /// Human-readable differences; empty when nothing would change.
     pub changes: Vec<String>,
     pub quarantined: bool,
+    /// How the service rolls: its controller's, or the config's for a service to create.
+    pub strategy: Strategy,
+    /// The step a reconcile would take next (`decide`'s answer, in words).
+    pub next_step: String,
 }
 
 /// The content hash of a task definition: SHA-256 of its canonical JSON, 16 hex digits.
@@ -190,7 +242,7 @@ pub fn content_hash(td: &TaskDefinition) -> String {
         .collect()
 }
 
-fn quarantine_key(image: &str) -> String {
+pub(crate) fn quarantine_key(image: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, image.as_bytes());
     let short: String = d
         .as_ref()
@@ -257,6 +309,37 @@ struct Desired {
     td: TaskDefinition,
     hash: String,
     image: String,
+}
+
+/// One observation: the service (if it exists) and the revision it serves.
+#[derive(Debug, Default)]
+struct Observed {
+    service: Option<ServiceState>,
+    running: Option<TaskDefinitionState>,
+}
+
+impl Observed {
+    fn running_hash(&self) -> Option<&str> {
+        self.running
+            .as_ref()
+            .and_then(|r| r.tags.get(tags::HASH))
+            .map(String::as_str)
+    }
+}
+
+/// What a step tells the loop.
+enum Flow {
+    /// The pass ends with this outcome.
+    Done(Outcome),
+    /// ECS changed: observe again and decide the next step.
+    Again,
+}
+
+/// What the steps of one pass found out, for the outcome (reasons, log lines).
+#[derive(Debug, Default)]
+struct Learned {
+    reasons: Vec<String>,
+    logs: Vec<String>,
 }
 
 impl Engine {
@@ -378,33 +461,32 @@ impl Engine {
         })
     }
 
-    async fn verify(&self, revision: &str) -> Result<(), verify::VerifyError> {
+    async fn verify(&self, revision: &str, scope: Scope<'_>) -> Result<(), verify::VerifyError> {
         verify::verify(
             &self.aws,
             &self.prober,
-            &self.spec.cluster,
-            &self.spec.service,
-            revision,
+            verify::Subject {
+                cluster: &self.spec.cluster,
+                service: &self.spec.service,
+                revision,
+                scope,
+            },
             &self.spec.verify,
             self.progress.as_ref(),
         )
         .await
     }
 
-    /// Last log lines of the failed tasks, from CloudWatch Logs.
+    /// Last log lines of the failed tasks, from CloudWatch Logs: the ActiveGate container's
+    /// stream, named as translate names that container.
     async fn failure_logs(&self, task_ids: &[String]) -> Vec<String> {
         let Some(logs) = &self.spec.settings.logs else {
             return Vec::new();
         };
-        let container = self
-            .spec
-            .manifest
-            .workload
-            .pod
-            .containers
-            .first()
-            .map(|c| c.name.value.clone())
-            .unwrap_or_default();
+        let container = match translate::translate(&self.spec.manifest, &self.spec.settings) {
+            Ok(t) => t.container,
+            Err(_) => return Vec::new(),
+        };
         let mut out = Vec::new();
         for id in task_ids.iter().take(3) {
             let stream = format!("{}/{container}/{id}", logs.stream_prefix);
@@ -420,12 +502,18 @@ impl Engine {
         out
     }
 
+    /// Removes the tags of a rollout in flight (and its verdict).
     async fn clear_mark(&self, svc: &ServiceState) -> Result<(), EcsError> {
-        let keys: Vec<String> = [tags::ROLLOUT_FROM, tags::ROLLOUT_TO, tags::ROLLOUT_STARTED]
-            .iter()
-            .filter(|k| svc.tags.contains_key(**k))
-            .map(|k| (*k).to_owned())
-            .collect();
+        let keys: Vec<String> = [
+            tags::ROLLOUT_FROM,
+            tags::ROLLOUT_TO,
+            tags::ROLLOUT_STARTED,
+            tags::VERDICT,
+        ]
+        .iter()
+        .filter(|k| svc.tags.contains_key(**k))
+        .map(|k| (*k).to_owned())
+        .collect();
         self.aws.untag(&svc.arn, &keys).await
     }
 
@@ -435,18 +523,25 @@ impl Engine {
             .await
     }
 
-    /// The service (if it exists) and its running revision, each read once.
-    async fn observe(
-        &self,
-    ) -> Result<(Option<ServiceState>, Option<TaskDefinitionState>), EcsError> {
+    /// One read of the service and of the revision it serves (a rolling service's task
+    /// definition, an EXTERNAL service's primary task set's).
+    async fn observe(&self) -> Result<Observed, EcsError> {
         let Some(svc) = self.service().await? else {
-            return Ok((None, None));
+            return Ok(Observed::default());
         };
-        let running = self
-            .aws
-            .describe_task_definition(&svc.task_definition)
-            .await?;
-        Ok((Some(svc), Some(running)))
+        let serving = if svc.external {
+            svc.primary_task_set().map(|t| t.task_definition.clone())
+        } else {
+            Some(svc.task_definition.clone())
+        };
+        let running = match serving.filter(|s| !s.is_empty()) {
+            Some(td) => Some(self.aws.describe_task_definition(&td).await?),
+            None => None,
+        };
+        Ok(Observed {
+            service: Some(svc),
+            running,
+        })
     }
 
     /// One reconcile. `image` overrides the config's and the manifest's image.
@@ -457,150 +552,56 @@ impl Engine {
         self.reconcile_inner(image).instrument(span).await
     }
 
-    async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
-        let (observed, running) = self.observe().await?;
-        let image = match image {
-            Some(i) => Some(i.to_owned()),
+    /// The desired state: the image (given, discovered or configured), rendered.
+    async fn desired(
+        &self,
+        image: Option<&str>,
+        observed: &Observed,
+    ) -> Result<(Desired, Vec<String>), RolloutError> {
+        let (image, notes) = match image {
+            Some(i) => (Some(i.to_owned()), Vec::new()),
             None => {
-                let (chosen, notes) = self.discover(observed.as_ref(), running.as_ref()).await?;
-                if !notes.is_empty() {
-                    tracing::info!(notes = ?notes, "version discovery");
-                }
-                chosen
+                self.discover(observed.service.as_ref(), observed.running.as_ref())
+                    .await?
             }
         };
-        let desired = self.render(image.as_deref())?;
-        let (Some(svc), Some(running)) = (observed, running) else {
-            return self.create(&desired).await;
-        };
-        let last_good = svc.tags.get(tags::LAST_GOOD).cloned();
-
-        // An interrupted rollout: finish it first.
-        if let Some(to) = svc.tags.get(tags::ROLLOUT_TO).cloned() {
-            tracing::warn!(to = %to, "resuming an interrupted rollout");
-            return if svc.task_definition == to {
-                self.verify_and_settle(
-                    &svc,
-                    svc.tags.get(tags::ROLLOUT_FROM).cloned(),
-                    &to,
-                    last_good.as_deref(),
-                    &desired.image,
-                )
-                .await
-            } else {
-                // The update never happened, or the roll-back already did: make sure the last good runs, verified.
-                match last_good {
-                    Some(good) => {
-                        self.roll_back(
-                            &svc,
-                            &to,
-                            &good,
-                            vec!["an interrupted rollout was not verified".into()],
-                            vec![],
-                            &desired.image,
-                        )
-                        .await
-                    }
-                    None => {
-                        self.clear_mark(&svc).await?;
-                        Box::pin(self.reconcile_inner(image.as_deref())).await
-                    }
-                }
-            };
-        }
-
-        if running.tags.get(tags::HASH) == Some(&desired.hash) {
-            if last_good.as_deref() == Some(svc.task_definition.as_str()) {
-                tracing::info!(revision = %svc.task_definition, "nothing to do");
-                return Ok(Outcome::Unchanged {
-                    revision: svc.task_definition.clone(),
-                });
-            }
-            // Runs what it should but was never verified by us: verify and keep it.
-            return match self.adopt(&svc).await? {
-                None => Ok(Outcome::Adopted {
-                    revision: svc.task_definition.clone(),
-                }),
-                Some(f) => match last_good {
-                    Some(good) => {
-                        self.roll_back(
-                            &svc,
-                            &svc.task_definition,
-                            &good,
-                            f.reasons,
-                            f.tasks,
-                            &desired.image,
-                        )
-                        .await
-                    }
-                    None => Err(RolloutError::NoLastGood {
-                        failed: svc.task_definition.clone(),
-                        reasons: f.reasons,
-                    }),
-                },
-            };
-        }
-        if svc.tags.get(&quarantine_key(&desired.image)) == Some(&desired.image) {
-            tracing::warn!(image = %desired.image, "the desired image is quarantined after an earlier failure; not rolling it out");
-            return Ok(Outcome::Quarantined {
-                image: desired.image,
-            });
-        }
-
-        // A service never touched before: its running revision becomes last good once it verifies.
-        let last_good = match last_good {
-            Some(g) => Some(g),
-            None => match self.adopt(&svc).await? {
-                None => Some(svc.task_definition.clone()),
-                Some(f) => {
-                    tracing::warn!(reasons = ?f.reasons, "the running revision is not healthy; rolling out without a revision to return to");
-                    None
-                }
-            },
-        };
-
-        let to = self.register(&desired).await?;
-        let from = svc.task_definition.clone();
-        tracing::info!(from = %from, to = %to, image = %desired.image, "rolling out");
-        self.aws
-            .tag(
-                &svc.arn,
-                &[
-                    (tags::ROLLOUT_FROM.into(), from.clone()),
-                    (tags::ROLLOUT_TO.into(), to.clone()),
-                    (tags::ROLLOUT_STARTED.into(), now_epoch().to_string()),
-                ],
-            )
-            .await?;
-        self.aws
-            .update_service(
-                &self.spec.cluster,
-                &self.spec.service,
-                &to,
-                &self.spec.deployment,
-            )
-            .await?;
-        let svc = self.service().await?.unwrap_or(svc);
-        self.verify_and_settle(&svc, Some(from), &to, last_good.as_deref(), &desired.image)
-            .await
+        Ok((self.render(image.as_deref())?, notes))
     }
 
-    /// Verifies the running revision and tags it last good. `Some(failure)` when
-    /// it is not healthy (nothing is tagged then).
-    async fn adopt(&self, svc: &ServiceState) -> Result<Option<verify::Failure>, RolloutError> {
-        match self.verify(&svc.task_definition).await {
-            Ok(()) => {
-                self.aws
-                    .tag(
-                        &svc.arn,
-                        &[(tags::LAST_GOOD.into(), svc.task_definition.clone())],
-                    )
-                    .await?;
-                tracing::info!(revision = %svc.task_definition, "adopted the running revision as last good");
-                Ok(None)
+    async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
+        let mut observed = self.observe().await?;
+        let (desired, notes) = self.desired(image, &observed).await?;
+        if !notes.is_empty() {
+            tracing::info!(notes = ?notes, "version discovery");
+        }
+        let mut pass = Pass::default();
+        let mut learned = Learned::default();
+        // Each step either ends the pass or changes what ECS shows; a bound keeps a
+        // disagreement with ECS from looping forever.
+        for _ in 0..MAX_STEPS {
+            let step = decide(
+                observed.service.as_ref(),
+                observed.running_hash(),
+                self.wanted(&desired),
+                &pass,
+            );
+            tracing::info!(step = %step, "next step");
+            match self
+                .act(step, &observed, &desired, &mut pass, &mut learned)
+                .await?
+            {
+                Flow::Done(outcome) => return Ok(outcome),
+                Flow::Again => observed = self.observe().await?,
             }
-            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
-            Err(verify::VerifyError::Failed(f)) => Ok(Some(f)),
+        }
+        Err(RolloutError::NoProgress(MAX_STEPS))
+    }
+
+    fn wanted<'a>(&self, desired: &'a Desired) -> Wanted<'a> {
+        Wanted {
+            hash: &desired.hash,
+            image: &desired.image,
+            strategy: self.spec.strategy,
         }
     }
 
@@ -624,68 +625,14 @@ impl Engine {
             .await
     }
 
-    /// Verifies `to`; promotes it, or rolls back to `last_good`.
-    async fn verify_and_settle(
-        &self,
-        svc: &ServiceState,
-        from: Option<String>,
-        to: &str,
-        last_good: Option<&str>,
-        image: &str,
-    ) -> Result<Outcome, RolloutError> {
-        match self.verify(to).await {
-            Ok(()) => {
-                self.aws
-                    .tag(&svc.arn, &[(tags::LAST_GOOD.into(), to.to_owned())])
-                    .await?;
-                self.clear_mark(svc).await?;
-                tracing::info!(revision = %to, "verified; kept as last good");
-                if let Err(e) = self.prune(to).await {
-                    tracing::warn!(error = %e, "cannot deregister old revisions");
-                }
-                Ok(Outcome::Verified {
-                    from,
-                    to: to.to_owned(),
-                })
-            }
-            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
-            Err(verify::VerifyError::Failed(f)) => match last_good {
-                Some(good) if good != to => {
-                    self.roll_back(svc, to, good, f.reasons, f.tasks, image)
-                        .await
-                }
-                _ => {
-                    self.clear_mark(svc).await?;
-                    Err(RolloutError::NoLastGood {
-                        failed: to.to_owned(),
-                        reasons: f.reasons,
-                    })
-                }
-            },
-        }
-    }
-
-    /// Puts `good` back, verifies it, quarantines what failed.
-    async fn roll_back(
+    /// Marks a revision as failed: its task definition, and its image on the service, so
+    /// that discovery passes over it and no later run rolls it out again.
+    async fn quarantine(
         &self,
         svc: &ServiceState,
         failed: &str,
-        good: &str,
-        reasons: Vec<String>,
-        failed_tasks: Vec<String>,
         image: &str,
-    ) -> Result<Outcome, RolloutError> {
-        tracing::warn!(failed = %failed, restoring = %good, reasons = ?reasons, "rolling back");
-        let logs = self.failure_logs(&failed_tasks).await;
-        self.aws
-            .update_service(
-                &self.spec.cluster,
-                &self.spec.service,
-                good,
-                &self.spec.deployment,
-            )
-            .await?;
-        // Quarantine before verifying, so that a crash now does not retry the bad image.
+    ) -> Result<(), EcsError> {
         let failed_image = self
             .aws
             .describe_task_definition(failed)
@@ -703,57 +650,17 @@ impl Engine {
                     failed_image.chars().take(256).collect(),
                 )],
             )
-            .await?;
-        match self.verify(good).await {
-            Ok(()) => {
-                self.clear_mark(svc).await?;
-                tracing::error!(failed = %failed, restored = %good, "rolled back; the failed image is quarantined");
-                Ok(Outcome::RolledBack {
-                    failed: failed.to_owned(),
-                    restored: good.to_owned(),
-                    reasons,
-                    logs,
-                })
-            }
-            Err(verify::VerifyError::Aws(e)) => Err(e.into()),
-            Err(verify::VerifyError::Failed(f)) => {
-                tracing::error!(restored = %good, reasons = ?f.reasons, "the last good revision did not verify");
-                Err(RolloutError::RollbackFailed {
-                    restored: good.to_owned(),
-                    reasons: f.reasons,
-                })
-            }
-        }
+            .await
     }
 
-    /// A service that does not exist yet: create it with the desired revision.
-    async fn create(&self, desired: &Desired) -> Result<Outcome, RolloutError> {
-        let to = self.register(desired).await?;
-        let translation =
-            translate::translate(&self.spec.manifest, &self.settings_for(&desired.image))
-                .map_err(RolloutError::Render)?;
+    /// The service document for this target with `image` (network, registries, tags).
+    fn service_document(&self, image: &str) -> Result<CreateService, RolloutError> {
+        let translation = translate::translate(&self.spec.manifest, &self.settings_for(image))
+            .map_err(RolloutError::Render)?;
         let mut doc = translate::service_document(&translation, &self.spec.settings)
             .map_err(RolloutError::Render)?;
-        doc.task_definition = to.clone();
         doc.deployment_configuration = self.spec.deployment.clone();
-        tracing::info!(service = %self.spec.service, revision = %to, "creating the service");
-        self.aws.create_service(&doc).await?;
-        let svc = self.service().await?.ok_or(EcsError::Incomplete {
-            op: "DescribeServices",
-            what: "service after CreateService",
-        })?;
-        self.aws
-            .tag(
-                &svc.arn,
-                &[
-                    (tags::ROLLOUT_TO.into(), to.clone()),
-                    (tags::ROLLOUT_STARTED.into(), now_epoch().to_string()),
-                ],
-            )
-            .await?;
-        let svc = self.service().await?.unwrap_or(svc);
-        self.verify_and_settle(&svc, None, &to, None, &desired.image)
-            .await
+        Ok(doc)
     }
 
     fn settings_for(&self, image: &str) -> Settings {
@@ -798,7 +705,8 @@ impl Engine {
         )
     }
 
-    /// Puts the last good revision back and verifies it.
+    /// Puts the last good revision back and verifies it. With blue/green: removes a green
+    /// task set in flight (blue still serves).
     pub async fn rollback(&self) -> Result<Outcome, RolloutError> {
         let _flight = SingleFlight::take(self.flight_key())?;
         let svc = self.service().await?.ok_or(EcsError::Incomplete {
@@ -810,7 +718,44 @@ impl Engine {
             .get(tags::LAST_GOOD)
             .cloned()
             .ok_or_else(|| RolloutError::NothingToRollBackTo(self.spec.target.clone()))?;
-        if svc.task_definition == good && !svc.tags.contains_key(tags::ROLLOUT_TO) {
+        let marks = Marks::of(&svc);
+        if svc.external {
+            let Some(primary) = svc.primary_task_set() else {
+                return Err(RolloutError::NothingToRollBackTo(self.spec.target.clone()));
+            };
+            let green = marks.to.as_ref().and_then(|to| {
+                svc.task_sets
+                    .iter()
+                    .find(|t| t.task_definition == *to && t.id != primary.id)
+            });
+            return match green {
+                Some(g) if primary.task_definition == good => {
+                    let image = self
+                        .aws
+                        .describe_task_definition(&g.task_definition)
+                        .await?
+                        .image;
+                    self.quarantine(&svc, &g.task_definition, &image).await?;
+                    self.aws
+                        .delete_task_set(&self.spec.cluster, &self.spec.service, &g.id)
+                        .await?;
+                    self.clear_mark(&svc).await?;
+                    Ok(Outcome::RolledBack {
+                        failed: g.task_definition.clone(),
+                        restored: good,
+                        reasons: vec!["rolled back on request".into()],
+                        logs: vec![],
+                        via: RollbackVia::GreenDeleted,
+                    })
+                }
+                _ if primary.task_definition == good => Ok(Outcome::Unchanged { revision: good }),
+                _ => Err(RolloutError::NothingToRollBackTo(format!(
+                    "{} (the primary task set runs {}, the last good revision is {good}: run a rollout to the last good image instead)",
+                    self.spec.target, primary.task_definition
+                ))),
+            };
+        }
+        if svc.task_definition == good && marks.to.is_none() {
             return Ok(Outcome::Unchanged { revision: good });
         }
         let failed = svc.task_definition.clone();
@@ -826,23 +771,22 @@ impl Engine {
         .await
     }
 
-    /// What a reconcile would do; changes nothing.
+    /// What a reconcile would do next (the step `decide` returns, which a reconcile would
+    /// take), and how the desired revision differs from the running one; changes nothing.
     pub async fn plan(&self, image: Option<&str>) -> Result<Plan, RolloutError> {
-        let (svc, current) = self.observe().await?;
-        let (image, versions) = match image {
-            Some(i) => (Some(i.to_owned()), Vec::new()),
-            None => self.discover(svc.as_ref(), current.as_ref()).await?,
-        };
-        let desired = self.render(image.as_deref())?;
+        let observed = self.observe().await?;
+        let (desired, versions) = self.desired(image, &observed).await?;
+        let step = decide(
+            observed.service.as_ref(),
+            observed.running_hash(),
+            self.wanted(&desired),
+            &Pass::default(),
+        );
         let mut changes = Vec::new();
-        let (running, last_good, in_flight, quarantined) = match (&svc, &current) {
-            (None, _) | (_, None) => {
-                changes.push(format!(
-                    "create service {} with a new revision of {}",
-                    self.spec.service, desired.td.family
-                ));
-                (None, None, None, false)
-            }
+        let (running, last_good, in_flight, quarantined, strategy) = match (
+            &observed.service,
+            &observed.running,
+        ) {
             (Some(s), Some(current)) => {
                 if current.tags.get(tags::HASH) != Some(&desired.hash) {
                     changes.extend(diff(current, &desired.td));
@@ -851,10 +795,39 @@ impl Engine {
                     }
                 }
                 (
-                    Some(s.task_definition.clone()),
+                    Some(current.arn.clone()),
                     s.tags.get(tags::LAST_GOOD).cloned(),
                     s.tags.get(tags::ROLLOUT_TO).cloned(),
                     s.tags.get(&quarantine_key(&desired.image)) == Some(&desired.image),
+                    if s.external {
+                        Strategy::BlueGreen
+                    } else {
+                        Strategy::Rolling
+                    },
+                )
+            }
+            (s, _) => {
+                changes.push(format!(
+                    "create {} with a new revision of {}",
+                    if s.is_some() {
+                        "the service's first task set"
+                    } else {
+                        "the service"
+                    },
+                    desired.td.family
+                ));
+                (
+                    None,
+                    s.as_ref()
+                        .and_then(|s| s.tags.get(tags::LAST_GOOD).cloned()),
+                    s.as_ref()
+                        .and_then(|s| s.tags.get(tags::ROLLOUT_TO).cloned()),
+                    false,
+                    if s.as_ref().is_some_and(|s| !s.external) {
+                        Strategy::Rolling
+                    } else {
+                        self.spec.strategy
+                    },
                 )
             }
         };
@@ -867,6 +840,8 @@ impl Engine {
             desired_hash: desired.hash,
             changes,
             quarantined,
+            strategy,
+            next_step: step.to_string(),
         })
     }
 }

@@ -98,16 +98,37 @@ fn replaced_by_ecs(t: &TaskState) -> bool {
         .is_some_and(|r| r.starts_with("Scaling activity initiated by"))
 }
 
+/// What is being verified: the service's current ECS deployment of a revision (rolling), or
+/// one task set of an EXTERNAL service (blue/green), which may serve beside another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Deployment,
+    TaskSet(&'a str),
+}
+
+/// The revision of a service being verified, and in which scope.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub revision: &'a str,
+    pub scope: Scope<'a>,
+}
+
 /// Verifies that `revision` runs healthy on the service.
 pub async fn verify(
     aws: &Aws,
     prober: &Prober,
-    cluster: &str,
-    service: &str,
-    revision: &str,
+    subject: Subject<'_>,
     policy: &VerifyPolicy,
     progress: &(dyn Fn(&Progress) + Send + Sync),
 ) -> Result<(), VerifyError> {
+    let Subject {
+        cluster,
+        service,
+        revision,
+        scope,
+    } = subject;
     let started = Instant::now();
     let stopped_before: BTreeSet<String> = aws
         .tasks(cluster, service, true)
@@ -130,6 +151,20 @@ pub async fn verify(
             .deployments
             .iter()
             .find(|d| d.task_definition == revision);
+        let task_set = match scope {
+            Scope::Deployment => None,
+            Scope::TaskSet(id) => match svc.task_sets.iter().find(|t| t.id == id) {
+                Some(t) if t.status != "DRAINING" => Some(t),
+                _ => {
+                    return Err(fail(
+                        vec![format!(
+                            "task set {id} of {revision} was deleted while it was verified"
+                        )],
+                        vec![],
+                    ));
+                }
+            },
+        };
         if let Some(d) = deployment.filter(|d| d.rollout_state == "FAILED") {
             return Err(fail(
                 vec![format!(
@@ -139,7 +174,7 @@ pub async fn verify(
                 vec![],
             ));
         }
-        if svc.task_definition != revision {
+        if task_set.is_none() && svc.task_definition != revision {
             return Err(fail(
                 vec![format!(
                     "the service now runs {} instead (ECS's circuit breaker rolled it back, or someone changed it)",
@@ -240,17 +275,30 @@ pub async fn verify(
                     .is_some_and(|s| s.ok >= policy.healthy_after)
             })
             .count() as u32;
-        let ready = deployment.is_some_and(|d| d.rollout_state == "COMPLETED")
-            && svc.deployments.len() == 1
-            && healthy >= svc.desired_count
-            && healthy as usize == running_now.len();
+        let (ready, desired) = match task_set {
+            // A task set is ready when it runs its share of the service, all of it healthy;
+            // other task sets (blue) may serve beside it.
+            Some(t) => (
+                t.running_count >= t.computed_desired_count
+                    && healthy >= t.computed_desired_count
+                    && healthy as usize == running_now.len(),
+                t.computed_desired_count,
+            ),
+            None => (
+                deployment.is_some_and(|d| d.rollout_state == "COMPLETED")
+                    && svc.deployments.len() == 1
+                    && healthy >= svc.desired_count
+                    && healthy as usize == running_now.len(),
+                svc.desired_count,
+            ),
+        };
         if ready && bake_until.is_none() {
             bake_until = Some(now + policy.bake);
         }
         progress(&Progress {
             revision: revision.to_owned(),
             elapsed: now.duration_since(started),
-            desired: svc.desired_count,
+            desired,
             running: running_now.len() as u32,
             healthy,
             baking: bake_until.is_some(),
@@ -265,10 +313,15 @@ pub async fn verify(
         }
         if now.duration_since(started) >= policy.deadline {
             let mut reasons = vec![format!(
-                "not verified within {} s: {healthy} of {} tasks healthy, deployment {}",
+                "not verified within {} s: {healthy} of {desired} tasks healthy, {}",
                 policy.deadline.as_secs(),
-                svc.desired_count,
-                deployment.map_or("missing", |d| d.rollout_state.as_str())
+                match task_set {
+                    Some(t) => format!("task set {} {}", t.id, t.stability_status),
+                    None => format!(
+                        "deployment {}",
+                        deployment.map_or("missing", |d| d.rollout_state.as_str())
+                    ),
+                }
             )];
             reasons.extend(running_now.iter().filter_map(|t| {
                 Some(format!(

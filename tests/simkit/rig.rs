@@ -60,6 +60,7 @@ DT_TENANT = "abc12345"
 DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
 
 [target.rollout]
+strategy = "rolling"
 bake_seconds = 0.3
 deadline_seconds = 30
 keep_revisions = 3
@@ -108,6 +109,26 @@ impl Rig {
         std::fs::write(&path, &text).expect("write config");
         let config = Config::load(&path).expect("a valid config");
         Rig { w, dir, config }
+    }
+
+    /// The same rig with blue/green task sets (the product's default for new services).
+    pub async fn blue_green() -> Rig {
+        let mut rig = Self::new().await;
+        rig.edit_config(&[("strategy = \"rolling\"", "strategy = \"blue-green\"")]);
+        rig
+    }
+
+    /// Rewrites the rig's config file, each `from` replaced once (it must be there), and
+    /// loads it again.
+    pub fn edit_config(&mut self, edits: &[(&str, &str)]) {
+        let path = self.dir.path().join("ag.toml");
+        let mut text = std::fs::read_to_string(&path).expect("config");
+        for (from, to) in edits {
+            assert!(text.contains(from), "the rig's config has no `{from}`");
+            text = text.replacen(from, to, 1);
+        }
+        std::fs::write(&path, text).expect("write config");
+        self.config = Config::load(&path).expect("a valid config");
     }
 
     pub async fn engine(&self) -> Engine {
