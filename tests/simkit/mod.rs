@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod procfs;
 pub mod rig;
+pub mod side;
 
 use std::future::Future;
 use std::time::Duration;
