@@ -4,7 +4,7 @@
 
 mod simkit;
 
-use activegate_lifecycle::rollout::{Outcome, tags};
+use activegate_lifecycle::rollout::{Outcome, RollbackVia, tags};
 use activegate_lifecycle::sim::{Behaviour, Fault, Mode};
 use simkit::rig::*;
 use simkit::side::SideProber;
@@ -440,5 +440,67 @@ async fn two_reconciles_of_one_service_never_run_at_once() {
         a.reconcile(Some(V2)).await,
         Ok(Outcome::Unchanged { .. })
     ));
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_returns_onto_the_old_tasks_with_stop_service_deployment() {
+    let rig = Rig::new().await;
+    let first = rig.started().await;
+    let old_tasks: std::collections::BTreeSet<String> = rig
+        .w
+        .tasks(SERVICE, false)
+        .await
+        .iter()
+        .filter(|t| t.last_status() == Some("RUNNING"))
+        .filter_map(|t| t.task_arn().map(str::to_owned))
+        .collect();
+    assert_eq!(old_tasks.len(), 2);
+    let launched_before = rig
+        .w
+        .sim
+        .timeline()
+        .iter()
+        .filter(|e| e.kind == "task-launched")
+        .count();
+    rig.w.image(BAD, Mode::NeverHealthy);
+    let side = SideProber::start(&rig.w);
+    let outcome = rig
+        .engine()
+        .await
+        .reconcile(Some(BAD))
+        .await
+        .expect("rollout");
+    let (rounds, empty) = side.finish().await;
+    let Outcome::RolledBack { restored, via, .. } = &outcome else {
+        panic!("expected a roll-back, got {outcome:?}")
+    };
+    assert_eq!(restored, &first);
+    assert_eq!(*via, RollbackVia::StopServiceDeployment);
+    let now: std::collections::BTreeSet<String> = rig
+        .w
+        .tasks(SERVICE, false)
+        .await
+        .iter()
+        .filter(|t| t.last_status() == Some("RUNNING"))
+        .filter_map(|t| t.task_arn().map(str::to_owned))
+        .collect();
+    assert_eq!(now, old_tasks, "the old tasks serve again, the same ones");
+    // Only the failed revision's 2 tasks were launched: no fresh deployment of the old one.
+    let launched: Vec<_> = rig
+        .w
+        .sim
+        .timeline()
+        .into_iter()
+        .filter(|e| e.kind == "task-launched")
+        .skip(launched_before)
+        .collect();
+    assert!(
+        launched.iter().all(|e| e.detail.starts_with(BAD)),
+        "{launched:?}"
+    );
+    assert_eq!(rig.w.service(SERVICE).await.task_definition(), Some(first.as_str()));
+    assert!(rounds > 3);
+    assert_eq!(empty, 0, "{empty} of {rounds} moments without a healthy ActiveGate");
     rig.w.sim.shutdown().await;
 }
