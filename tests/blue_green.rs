@@ -11,7 +11,6 @@ use activegate_lifecycle::rollout::{Outcome, RollbackVia, tags};
 use activegate_lifecycle::sim::{Behaviour, Mode};
 use simkit::rig::*;
 use simkit::side::SideProber;
-use simkit::*;
 
 /// The service's live task sets: (id, status, task definition).
 async fn task_sets(rig: &Rig) -> Vec<(String, String, String)> {

@@ -31,18 +31,45 @@ fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
     &r["Properties"]
 }
 
-/// CloudFormation's `{"Fn::Sub": "s"}` is `s`; `{"Ref": "X"}` is `${X}`; a single action or
-/// resource is a list of one. What remains can be compared with the JSON file.
+/// The template's list parameters (`CommaDelimitedList`, `List<…>`): a `Ref` to one is a list.
+fn list_parameters() -> BTreeSet<String> {
+    template()["Parameters"]
+        .as_object()
+        .expect("the template has parameters")
+        .iter()
+        .filter(|(_, p)| {
+            p["Type"]
+                .as_str()
+                .is_some_and(|t| t == "CommaDelimitedList" || t.starts_with("List<"))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// CloudFormation's `{"Fn::Sub": "s"}` is `s`; `{"Ref": "X"}` is `${X}`, or `["${X}"]` when X
+/// is a list parameter (the JSON file's way to say "one entry per element", in a Resource or
+/// a condition alike); a single action or resource is a list of one. What remains can be
+/// compared with the JSON file.
 fn normalize(v: &Value) -> Value {
+    normalize_with(v, &list_parameters())
+}
+
+fn normalize_with(v: &Value, lists: &BTreeSet<String>) -> Value {
     match v {
         Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => m["Fn::Sub"].clone(),
         Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
-            json!(format!("${{{}}}", m["Ref"].as_str().unwrap_or_default()))
+            let name = m["Ref"].as_str().unwrap_or_default();
+            let placeholder = json!(format!("${{{name}}}"));
+            if lists.contains(name) {
+                json!([placeholder])
+            } else {
+                placeholder
+            }
         }
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
-                    let v = normalize(v);
+                    let v = normalize_with(v, lists);
                     let v = match (k.as_str(), v) {
                         ("Action" | "Resource", Value::String(s)) => json!([s]),
                         (_, v) => v,
@@ -51,7 +78,7 @@ fn normalize(v: &Value) -> Value {
                 })
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|v| normalize_with(v, lists)).collect()),
         other => other.clone(),
     }
 }
@@ -173,9 +200,22 @@ fn the_policy_grants_exactly_the_aws_calls_the_code_makes() {
         assert!(!granted.contains(a), "{a} is excused but granted");
     }
     let mut expected: BTreeSet<String> = called.difference(&not_granted).cloned().collect();
-    // IAM's dependent actions: registering a revision that names roles passes them.
-    if expected.contains("ecs:RegisterTaskDefinition") {
+    // IAM's dependent actions (the Service Authorization Reference's operation table):
+    // registering a revision that names roles passes them, and so do CreateService and
+    // CreateTaskSet (their tasks run with the revision's roles). CreateTaskSet with tags also
+    // needs ecs:TagResource on the new task set: `blue_green_grant_problems` checks that grant.
+    if [
+        "ecs:RegisterTaskDefinition",
+        "ecs:CreateService",
+        "ecs:CreateTaskSet",
+    ]
+    .iter()
+    .any(|a| expected.contains(*a))
+    {
         expected.insert("iam:PassRole".into());
+    }
+    if expected.contains("ecs:CreateTaskSet") {
+        expected.insert("ecs:TagResource".into());
     }
     assert_eq!(
         granted, expected,
@@ -216,11 +256,187 @@ fn no_statement_grants_a_mutating_ecs_or_iam_action_on_everything() {
     assert_eq!(wildcard_grants(&template_policy()), Vec::<String>::new());
     // The check can fail.
     let mut loose = shipped_policy();
-    loose["Statement"][2]["Action"] = json!(["ecs:DescribeTaskDefinition", "ecs:UpdateService"]);
+    let on_everything = sid_index(&loose, "ReadTaskDefinitionsIamHasNoNarrowerResourceFor");
+    loose["Statement"][on_everything]["Action"] =
+        json!(["ecs:DescribeTaskDefinition", "ecs:UpdateService"]);
     assert_eq!(wildcard_grants(&loose), vec!["ecs:UpdateService on *"]);
     let mut star = shipped_policy();
     star["Statement"][0]["Action"] = json!("ecs:*");
     assert_eq!(wildcard_grants(&star), vec!["ecs:* (a wildcard action)"]);
+}
+
+/// Where statement `sid` is in the policy's list.
+fn sid_index(policy: &Value, sid: &str) -> usize {
+    policy["Statement"]
+        .as_array()
+        .expect("Statement is a list")
+        .iter()
+        .position(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid}"))
+}
+
+/// The IAM resource type a policy resource names: `service` for the managed services'
+/// parameter, the type in the ARN otherwise (`task-set`, `service-deployment`, …), `*`.
+fn resource_type(resource: &str) -> String {
+    if resource == "${ManagedServiceArns}" {
+        return "service".into();
+    }
+    if resource == "*" {
+        return "*".into();
+    }
+    // `arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-set/…`: the type is
+    // what precedes the first `/`, after the last `:` (the placeholders hold colons too).
+    let head = resource.split('/').next().unwrap_or(resource);
+    head.rsplit(':').next().unwrap_or(head).to_owned()
+}
+
+/// The resource types IAM authorises the blue/green and roll-back calls on, all required,
+/// from the Service Authorization Reference ("Actions, resources, and condition keys for Amazon
+/// Elastic Container Service"): task-set calls on the task set, the service's primary and its
+/// deployments on the service, StopServiceDeployment on the service *and* the deployment.
+const RESOURCE_TYPES: &[(&str, &[&str])] = &[
+    ("ecs:CreateTaskSet", &["task-set"]),
+    ("ecs:UpdateTaskSet", &["task-set"]),
+    ("ecs:DeleteTaskSet", &["task-set"]),
+    ("ecs:UpdateServicePrimaryTaskSet", &["service"]),
+    ("ecs:ListServiceDeployments", &["service"]),
+    (
+        "ecs:StopServiceDeployment",
+        &["service", "service-deployment"],
+    ),
+];
+
+/// What is wrong with the grants on services' task sets and deployments: a call not granted on
+/// every resource type IAM needs for it, or granted on one IAM does not use for it; a grant on
+/// task sets or service deployments not narrowed to the managed services (`ecs:service`); task
+/// sets tagged other than as CreateTaskSet creates them (`ecs:CreateAction`).
+fn blue_green_grant_problems(policy: &Value) -> Vec<String> {
+    let statements = statements(policy);
+    let mut problems = Vec::new();
+    let granted_on = |action: &str| -> BTreeSet<String> {
+        statements
+            .iter()
+            .filter(|s| strings(&s["Action"]).iter().any(|a| a == action))
+            .flat_map(|s| strings(&s["Resource"]))
+            .map(|r| resource_type(&r))
+            .collect()
+    };
+    for (action, needed) in RESOURCE_TYPES {
+        let types = granted_on(action);
+        if types.is_empty() {
+            continue; // Not granted at all: the actions-equal-calls test reports it.
+        }
+        for t in *needed {
+            if !types.contains(*t) {
+                problems.push(format!("{action} is not granted on any {t}"));
+            }
+        }
+        for t in &types {
+            if !needed.contains(&t.as_str()) {
+                problems.push(format!(
+                    "{action} is granted on {t}, which IAM does not use"
+                ));
+            }
+        }
+    }
+    let creates_task_sets = !granted_on("ecs:CreateTaskSet").is_empty();
+    let mut tags_new_task_sets = false;
+    for s in &statements {
+        let types: BTreeSet<String> = strings(&s["Resource"])
+            .iter()
+            .map(|r| resource_type(r))
+            .collect();
+        if !types.contains("task-set") && !types.contains("service-deployment") {
+            continue;
+        }
+        let sid = s["Sid"].as_str().unwrap_or_default();
+        let narrowed = strings(&s["Condition"]["ArnEquals"]["ecs:service"])
+            == vec!["${ManagedServiceArns}".to_owned()];
+        let at_create = s["Condition"]["StringEquals"]["ecs:CreateAction"] == "CreateTaskSet";
+        for a in strings(&s["Action"]) {
+            if a == "ecs:TagResource" && types.contains("task-set") {
+                if at_create {
+                    tags_new_task_sets = true;
+                } else {
+                    problems.push(format!("{sid}: {a} on task sets beyond CreateTaskSet"));
+                }
+            } else if !narrowed {
+                problems.push(format!("{sid}: {a} not narrowed to the managed services"));
+            }
+        }
+    }
+    if creates_task_sets && !tags_new_task_sets {
+        problems.push("CreateTaskSet sends tags: ecs:TagResource on task-set with ecs:CreateAction CreateTaskSet is missing".into());
+    }
+    problems
+}
+
+#[test]
+fn blue_green_and_roll_back_grants_reach_only_the_managed_services() {
+    assert_eq!(
+        blue_green_grant_problems(&shipped_policy()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        blue_green_grant_problems(&template_policy()),
+        Vec::<String>::new()
+    );
+    // The scan sees the grants it is meant to see.
+    for (action, _) in RESOURCE_TYPES {
+        let granted = statements(&shipped_policy())
+            .iter()
+            .any(|s| strings(&s["Action"]).iter().any(|a| a == action));
+        assert!(granted, "{action} is not granted");
+    }
+    // The check can fail: task-set calls on every task set of the cluster.
+    let mut loose = shipped_policy();
+    let task_sets = sid_index(&loose, "RunTheManagedServicesTaskSets");
+    loose["Statement"][task_sets]
+        .as_object_mut()
+        .expect("a statement")
+        .remove("Condition");
+    assert_eq!(
+        blue_green_grant_problems(&loose),
+        [
+            "RunTheManagedServicesTaskSets: ecs:CreateTaskSet not narrowed to the managed services",
+            "RunTheManagedServicesTaskSets: ecs:UpdateTaskSet not narrowed to the managed services",
+            "RunTheManagedServicesTaskSets: ecs:DeleteTaskSet not narrowed to the managed services",
+        ]
+    );
+    // … any tagging of task sets, not only at creation.
+    let mut loose = shipped_policy();
+    let tagging = sid_index(&loose, "TagTaskSetsOnlyAsTheyAreCreated");
+    loose["Statement"][tagging]
+        .as_object_mut()
+        .expect("a statement")
+        .remove("Condition");
+    assert_eq!(
+        blue_green_grant_problems(&loose),
+        [
+            "TagTaskSetsOnlyAsTheyAreCreated: ecs:TagResource on task sets beyond CreateTaskSet",
+            "CreateTaskSet sends tags: ecs:TagResource on task-set with ecs:CreateAction CreateTaskSet is missing",
+        ]
+    );
+    // … StopServiceDeployment on the services but not on their deployments (IAM needs both),
+    // and a task-set call on the service, where IAM does not look for it.
+    let mut loose = shipped_policy();
+    let roll_back = sid_index(&loose, "RollBackTheManagedServicesDeployments");
+    loose["Statement"]
+        .as_array_mut()
+        .expect("a list")
+        .remove(roll_back);
+    let services = sid_index(&loose, "RollTheManagedServices");
+    loose["Statement"][services]["Action"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!("ecs:DeleteTaskSet"));
+    assert_eq!(
+        blue_green_grant_problems(&loose),
+        [
+            "ecs:DeleteTaskSet is granted on service, which IAM does not use",
+            "ecs:StopServiceDeployment is not granted on any service-deployment",
+        ]
+    );
 }
 
 #[test]
