@@ -499,8 +499,14 @@ async fn rolling_returns_onto_the_old_tasks_with_stop_service_deployment() {
         launched.iter().all(|e| e.detail.starts_with(BAD)),
         "{launched:?}"
     );
-    assert_eq!(rig.w.service(SERVICE).await.task_definition(), Some(first.as_str()));
+    assert_eq!(
+        rig.w.service(SERVICE).await.task_definition(),
+        Some(first.as_str())
+    );
     assert!(rounds > 3);
-    assert_eq!(empty, 0, "{empty} of {rounds} moments without a healthy ActiveGate");
+    assert_eq!(
+        empty, 0,
+        "{empty} of {rounds} moments without a healthy ActiveGate"
+    );
     rig.w.sim.shutdown().await;
 }

@@ -18,6 +18,8 @@ pub enum Trigger {
     Schedule,
     Reload,
     Manual,
+    /// The retry armed after a retriable failure (not limited by the window or the budget).
+    Retry,
 }
 
 /// One target as the status server shows it.
@@ -45,6 +47,14 @@ pub struct TargetStatus {
     pub skipped_outside_window: u64,
     /// Version discoveries that failed (the running version was kept).
     pub discovery_failures: u64,
+    /// When the retry armed after a retriable failure runs; `None` when none is pending.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Consecutive retriable failures; 0 after a finished reconcile or a failure not worth retrying.
+    pub retry_attempt: u32,
+    /// The wait the pending retry was armed with, in seconds; 0 when none is pending.
+    pub retry_backoff_seconds: f64,
+    /// Retries run since the daemon started.
+    pub retries: u64,
     /// Over the last 30 days (observed part), 0..=1.
     pub availability: Option<f64>,
     pub downtime_seconds: f64,
@@ -132,6 +142,8 @@ impl Board {
                     status.skipped_for_budget = prev.skipped_for_budget;
                     status.skipped_outside_window = prev.skipped_outside_window;
                     status.discovery_failures = prev.discovery_failures;
+                    // A pending retry belongs to the loop that armed it; the new loop reconciles at once.
+                    status.retries = prev.retries;
                     status.mesh = prev.mesh.clone();
                 }
                 s.targets.insert(name.clone(), status);
@@ -224,6 +236,20 @@ impl Board {
             &targets,
             "kind",
             |t| &t.errors,
+        );
+        m.per_target(
+            "reconcile_retries_total",
+            "Reconciles retried after a retriable failure.",
+            "counter",
+            &targets,
+            |t| Some(t.retries.to_string()),
+        );
+        m.per_target(
+            "reconcile_retry_backoff_seconds",
+            "The wait of the pending retry; 0 when none is pending.",
+            "gauge",
+            &targets,
+            |t| Some(t.retry_backoff_seconds.to_string()),
         );
         m.per_target(
             "rollout_in_progress",

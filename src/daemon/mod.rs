@@ -1,13 +1,15 @@
 //! The long-running side: a loop per target that reconciles it on its
-//! schedule, at start, on SIGHUP and on a manual trigger — never twice at once,
-//! never two targets of one group at once — and a shutdown that lets an
-//! in-flight rollout finish or roll back.
+//! schedule, at start, on SIGHUP, on a manual trigger and, after a retriable
+//! failure, on its retry with backoff — never twice at once, never two targets
+//! of one group at once — and a shutdown that lets an in-flight rollout finish
+//! or roll back.
 
 pub mod availability;
 pub mod board;
 pub mod events;
 pub mod mesh;
 mod monitor;
+pub mod retry;
 pub mod schedule;
 pub mod wiring;
 
@@ -22,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError, Target};
 use crate::ecs::ClientSettings;
 use board::{Board, TargetStatus, Trigger};
+use retry::{Backoff, Ended, Retries};
 use schedule::{WallClock, until};
 
 /// What the outside world asks of the daemon (signals become these in one place).
@@ -63,6 +66,8 @@ pub struct Options {
     /// Run scheduled rollouts even when the error budget is spent.
     pub force: bool,
     pub clock: Arc<dyn WallClock>,
+    /// The wait before retrying a reconcile that failed for a passing reason (15 s doubling to 5 min).
+    pub retry: Backoff,
     /// Adjusts the AWS clients (the simulator's fixed credentials in the demo and tests).
     pub adjust_client: Arc<dyn Fn(&mut ClientSettings) + Send + Sync>,
 }
@@ -73,6 +78,7 @@ impl Default for Options {
             no_initial_run: false,
             force: false,
             clock: Arc::new(schedule::SystemClock),
+            retry: Backoff::default(),
             adjust_client: Arc::new(|_| {}),
         }
     }
@@ -152,6 +158,20 @@ fn start_targets(
     running
 }
 
+/// A reconcile that could not finish: its metric label, its message and whether to retry it.
+struct Failure {
+    kind: String,
+    message: String,
+    retriable: bool,
+}
+
+/// Shows a target's retry state on the board.
+fn show_retry(t: &mut TargetStatus, r: &Retries) {
+    t.retry_attempt = r.attempt;
+    t.retry_at = r.pending.map(|p| p.at);
+    t.retry_backoff_seconds = r.pending.map_or(0.0, |p| p.backoff.as_secs_f64());
+}
+
 struct Job {
     config: Arc<Config>,
     target: Target,
@@ -178,6 +198,10 @@ impl Job {
         }
         let schedule = self.target.schedule();
         let clock = self.options.clock.clone();
+        // A retry armed by the previous config's loop is not carried over: this loop starts
+        // with a reconcile of its own (SIGHUP) and decides afresh.
+        let mut retries = Retries::default();
+        self.board.target(&self.name(), |t| show_retry(t, &retries));
         loop {
             if *stop.borrow() {
                 return;
@@ -195,6 +219,9 @@ impl Job {
                 });
             self.board.target(&self.name(), |t| t.next_run = next);
             let wait = next.map_or(Duration::from_secs(86_400 * 365), |n| until(clock.now(), n));
+            let retry_at = retries.pending.map(|p| p.at);
+            let retry_wait = retry_at.map_or(Duration::ZERO, |r| until(clock.now(), r));
+            // Whichever comes first: a trigger, the schedule or the pending retry.
             let why = tokio::select! {
                 biased;
                 _ = stop.changed() => return,
@@ -203,9 +230,19 @@ impl Job {
                     None => return,
                 },
                 _ = tokio::time::sleep(wait), if next.is_some() => Trigger::Schedule,
+                _ = tokio::time::sleep(retry_wait), if retry_at.is_some() => Trigger::Retry,
             };
+            if why == Trigger::Retry {
+                let attempt = retries.attempt;
+                retries.fire();
+                tracing::info!(target = %self.target.name, attempt, "retrying the reconcile that failed");
+                self.board.target(&self.name(), |t| {
+                    t.retries += 1;
+                    show_retry(t, &retries);
+                });
+            }
             let started = clock.now();
-            self.reconcile(why).await;
+            self.reconcile(why, &mut retries).await;
             if let (Some(s), Some(_)) = (&schedule, next) {
                 // Scheduled times that passed while this run went on are skipped, not queued.
                 let mut missed = 0;
@@ -233,7 +270,10 @@ impl Job {
         events::Sink::new(&e.environment_url.0, token)
     }
 
-    async fn reconcile(&self, why: Trigger) {
+    /// One run for `why`; its end updates `retries` (shown on the board with the outcome).
+    /// The maintenance window and the error budget hold back scheduled runs only: a retry
+    /// continues a reconcile that was already allowed to start.
+    async fn reconcile(&self, why: Trigger, retries: &mut Retries) {
         let name = self.name();
         if let (Trigger::Schedule, Some(m)) = (why, &self.target.maintenance) {
             let tz = self
@@ -274,7 +314,12 @@ impl Job {
         let adjust = self.options.adjust_client.clone();
         let mut kept = None;
         let result = match wiring::engine_with(&self.config, &self.target, |c| adjust(c)).await {
-            Err(e) => Err(("config".to_owned(), format!("{:#}", anyhow::Error::new(e)))),
+            // Bad input: the same config fails the same way until a new one is loaded (SIGHUP).
+            Err(e) => Err(Failure {
+                kind: "config".to_owned(),
+                message: format!("{:#}", anyhow::Error::new(e)),
+                retriable: false,
+            }),
             Ok(engine) => {
                 let engine = kept.insert(engine);
                 let r = engine.reconcile(None).await;
@@ -282,11 +327,10 @@ impl Job {
                 let failures = engine.discovery_failures();
                 self.board
                     .target(&name, |t| t.discovery_failures += failures);
-                r.map_err(|e| {
-                    (
-                        e.metric_label().to_owned(),
-                        format!("{:#}", anyhow::Error::new(e)),
-                    )
+                r.map_err(|e| Failure {
+                    kind: e.metric_label().to_owned(),
+                    retriable: e.is_retriable(),
+                    message: format!("{:#}", anyhow::Error::new(e)),
                 })
             }
         };
@@ -305,9 +349,22 @@ impl Job {
         }
         match &result {
             Ok(o) => tracing::info!(target = %name, outcome = o.label(), "reconciled"),
-            Err((kind, e)) => {
-                tracing::error!(target = %name, kind = %kind, error = %e, "the reconcile could not finish; the next run resumes from the ECS tags")
+            Err(f) if f.retriable => {
+                tracing::warn!(target = %name, kind = %f.kind, error = %f.message, "the reconcile could not finish; it is retried with backoff and resumes from the ECS tags")
             }
+            Err(f) => {
+                tracing::error!(target = %name, kind = %f.kind, error = %f.message, "the reconcile could not finish and is not retried; the next run resumes from the ECS tags")
+            }
+        }
+        let ended = match &result {
+            Ok(_) => Ended::Finished,
+            Err(f) => Ended::Failed {
+                retriable: f.retriable,
+            },
+        };
+        retries.after(ended, finished, &self.options.retry, fastrand::f64());
+        if let Some(p) = retries.pending {
+            tracing::info!(target = %name, attempt = retries.attempt, retry_at = %p.at, backoff_s = p.backoff.as_secs_f64(), "retry armed");
         }
         // After a reconcile that finished: the revision it leaves serving (None: unknown).
         let serves = result.as_ref().ok().map(|o| o.serving().map(str::to_owned));
@@ -323,11 +380,12 @@ impl Job {
                         t.revision = Some(serving.to_owned());
                     }
                 }
-                Err((kind, e)) => {
-                    *t.errors.entry(kind).or_default() += 1;
-                    t.last_error = Some(e);
+                Err(f) => {
+                    *t.errors.entry(f.kind).or_default() += 1;
+                    t.last_error = Some(f.message);
                 }
             }
+            show_retry(t, retries);
         });
         // The mesh follows what the service now runs; its failures never undo the outcome, and
         // it holds neither the parallelism permit nor the group's turn.

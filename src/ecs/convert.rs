@@ -182,8 +182,7 @@ pub fn create_service(
         .cluster(&s.cluster)
         .service_name(&s.service_name)
         .desired_count(i32_of(s.desired_count));
-    if s
-        .deployment_controller
+    if s.deployment_controller
         .as_ref()
         .is_some_and(|c| c.is_external())
     {

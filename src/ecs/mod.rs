@@ -434,10 +434,12 @@ impl Aws {
                 .map_err(|e| classify(OP, e))
             })
             .await?;
-        out.task_set().map(task_set_state).ok_or(EcsError::Incomplete {
-            op: OP,
-            what: "taskSet",
-        })
+        out.task_set()
+            .map(task_set_state)
+            .ok_or(EcsError::Incomplete {
+                op: OP,
+                what: "taskSet",
+            })
     }
 
     /// Sets a task set's scale in percent of the service's desired count.
@@ -547,13 +549,18 @@ impl Aws {
                         .map_err(|e| classify(OP, e))
                 })
                 .await?;
-            found.extend(out.service_deployments().iter().map(|d| ServiceDeploymentState {
-                arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
-                status: d
-                    .status()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                target_revision: d.target_service_revision_arn().unwrap_or_default().to_owned(),
+            found.extend(out.service_deployments().iter().map(|d| {
+                ServiceDeploymentState {
+                    arn: d.service_deployment_arn().unwrap_or_default().to_owned(),
+                    status: d
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    target_revision: d
+                        .target_service_revision_arn()
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
             }));
             token = out.next_token().map(str::to_owned);
             if token.is_none() {
