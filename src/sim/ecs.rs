@@ -6,9 +6,10 @@ use serde_json::{Map, Value, json};
 
 use super::api::{ApiError, ApiResult, Request, merge_tags, tags_json};
 use super::state::{
-    Cluster, Deployment, DeploymentSettings, RolloutState, Service, State, Task, TaskDefinition,
-    TaskStatus,
+    Cluster, Controller, Deployment, DeploymentSettings, RolloutState, Service, State, Task,
+    TaskDefinition, TaskSetStatus, TaskStatus,
 };
+use super::{service_deployments, task_sets};
 use crate::model::fargate;
 
 /// Runs one ECS operation against the state.
@@ -29,15 +30,24 @@ pub fn handle(op: &str, req: Request, st: &mut State, now: f64) -> ApiResult {
         "TagResource" => tag_resource(req, st, now),
         "UntagResource" => untag_resource(req, st),
         "ListTagsForResource" => list_tags(req, st),
+        "CreateTaskSet" => task_sets::create(req, st, now),
+        "DescribeTaskSets" => task_sets::describe(req, st),
+        "UpdateTaskSet" => task_sets::update(req, st, now),
+        "UpdateServicePrimaryTaskSet" => task_sets::update_primary(req, st, now),
+        "DeleteTaskSet" => task_sets::delete(req, st, now),
+        "ListServiceDeployments" => service_deployments::list(req, st),
+        "DescribeServiceDeployments" => service_deployments::describe(req, st),
+        "StopServiceDeployment" => service_deployments::stop(req, st, now),
+        "DescribeServiceRevisions" => service_deployments::describe_revisions(req, st),
         other => Err(ApiError::unknown_operation(other)),
     }
 }
 
-fn cluster_not_found() -> ApiError {
+pub(super) fn cluster_not_found() -> ApiError {
     ApiError::new(400, "ClusterNotFoundException", "Cluster not found.")
 }
 
-fn service_not_found() -> ApiError {
+pub(super) fn service_not_found() -> ApiError {
     ApiError::new(400, "ServiceNotFoundException", "Service not found.")
 }
 
@@ -283,8 +293,25 @@ fn deregister_task_definition(req: Request, st: &mut State, now: f64) -> ApiResu
     Ok(out)
 }
 
-/// Pages `items` by `maxResults` and an opaque `nextToken` (the start index).
-fn page(req: &Request, items: Vec<String>, member: &str, max: usize) -> ApiResult {
+/// Pages `items` by `maxResults` (1 to `max`, `max` when absent) and an opaque
+/// `nextToken` (the start index).
+pub(super) fn page<T: serde::Serialize>(
+    req: &Request,
+    items: Vec<T>,
+    member: &str,
+    max: usize,
+) -> ApiResult {
+    page_sized(req, items, member, max, max)
+}
+
+/// [`page`] with `default` items per page when `maxResults` is absent.
+pub(super) fn page_sized<T: serde::Serialize>(
+    req: &Request,
+    items: Vec<T>,
+    member: &str,
+    max: usize,
+    default: usize,
+) -> ApiResult {
     let start = match req.opt_str("nextToken")? {
         Some(t) => t
             .parse::<usize>()
@@ -298,7 +325,7 @@ fn page(req: &Request, items: Vec<String>, member: &str, max: usize) -> ApiResul
                 "maxResults must be between 1 and {max}"
             )));
         }
-        None => max,
+        None => default,
     };
     let end = (start + limit).min(items.len());
     let mut out = json!({ member: items.get(start.min(items.len())..end).unwrap_or_default() });
@@ -379,7 +406,7 @@ fn deployment_settings(
     Ok(s)
 }
 
-fn active_task_definition(st: &State, reference: &str) -> Result<String, ApiError> {
+pub(super) fn active_task_definition(st: &State, reference: &str) -> Result<String, ApiError> {
     let td = st
         .find_task_definition(reference)
         .ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
@@ -389,28 +416,153 @@ fn active_task_definition(st: &State, reference: &str) -> Result<String, ApiErro
     Ok(td.arn.clone())
 }
 
-fn new_deployment(st: &mut State, td: &str, desired: u32, now: f64) -> Deployment {
-    st.next_id += 1;
+/// A new PRIMARY deployment of `td`, with the service revision it runs.
+fn new_deployment(
+    st: &mut State,
+    service: &Service,
+    td: &str,
+    network: Option<&Value>,
+    desired: u32,
+    now: f64,
+) -> Deployment {
+    let id = st.new_ecs_svc_id();
+    let revision = service_deployments::new_revision(st, service, td, network, now);
     Deployment {
-        id: format!(
-            "ecs-svc/{:019}",
-            4_611_686_018_427_387_904u64 + st.next_id * 7_919
-        ),
+        rollout_state_reason: format!("ECS deployment {id} in progress."),
+        id,
         primary: true,
         task_definition: td.to_owned(),
+        revision,
         desired_count: desired,
         failed_tasks: 0,
         rollout_state: RolloutState::InProgress,
-        rollout_state_reason: "ECS deployment ecs-svc in progress.".into(),
         created_at: now,
         updated_at: now,
     }
+}
+
+/// `deploymentController.type` of a CreateService request.
+fn controller(req: &Request) -> Result<Controller, ApiError> {
+    let Some(dc) = req.opt_object("deploymentController")? else {
+        return Ok(Controller::Ecs);
+    };
+    match dc.get("type").and_then(Value::as_str) {
+        Some("ECS") => Ok(Controller::Ecs),
+        Some("EXTERNAL") => Ok(Controller::External),
+        Some("CODE_DEPLOY") => Err(ApiError::new(
+            400,
+            "UnsupportedFeatureException",
+            "The simulator does not run services with the CODE_DEPLOY deployment controller.",
+        )),
+        _ => Err(ApiError::invalid(
+            "deploymentController.type must be one of ECS, CODE_DEPLOY, EXTERNAL",
+        )),
+    }
+}
+
+/// The circuit breaker belongs to ECS's rolling update: refused for EXTERNAL services.
+fn refuse_breaker(req: &Request) -> Result<(), ApiError> {
+    let enabled = req
+        .opt_object("deploymentConfiguration")?
+        .and_then(|dc| dc.get("deploymentCircuitBreaker"))
+        .and_then(|cb| cb.get("enable"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if enabled {
+        return Err(ApiError::invalid(
+            "Deployment circuit breaker feature is only supported for services using the rolling update (ECS) deployment controller.",
+        ));
+    }
+    Ok(())
+}
+
+/// CreateService for the EXTERNAL controller: what task sets control must not be given.
+/// ECS answers "TaskDefinition must be blank." and "NetworkConfiguration must be null.".
+fn create_external_service(
+    req: Request,
+    st: &mut State,
+    cluster: Cluster,
+    name: String,
+    now: f64,
+) -> ApiResult {
+    if req.member("taskDefinition").is_some() {
+        return Err(ApiError::invalid("TaskDefinition must be blank."));
+    }
+    for (member, shown) in [
+        ("networkConfiguration", "NetworkConfiguration"),
+        ("launchType", "LaunchType"),
+        ("platformVersion", "PlatformVersion"),
+        ("loadBalancers", "LoadBalancers"),
+        ("serviceRegistries", "ServiceRegistries"),
+        ("capacityProviderStrategy", "CapacityProviderStrategy"),
+    ] {
+        let given = req
+            .member(member)
+            .is_some_and(|v| !v.as_array().is_some_and(Vec::is_empty));
+        if given {
+            return Err(ApiError::invalid(format!("{shown} must be null.")));
+        }
+    }
+    refuse_breaker(&req)?;
+    let desired = match req.opt_i64("desiredCount")? {
+        Some(n) if (0..=5000).contains(&n) => n as u32,
+        Some(_) => return Err(ApiError::invalid("desiredCount must be between 0 and 5000")),
+        None => 0,
+    };
+    let settings = deployment_settings(&req, None)?;
+    let key = (cluster.name.clone(), name.clone());
+    if st.services.get(&key).is_some_and(|s| s.active) {
+        return Err(ApiError::invalid("Creation of service was not idempotent."));
+    }
+    let tags = req.tags("tags")?;
+    let mut extra = Map::new();
+    for member in [
+        "enableECSManagedTags",
+        "propagateTags",
+        "enableExecuteCommand",
+        "healthCheckGracePeriodSeconds",
+    ] {
+        if let Some(v) = req.member(member) {
+            extra.insert(member.to_owned(), v);
+        }
+    }
+    let arn = st.arn(&format!("service/{}/{name}", cluster.name));
+    let service = Service {
+        arn: arn.clone(),
+        name,
+        cluster_arn: cluster.arn.clone(),
+        active: true,
+        controller: Controller::External,
+        task_sets: Vec::new(),
+        desired_count: desired,
+        task_definition: String::new(),
+        settings,
+        extra,
+        deployments: Vec::new(),
+        events: Vec::new(),
+        tags,
+        created_at: now,
+        last_completed: None,
+        healthy_count: 0,
+    };
+    let out = json!({ "service": service_json(st, &service, false) });
+    st.services.insert(key, service);
+    st.record(
+        now,
+        "service-created",
+        &arn,
+        format!("desired {desired}, EXTERNAL"),
+    );
+    Ok(out)
 }
 
 fn create_service(req: Request, st: &mut State, now: f64) -> ApiResult {
     let cluster = cluster(st, req.opt_str("cluster")?)?.clone();
     let name = req.str("serviceName")?.to_owned();
     check_name(&name, "serviceName")?;
+    if controller(&req)? == Controller::External {
+        return create_external_service(req, st, cluster, name, now);
+    }
     let td_ref = req.str("taskDefinition")?;
     let td_arn = active_task_definition(st, td_ref)?;
     let desired = match req.opt_i64("desiredCount")? {
@@ -455,24 +607,29 @@ fn create_service(req: Request, st: &mut State, now: f64) -> ApiResult {
             extra.insert(member.to_owned(), v);
         }
     }
-    let deployment = new_deployment(st, &td_arn, desired, now);
     let arn = st.arn(&format!("service/{}/{name}", cluster.name));
     let mut service = Service {
         arn: arn.clone(),
         name: name.clone(),
         cluster_arn: cluster.arn.clone(),
         active: true,
+        controller: Controller::Ecs,
+        task_sets: Vec::new(),
         desired_count: desired,
-        task_definition: td_arn,
+        task_definition: td_arn.clone(),
         settings,
         extra,
-        deployments: vec![deployment],
+        deployments: Vec::new(),
         events: Vec::new(),
         tags,
         created_at: now,
         last_completed: None,
         healthy_count: 0,
     };
+    let network_value = network.clone().map(Value::Object);
+    let deployment = new_deployment(st, &service, &td_arn, network_value.as_ref(), desired, now);
+    service_deployments::begin(st, &service, &deployment, Vec::new(), now);
+    service.deployments.push(deployment);
     let out = json!({ "service": service_json(st, &service, false) });
     service.events.clear();
     st.services.insert(key, service);
@@ -480,7 +637,7 @@ fn create_service(req: Request, st: &mut State, now: f64) -> ApiResult {
     Ok(out)
 }
 
-fn find_service<'a>(
+pub(super) fn find_service<'a>(
     st: &'a mut State,
     cluster: Option<&str>,
     service: &str,
@@ -495,19 +652,67 @@ fn find_service<'a>(
         .ok_or_else(service_not_found)
 }
 
+/// UpdateService on an EXTERNAL service: only the desired count and the
+/// health check grace period change; the rest belongs to task sets.
+fn update_external_service(
+    req: &Request,
+    st: &mut State,
+    cluster_ref: Option<&str>,
+    service_ref: &str,
+    desired: Option<u32>,
+    now: f64,
+) -> ApiResult {
+    for (member, what) in [
+        ("taskDefinition", "task definition"),
+        ("networkConfiguration", "network parameters"),
+        ("loadBalancers", "load balancers"),
+        ("serviceRegistries", "service registries"),
+        ("launchType", "launch type"),
+        ("platformVersion", "platform version"),
+        ("capacityProviderStrategy", "capacity provider strategy"),
+    ] {
+        if req.member(member).is_some() {
+            return Err(ApiError::invalid(format!(
+                "Unable to update {what} on services with a EXTERNAL deployment controller. Use a new task set (CreateTaskSet) instead."
+            )));
+        }
+    }
+    if req.opt_bool("forceNewDeployment")?.unwrap_or(false) {
+        return Err(ApiError::invalid(
+            "Unable to force a new deployment on services with a EXTERNAL deployment controller. Use a new task set (CreateTaskSet) instead.",
+        ));
+    }
+    refuse_breaker(req)?;
+    let grace = req.member("healthCheckGracePeriodSeconds");
+    let service = find_service(st, cluster_ref, service_ref)?;
+    let settings = deployment_settings(req, Some(service.settings))?;
+    service.settings = settings;
+    if let Some(n) = desired {
+        service.desired_count = n;
+    }
+    if let Some(g) = grace {
+        service
+            .extra
+            .insert("healthCheckGracePeriodSeconds".into(), g);
+    }
+    let service = service.clone();
+    st.record(
+        now,
+        "service-scaled",
+        &service.arn,
+        format!("desired {}", service.desired_count),
+    );
+    Ok(json!({ "service": service_json(st, &service, false) }))
+}
+
 fn update_service(req: Request, st: &mut State, now: f64) -> ApiResult {
     let cluster_ref = req.opt_str("cluster")?.map(str::to_owned);
     let service_ref = req.str("service")?.to_owned();
-    let td_arn = match req.opt_str("taskDefinition")? {
-        Some(r) => Some(active_task_definition(st, r)?),
-        None => None,
-    };
     let desired = match req.opt_i64("desiredCount")? {
         Some(n) if (0..=5000).contains(&n) => Some(n as u32),
         Some(_) => return Err(ApiError::invalid("desiredCount must be between 0 and 5000")),
         None => None,
     };
-    let force = req.opt_bool("forceNewDeployment")?.unwrap_or(false);
     let current = find_service(st, cluster_ref.as_deref(), &service_ref)?;
     if !current.active {
         return Err(ApiError::new(
@@ -516,6 +721,22 @@ fn update_service(req: Request, st: &mut State, now: f64) -> ApiResult {
             "Service was not ACTIVE.",
         ));
     }
+    if current.controller == Controller::External {
+        return update_external_service(
+            &req,
+            st,
+            cluster_ref.as_deref(),
+            &service_ref,
+            desired,
+            now,
+        );
+    }
+    let td_arn = match req.opt_str("taskDefinition")? {
+        Some(r) => Some(active_task_definition(st, r)?),
+        None => None,
+    };
+    let force = req.opt_bool("forceNewDeployment")?.unwrap_or(false);
+    let current = find_service(st, cluster_ref.as_deref(), &service_ref)?.clone();
     let settings = deployment_settings(&req, Some(current.settings))?;
     let needs_deployment = force
         || td_arn
@@ -523,7 +744,19 @@ fn update_service(req: Request, st: &mut State, now: f64) -> ApiResult {
             .is_some_and(|t| *t != current.task_definition);
     let new_td = td_arn.unwrap_or_else(|| current.task_definition.clone());
     let desired_now = desired.unwrap_or(current.desired_count);
-    let deployment = needs_deployment.then(|| new_deployment(st, &new_td, desired_now, now));
+    let deployment = if needs_deployment {
+        let network = current.extra.get("networkConfiguration").cloned();
+        let d = new_deployment(st, &current, &new_td, network.as_ref(), desired_now, now);
+        let sources: Vec<String> = current
+            .deployments
+            .iter()
+            .map(|d| d.revision.clone())
+            .collect();
+        service_deployments::begin(st, &current, &d, sources, now);
+        Some(d)
+    } else {
+        None
+    };
     let service = find_service(st, cluster_ref.as_deref(), &service_ref)?;
     service.settings = settings;
     service.desired_count = desired_now;
@@ -556,7 +789,7 @@ fn update_service(req: Request, st: &mut State, now: f64) -> ApiResult {
 }
 
 /// (running, pending) among the live tasks that `belongs` picks.
-fn running_pending(st: &State, belongs: impl Fn(&Task) -> bool) -> (usize, usize) {
+pub(super) fn running_pending(st: &State, belongs: impl Fn(&Task) -> bool) -> (usize, usize) {
     st.tasks
         .values()
         .filter(|t| t.desired_running && belongs(t))
@@ -597,6 +830,12 @@ pub fn service_json(st: &State, s: &Service, with_tags: bool) -> Value {
     let (running, pending) = running_pending(st, |t| {
         t.service.as_ref().is_some_and(|(n, _)| *n == s.name) && t.cluster_arn == s.cluster_arn
     });
+    let external = s.controller == Controller::External;
+    // EXTERNAL: the task-set fields come from the PRIMARY task set (null without one).
+    let primary = s
+        .task_sets
+        .iter()
+        .find(|t| t.status == TaskSetStatus::Primary);
     let mut v = json!({
         "serviceArn": s.arn,
         "serviceName": s.name,
@@ -622,7 +861,7 @@ pub fn service_json(st: &State, s: &Service, with_tags: bool) -> Value {
         "placementConstraints": [],
         "placementStrategy": [],
         "schedulingStrategy": "REPLICA",
-        "deploymentController": {"type": "ECS"},
+        "deploymentController": {"type": s.controller.as_str()},
         "enableECSManagedTags": s.extra.get("enableECSManagedTags").cloned().unwrap_or(json!(false)),
         "propagateTags": s.extra.get("propagateTags").cloned().unwrap_or(json!("NONE")),
         "enableExecuteCommand": s.extra.get("enableExecuteCommand").cloned().unwrap_or(json!(false)),
@@ -632,6 +871,55 @@ pub fn service_json(st: &State, s: &Service, with_tags: bool) -> Value {
     }
     if let Some(g) = s.extra.get("healthCheckGracePeriodSeconds") {
         v["healthCheckGracePeriodSeconds"] = g.clone();
+    }
+    if external {
+        let o = v.as_object_mut().expect("an object");
+        for member in [
+            "taskDefinition",
+            "launchType",
+            "platformVersion",
+            "platformFamily",
+        ] {
+            o.remove(member);
+        }
+        if let Some(p) = primary {
+            o.insert("taskDefinition".into(), json!(p.task_definition));
+            o.insert("launchType".into(), json!(p.launch_type));
+            o.insert("platformVersion".into(), json!(p.platform_version));
+            o.insert("platformFamily".into(), json!("Linux"));
+            o.insert("loadBalancers".into(), p.load_balancers.clone());
+            o.insert("serviceRegistries".into(), p.service_registries.clone());
+            if let Some(n) = &p.network {
+                o.insert("networkConfiguration".into(), n.clone());
+            }
+        }
+        let sets: Vec<Value> = s
+            .task_sets
+            .iter()
+            .map(|t| task_sets::task_set_json(st, s, t, false))
+            .collect();
+        o.insert("taskSets".into(), json!(sets));
+    } else {
+        if let Some(d) = st
+            .service_deployments
+            .iter()
+            .rev()
+            .find(|d| d.service_arn == s.arn && d.created_at >= s.created_at)
+        {
+            v["currentServiceDeployment"] = json!(d.arn);
+        }
+        let mut revisions: Vec<&str> = Vec::new();
+        for d in &s.deployments {
+            if !revisions.contains(&d.revision.as_str()) {
+                revisions.push(&d.revision);
+            }
+        }
+        v["currentServiceRevisions"] = json!(
+            revisions
+                .iter()
+                .map(|r| service_deployments::revision_summary(st, s, r))
+                .collect::<Vec<_>>()
+        );
     }
     if with_tags {
         v["tags"] = tags_json(&s.tags);
@@ -754,7 +1042,7 @@ pub fn task_json(st: &State, t: &Task, with_tags: bool) -> Value {
             "type": "ElasticNetworkInterface",
             "status": if t.status == TaskStatus::Stopped { "DELETED" } else if running { "ATTACHED" } else { "PRECREATED" },
             "details": [
-                {"name": "subnetId", "value": "subnet-0123456789abcdef0"},
+                {"name": "subnetId", "value": t.subnet},
                 {"name": "networkInterfaceId", "value": format!("eni-{}", &t.id[..17])},
                 {"name": "macAddress", "value": "02:00:00:00:00:01"},
                 {"name": "privateDnsName", "value": format!("ip-{}.ec2.internal", t.ip.to_string().replace('.', "-"))},
@@ -891,6 +1179,19 @@ fn tags_of<'a>(st: &'a mut State, arn: &str) -> Result<&'a mut Vec<(String, Stri
             .find(|t| t.arn == arn)
             .map(|t| &mut t.tags)
             .ok_or_else(not_found),
+        "task-set" => {
+            let mut parts = rest.splitn(3, '/');
+            let (Some(cluster), Some(service), Some(_)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(ApiError::invalid("Invalid ARN."));
+            };
+            st.services
+                .get_mut(&(cluster.to_owned(), service.to_owned()))
+                .and_then(|s| s.task_sets.iter_mut().find(|t| t.arn == arn))
+                .map(|t| &mut t.tags)
+                .ok_or_else(not_found)
+        }
         "task" => {
             let id = rest.rsplit('/').next().unwrap_or(rest);
             st.tasks

@@ -1,6 +1,8 @@
 //! What makes the simulator behave like ECS over time: task lifecycles,
 //! rolling deployments within minimumHealthyPercent/maximumPercent, container
-//! health checks, the deployment circuit breaker and its rollback.
+//! health checks, the deployment circuit breaker and its rollback, service
+//! deployments (and their rollback on request), and the task sets of EXTERNAL
+//! services.
 //!
 //! `tick` is level-triggered: it looks at the whole state and moves every
 //! object one step toward what its service asks for, so it can run at any rate.
@@ -8,8 +10,9 @@
 use serde_json::Value;
 
 use super::state::{
-    Behaviour, Deployment, Health, HealthStatus, Mode, RolloutState, Service, State, Task,
-    TaskDefinition, TaskStatus,
+    Behaviour, Controller, Deployment, DeploymentStatus, Health, HealthStatus, Mode, Rollback,
+    RolloutState, Service, ServiceDeployment, State, Task, TaskDefinition, TaskSetStatus,
+    TaskStatus,
 };
 
 /// Simulated seconds each lifecycle step takes.
@@ -86,10 +89,26 @@ pub fn begin_stop(
     st.record(now, "task-stopping", &arn, reason);
 }
 
-fn launch(st: &mut State, service: &Service, deployment: &Deployment, now: f64) -> Option<String> {
-    let td = st
-        .find_task_definition(&deployment.task_definition)?
-        .clone();
+/// The first subnet of an awsvpc network configuration.
+fn subnet_of(network: Option<&Value>) -> String {
+    network
+        .and_then(|n| n.pointer("/awsvpcConfiguration/subnets/0"))
+        .and_then(Value::as_str)
+        .unwrap_or("subnet-0123456789abcdef0")
+        .to_owned()
+}
+
+/// Launches one task of `service` for its deployment or task set `owner`
+/// (which becomes the task's `startedBy`).
+fn launch(
+    st: &mut State,
+    service: &Service,
+    owner: &str,
+    task_definition: &str,
+    network: Option<&Value>,
+    now: f64,
+) -> Option<String> {
+    let td = st.find_task_definition(task_definition)?.clone();
     let id = st.new_id();
     let ip = st.new_ip();
     let cluster = service
@@ -103,7 +122,7 @@ fn launch(st: &mut State, service: &Service, deployment: &Deployment, now: f64) 
         arn: st.arn(&format!("task/{cluster}/{id}")),
         id: id.clone(),
         cluster_arn: service.cluster_arn.clone(),
-        service: Some((service.name.clone(), deployment.id.clone())),
+        service: Some((service.name.clone(), owner.to_owned())),
         task_definition: td.arn.clone(),
         behaviour: behaviour_for(st, &image),
         image,
@@ -138,6 +157,7 @@ fn launch(st: &mut State, service: &Service, deployment: &Deployment, now: f64) 
             .and_then(Value::as_str)
             .unwrap_or("512")
             .to_owned(),
+        subnet: subnet_of(network),
     };
     st.record(
         now,
@@ -328,14 +348,130 @@ fn event(service: &mut Service, now: f64, id: u64, message: String) {
     service.events.truncate(100);
 }
 
+/// The service deployment whose target (or rollback) runs as deployment `id`.
+fn record_of<'a>(st: &'a mut State, id: &str) -> Option<&'a mut ServiceDeployment> {
+    st.service_deployments
+        .iter_mut()
+        .rev()
+        .find(|d| d.deployment_id == id || d.rollback_deployment.as_deref() == Some(id))
+}
+
+/// Performs the rollbacks StopServiceDeployment requested for this service: the
+/// source revision's deployment becomes PRIMARY again (keeping its tasks), the
+/// stopped deployment is drained by the scheduler.
+fn apply_requested_rollbacks(st: &mut State, s: &mut Service, key: &(String, String), now: f64) {
+    let requested: Vec<usize> = st
+        .service_deployments
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.service == *key && d.status == DeploymentStatus::RollbackRequested)
+        .map(|(i, _)| i)
+        .collect();
+    for i in requested {
+        let record = st.service_deployments[i].clone();
+        let Some(rollback) = record.rollback.clone() else {
+            continue;
+        };
+        let Some(revision) = st.service_revisions.get(&rollback.revision).cloned() else {
+            continue;
+        };
+        let back_id = match s
+            .deployments
+            .iter()
+            .position(|d| d.revision == revision.arn)
+        {
+            Some(at) => {
+                let mut d = s.deployments.remove(at);
+                d.primary = true;
+                d.desired_count = s.desired_count;
+                d.rollout_state = RolloutState::InProgress;
+                d.rollout_state_reason = format!("ECS deployment {} in progress.", d.id);
+                d.updated_at = now;
+                for other in &mut s.deployments {
+                    other.primary = false;
+                    other.desired_count = 0;
+                }
+                let id = d.id.clone();
+                s.deployments.insert(0, d);
+                id
+            }
+            None => {
+                let id = st.new_ecs_svc_id();
+                for other in &mut s.deployments {
+                    other.primary = false;
+                    other.desired_count = 0;
+                }
+                s.deployments.insert(
+                    0,
+                    Deployment {
+                        id: id.clone(),
+                        primary: true,
+                        task_definition: revision.task_definition.clone(),
+                        revision: revision.arn.clone(),
+                        desired_count: s.desired_count,
+                        failed_tasks: 0,
+                        rollout_state: RolloutState::InProgress,
+                        rollout_state_reason: format!("ECS deployment {id} in progress."),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                );
+                id
+            }
+        };
+        if let Some(stopped) = s
+            .deployments
+            .iter_mut()
+            .find(|d| d.id == record.deployment_id)
+        {
+            stopped.rollout_state = RolloutState::Failed;
+            stopped.rollout_state_reason = format!(
+                "ECS deployment {} stopped: rolling back to deployment {back_id}.",
+                stopped.id
+            );
+            stopped.updated_at = now;
+        }
+        s.task_definition.clone_from(&revision.task_definition);
+        let rec = &mut st.service_deployments[i];
+        rec.status = DeploymentStatus::RollbackInProgress;
+        rec.status_reason = "Service deployment rollback in progress.".into();
+        rec.rollback_deployment = Some(back_id.clone());
+        rec.updated_at = now;
+        st.next_id += 1;
+        let msg = format!(
+            "(service {}) (deployment {}) deployment stopped by request; rolling back.",
+            s.name, record.deployment_id
+        );
+        event(s, now, st.next_id, msg);
+        st.next_id += 1;
+        let msg = format!("(service {}) rolling back to deployment {back_id}.", s.name);
+        event(s, now, st.next_id, msg);
+        st.record(
+            now,
+            "deployment-rollback",
+            &s.arn,
+            revision.task_definition.clone(),
+        );
+    }
+}
+
 /// One step of one service's deployments.
 fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
     let Some(mut s) = st.services.get(key).cloned() else {
         return;
     };
-    if !s.active || s.deployments.is_empty() {
+    if !s.active {
         return;
     }
+    if s.controller == Controller::External {
+        reconcile_task_sets(st, &mut s, now);
+        st.services.insert(key.clone(), s);
+        return;
+    }
+    if s.deployments.is_empty() {
+        return;
+    }
+    apply_requested_rollbacks(st, &mut s, key, now);
 
     // Breaker bookkeeping: failures of tasks that stopped since the last tick.
     for t in st
@@ -357,7 +493,18 @@ fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
         }
     }
 
-    let threshold = (s.desired_count.div_ceil(2)).clamp(3, 200);
+    for d in &s.deployments {
+        if let Some(rec) = st
+            .service_deployments
+            .iter_mut()
+            .rev()
+            .find(|r| r.deployment_id == d.id)
+        {
+            rec.failed_tasks = d.failed_tasks;
+        }
+    }
+
+    let threshold = breaker_threshold(s.desired_count);
     let primary = s.deployments[0].clone();
     if s.settings.breaker_enable
         && primary.rollout_state == RolloutState::InProgress
@@ -380,60 +527,113 @@ fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
             &s.arn,
             format!("{} after {} failed tasks", primary.id, primary.failed_tasks),
         );
-        if s.settings.breaker_rollback
-            && let Some(td) = s.last_completed.clone()
-        {
-            st.next_id += 1;
-            let rollback = Deployment {
-                id: format!(
-                    "ecs-svc/{:019}",
-                    4_611_686_018_427_387_904u64 + st.next_id * 7_919
-                ),
-                primary: true,
-                task_definition: td.clone(),
-                desired_count: s.desired_count,
-                failed_tasks: 0,
-                rollout_state: RolloutState::InProgress,
-                rollout_state_reason:
-                    "ECS deployment circuit breaker: rolling back to the last completed deployment."
-                        .into(),
-                created_at: now,
-                updated_at: now,
-            };
-            for d in &mut s.deployments {
-                d.primary = false;
-                d.desired_count = 0;
-            }
-            // Tasks already running the rollback revision belong to it.
-            let old_ids: Vec<String> = s
-                .deployments
-                .iter()
-                .filter(|d| d.task_definition == td)
-                .map(|d| d.id.clone())
-                .collect();
-            for t in st.tasks.values_mut() {
-                if let Some((svc, dep)) = &mut t.service
-                    && *svc == s.name
-                    && old_ids.contains(dep)
-                {
-                    dep.clone_from(&rollback.id);
+        let rollback_to = s
+            .last_completed
+            .clone()
+            .filter(|_| s.settings.breaker_rollback);
+        match rollback_to {
+            Some(td) => {
+                let rollback_id = st.new_ecs_svc_id();
+                // The revision rolled back to: the one the last completed deployment ran.
+                let revision = s
+                    .deployments
+                    .iter()
+                    .find(|d| d.task_definition == td)
+                    .map(|d| d.revision.clone())
+                    .or_else(|| {
+                        st.service_revisions
+                            .values()
+                            .filter(|r| r.service_arn == s.arn && r.task_definition == td)
+                            .max_by(|a, b| a.created_at.total_cmp(&b.created_at))
+                            .map(|r| r.arn.clone())
+                    })
+                    .unwrap_or_default();
+                let rollback = Deployment {
+                    id: rollback_id.clone(),
+                    primary: true,
+                    task_definition: td.clone(),
+                    revision: revision.clone(),
+                    desired_count: s.desired_count,
+                    failed_tasks: 0,
+                    rollout_state: RolloutState::InProgress,
+                    rollout_state_reason:
+                        "ECS deployment circuit breaker: rolling back to the last completed deployment."
+                            .into(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                for d in &mut s.deployments {
+                    d.primary = false;
+                    d.desired_count = 0;
+                }
+                // Tasks already running the rollback revision belong to it.
+                let old_ids: Vec<String> = s
+                    .deployments
+                    .iter()
+                    .filter(|d| d.task_definition == td)
+                    .map(|d| d.id.clone())
+                    .collect();
+                for t in st.tasks.values_mut() {
+                    if let Some((svc, dep)) = &mut t.service
+                        && *svc == s.name
+                        && old_ids.contains(dep)
+                    {
+                        dep.clone_from(&rollback.id);
+                    }
+                }
+                s.deployments.retain(|d| d.task_definition != td);
+                let msg = format!(
+                    "(service {}) rolling back to deployment {}.",
+                    s.name, rollback.id
+                );
+                s.task_definition = td;
+                s.deployments.insert(0, rollback);
+                st.next_id += 1;
+                event(&mut s, now, st.next_id, msg);
+                st.record(
+                    now,
+                    "deployment-rollback",
+                    &s.arn,
+                    s.task_definition.clone(),
+                );
+                if let Some(rec) = record_of(st, &primary.id) {
+                    if rec.status == DeploymentStatus::InProgress {
+                        rec.status = DeploymentStatus::RollbackInProgress;
+                        rec.status_reason =
+                            "ECS deployment circuit breaker: rolling back to the last completed service revision."
+                                .into();
+                        rec.rollback = Some(Rollback {
+                            reason: "Circuit breaker triggered rollback.".into(),
+                            started_at: now,
+                            revision,
+                        });
+                        rec.rollback_deployment = Some(rollback_id);
+                    } else if rec.status == DeploymentStatus::RollbackInProgress {
+                        // The rollback itself failed.
+                        rec.status = DeploymentStatus::RollbackFailed;
+                        rec.status_reason =
+                            "ECS deployment circuit breaker: rollback failed.".into();
+                        rec.finished_at = Some(now);
+                    }
+                    rec.updated_at = now;
                 }
             }
-            s.deployments.retain(|d| d.task_definition != td);
-            let msg = format!(
-                "(service {}) rolling back to deployment {}.",
-                s.name, rollback.id
-            );
-            s.task_definition = td;
-            s.deployments.insert(0, rollback);
-            st.next_id += 1;
-            event(&mut s, now, st.next_id, msg);
-            st.record(
-                now,
-                "deployment-rollback",
-                &s.arn,
-                s.task_definition.clone(),
-            );
+            None => {
+                if let Some(rec) = record_of(st, &primary.id) {
+                    if rec.status == DeploymentStatus::RollbackInProgress {
+                        rec.status = DeploymentStatus::RollbackFailed;
+                        rec.status_reason =
+                            "ECS deployment circuit breaker: rollback failed.".into();
+                    } else {
+                        rec.status = DeploymentStatus::Stopped;
+                        rec.status_reason =
+                            "ECS deployment circuit breaker: tasks failed to start.".into();
+                        rec.stopped_at = Some(now);
+                    }
+                    rec.finished_at = Some(now);
+                    rec.updated_at = now;
+                }
+            }
         }
     }
 
@@ -494,7 +694,15 @@ fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
     let mut started = Vec::new();
     if primary.rollout_state != RolloutState::Failed {
         for _ in 0..missing.min(room) {
-            if let Some(id) = launch(st, &s, &primary, now) {
+            let network = s.extra.get("networkConfiguration").cloned();
+            if let Some(id) = launch(
+                st,
+                &s,
+                &primary.id,
+                &primary.task_definition,
+                network.as_ref(),
+                now,
+            ) {
                 started.push(id);
             }
         }
@@ -549,6 +757,19 @@ fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
             &s.arn,
             primary.task_definition.clone(),
         );
+        if let Some(rec) = record_of(st, &primary.id)
+            && !rec.status.finished()
+        {
+            if rec.rollback_deployment.as_deref() == Some(primary.id.as_str()) {
+                rec.status = DeploymentStatus::RollbackSuccessful;
+                rec.status_reason = "Service deployment rolled back successfully.".into();
+            } else {
+                rec.status = DeploymentStatus::Successful;
+                rec.status_reason = "Service deployment completed successfully.".into();
+            }
+            rec.finished_at = Some(now);
+            rec.updated_at = now;
+        }
     }
 
     let healthy_now = snapshot(st, &s, &primary.id)
@@ -560,6 +781,131 @@ fn reconcile_service(st: &mut State, key: &(String, String), now: f64) {
         s.healthy_count = healthy_now;
     }
     st.services.insert(key.clone(), s);
+}
+
+/// The circuit breaker's failure threshold: half the desired count, at least 3, at most 200.
+pub fn breaker_threshold(desired: u32) -> u32 {
+    desired.div_ceil(2).clamp(3, 200)
+}
+
+/// One step of an EXTERNAL service: each task set keeps its computed desired
+/// count of tasks running (crashed ones are replaced), DRAINING ones stop
+/// theirs and disappear once they are all STOPPED.
+fn reconcile_task_sets(st: &mut State, s: &mut Service, now: f64) {
+    let mut started = Vec::new();
+    let mut stopped = Vec::new();
+    let mut gone = Vec::new();
+    for i in 0..s.task_sets.len() {
+        let ts = s.task_sets[i].clone();
+        let (cluster_arn, name) = (s.cluster_arn.clone(), s.name.clone());
+        let checked = st
+            .find_task_definition(&ts.task_definition)
+            .and_then(TaskDefinition::health_check)
+            .is_some();
+        let ours = |t: &Task| {
+            t.cluster_arn == cluster_arn
+                && t.service
+                    .as_ref()
+                    .is_some_and(|(n, o)| *n == name && *o == ts.id)
+        };
+        // Live tasks, the ones to stop first (not yet running, then unhealthy) at the front.
+        let mut live: Vec<(String, bool, bool)> = st
+            .tasks
+            .values()
+            .filter(|t| t.desired_running && ours(t))
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    t.status == TaskStatus::Running,
+                    t.is_healthy(checked),
+                )
+            })
+            .collect();
+        live.sort_by_key(|(_, running, healthy)| (*running, *healthy));
+        let wanted = if ts.status == TaskSetStatus::Draining {
+            0
+        } else {
+            ts.computed_desired(s.desired_count) as usize
+        };
+        let reason = format!("Scaling activity initiated by (deployment {})", ts.id);
+        let surplus = live.len().saturating_sub(wanted);
+        for (id, ..) in live.drain(..surplus) {
+            begin_stop(st, &id, now, &reason, "ServiceSchedulerInitiated", None);
+            stopped.push(id);
+        }
+        for _ in live.len()..wanted {
+            if let Some(id) = launch(st, s, &ts.id, &ts.task_definition, ts.network.as_ref(), now) {
+                started.push(id);
+            }
+        }
+        if ts.status == TaskSetStatus::Draining {
+            if st
+                .tasks
+                .values()
+                .all(|t| !ours(t) || t.status == TaskStatus::Stopped)
+            {
+                gone.push(ts.id.clone());
+                st.record(now, "task-set-deleted", &ts.arn, "");
+            }
+            continue;
+        }
+        let running = live.iter().filter(|(_, r, _)| *r).count();
+        let healthy = live.iter().filter(|(_, _, h)| *h).count();
+        let steady = live.len() == wanted && running == wanted && healthy == wanted;
+        if steady != ts.steady {
+            s.task_sets[i].steady = steady;
+            s.task_sets[i].stability_at = now;
+            st.record(
+                now,
+                "task-set-stability",
+                &ts.arn,
+                if steady {
+                    "STEADY_STATE"
+                } else {
+                    "STABILIZING"
+                },
+            );
+        }
+    }
+    s.task_sets.retain(|ts| !gone.contains(&ts.id));
+    if !stopped.is_empty() {
+        st.next_id += 1;
+        let msg = format!(
+            "(service {}) has stopped {} running tasks: {}.",
+            s.name,
+            stopped.len(),
+            task_list(&stopped)
+        );
+        event(s, now, st.next_id, msg);
+    }
+    if !started.is_empty() {
+        st.next_id += 1;
+        let msg = format!(
+            "(service {}) has started {} tasks: {}.",
+            s.name,
+            started.len(),
+            task_list(&started)
+        );
+        event(s, now, st.next_id, msg);
+    }
+    // Healthy tasks over all task sets, as the demo charts them.
+    let healthy_now = st
+        .tasks
+        .values()
+        .filter(|t| t.cluster_arn == s.cluster_arn)
+        .filter(|t| t.service.as_ref().is_some_and(|(n, _)| *n == s.name))
+        .filter(|t| {
+            t.is_healthy(
+                st.find_task_definition(&t.task_definition)
+                    .and_then(TaskDefinition::health_check)
+                    .is_some(),
+            )
+        })
+        .count();
+    if healthy_now != s.healthy_count {
+        st.record(now, "healthy-count", &s.arn, healthy_now.to_string());
+        s.healthy_count = healthy_now;
+    }
 }
 
 /// A live task of a service, as the scheduler sees it.

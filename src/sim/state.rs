@@ -221,6 +221,8 @@ pub struct Deployment {
     /// PRIMARY for the newest, ACTIVE for older ones still draining.
     pub primary: bool,
     pub task_definition: String,
+    /// The ARN of the service revision this deployment runs.
+    pub revision: String,
     pub desired_count: u32,
     pub failed_tasks: u32,
     pub rollout_state: RolloutState,
@@ -237,13 +239,190 @@ pub struct DeploymentSettings {
     pub breaker_rollback: bool,
 }
 
+/// Who deploys a service: ECS's rolling update, or an external controller
+/// through task sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Ecs,
+    External,
+}
+
+impl Controller {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ecs => "ECS",
+            Self::External => "EXTERNAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSetStatus {
+    Primary,
+    Active,
+    /// Deleted: its tasks are stopping; it disappears once they are STOPPED.
+    Draining,
+}
+
+impl TaskSetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "PRIMARY",
+            Self::Active => "ACTIVE",
+            Self::Draining => "DRAINING",
+        }
+    }
+}
+
+/// A task set of an EXTERNAL service: its own task definition, network and
+/// scale (a percentage of the service's desired count).
+#[derive(Debug, Clone)]
+pub struct TaskSet {
+    /// `ecs-svc/<19 digits>`; its tasks carry it as `startedBy`.
+    pub id: String,
+    pub arn: String,
+    pub status: TaskSetStatus,
+    pub task_definition: String,
+    pub network: Option<Value>,
+    pub launch_type: String,
+    pub platform_version: String,
+    pub load_balancers: Value,
+    pub service_registries: Value,
+    /// Percent of the service's desired count, 0–100.
+    pub scale: f64,
+    pub external_id: Option<String>,
+    pub client_token: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub created_at: f64,
+    pub updated_at: f64,
+    pub steady: bool,
+    pub stability_at: f64,
+}
+
+impl TaskSet {
+    /// `ceil(desired × scale / 100)`, as ECS computes it.
+    pub fn computed_desired(&self, service_desired: u32) -> u32 {
+        let exact = f64::from(service_desired) * self.scale / 100.0;
+        // A hair under the exact value, so that float noise (7.000000001) does not round up.
+        (exact - 1e-9).ceil().max(0.0) as u32
+    }
+}
+
+/// The status of a service deployment (ECS's ServiceDeploymentStatus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentStatus {
+    Pending,
+    InProgress,
+    Successful,
+    Stopped,
+    StopRequested,
+    RollbackRequested,
+    RollbackInProgress,
+    RollbackSuccessful,
+    RollbackFailed,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Successful => "SUCCESSFUL",
+            Self::Stopped => "STOPPED",
+            Self::StopRequested => "STOP_REQUESTED",
+            Self::RollbackRequested => "ROLLBACK_REQUESTED",
+            Self::RollbackInProgress => "ROLLBACK_IN_PROGRESS",
+            Self::RollbackSuccessful => "ROLLBACK_SUCCESSFUL",
+            Self::RollbackFailed => "ROLLBACK_FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::InProgress,
+            Self::Successful,
+            Self::Stopped,
+            Self::StopRequested,
+            Self::RollbackRequested,
+            Self::RollbackInProgress,
+            Self::RollbackSuccessful,
+            Self::RollbackFailed,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+
+    /// SUCCESSFUL, STOPPED, ROLLBACK_SUCCESSFUL and ROLLBACK_FAILED: nothing more happens.
+    pub fn finished(self) -> bool {
+        matches!(
+            self,
+            Self::Successful | Self::Stopped | Self::RollbackSuccessful | Self::RollbackFailed
+        )
+    }
+}
+
+/// A service revision: the configuration one service deployment deploys.
+#[derive(Debug, Clone)]
+pub struct ServiceRevision {
+    pub arn: String,
+    pub service_arn: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub network: Option<Value>,
+    pub launch_type: String,
+    pub created_at: f64,
+}
+
+/// A rollback of a service deployment.
+#[derive(Debug, Clone)]
+pub struct Rollback {
+    pub reason: String,
+    pub started_at: f64,
+    /// The revision rolled back to.
+    pub revision: String,
+}
+
+/// One service deployment (ListServiceDeployments / DescribeServiceDeployments):
+/// one per CreateService or UpdateService that started a deployment.
+#[derive(Debug, Clone)]
+pub struct ServiceDeployment {
+    pub arn: String,
+    pub service_arn: String,
+    pub cluster_arn: String,
+    /// (cluster name, service name).
+    pub service: (String, String),
+    pub created_at: f64,
+    pub started_at: f64,
+    pub updated_at: f64,
+    pub finished_at: Option<f64>,
+    pub stopped_at: Option<f64>,
+    /// Revisions that were running when it started.
+    pub source: Vec<String>,
+    pub target: String,
+    /// The `ecs-svc/...` deployment that runs the target revision.
+    pub deployment_id: String,
+    /// The `ecs-svc/...` deployment that runs the rollback's revision.
+    pub rollback_deployment: Option<String>,
+    pub status: DeploymentStatus,
+    pub status_reason: String,
+    pub rollback: Option<Rollback>,
+    pub settings: DeploymentSettings,
+    /// Tasks of the target deployment that failed to start, as the breaker counts them.
+    pub failed_tasks: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Service {
     pub arn: String,
     pub name: String,
     pub cluster_arn: String,
     pub active: bool,
+    pub controller: Controller,
+    /// EXTERNAL services only; DRAINING ones until their tasks are STOPPED.
+    pub task_sets: Vec<TaskSet>,
     pub desired_count: u32,
+    /// Empty for EXTERNAL services (they take it from their PRIMARY task set).
     pub task_definition: String,
     pub settings: DeploymentSettings,
     /// Members kept as given: networkConfiguration, loadBalancers, serviceRegistries, ...
@@ -332,6 +511,8 @@ pub struct Task {
     pub tags: Vec<(String, String)>,
     pub cpu: String,
     pub memory: String,
+    /// The subnet of its ENI, from the deployment's or task set's network configuration.
+    pub subnet: String,
 }
 
 impl Task {
@@ -381,6 +562,10 @@ pub struct State {
     pub registry_auth: bool,
     /// OCI registry: repository → tags in publication order.
     pub registry: BTreeMap<String, Vec<super::registry::RegistryTag>>,
+    /// Service revision ARN → revision.
+    pub service_revisions: BTreeMap<String, ServiceRevision>,
+    /// In creation order.
+    pub service_deployments: Vec<ServiceDeployment>,
     pub next_id: u64,
 }
 
@@ -402,6 +587,34 @@ impl State {
         self.next_id += 1;
         let mixed = self.next_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66_D1CE_4E5B;
         format!("{mixed:016x}{:016x}", self.next_id)
+    }
+
+    /// A fresh `ecs-svc/<19 digits>` identifier, as deployments and task sets have.
+    pub fn new_ecs_svc_id(&mut self) -> String {
+        self.next_id += 1;
+        format!(
+            "ecs-svc/{:019}",
+            4_611_686_018_427_387_904u64 + self.next_id * 7_919
+        )
+    }
+
+    /// A fresh service-deployment identifier: 21 letters, digits, `-` and `_`, as ECS's.
+    pub fn new_deployment_token(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        self.next_id += 1;
+        let mut n = self.next_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66_D1CE_4E5B;
+        let mut out = String::with_capacity(21);
+        for i in 0..21 {
+            if i == 10 {
+                n ^= self
+                    .next_id
+                    .rotate_left(17)
+                    .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            }
+            out.push(char::from(ALPHABET[(n & 63) as usize]));
+            n = n.rotate_right(6);
+        }
+        out
     }
 
     /// A fresh loopback address for a task, in 127.20.0.0–127.51.255.255.
