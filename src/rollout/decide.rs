@@ -220,8 +220,7 @@ impl fmt::Display for Step {
             ),
             Self::CreateTaskSet { revision, primary } => write!(
                 f,
-                "{} a task set at 100 %{} (blue/green{})",
-                "create",
+                "create a task set at 100 %{} (blue/green{})",
                 revision
                     .as_ref()
                     .map(|r| format!(" of {r}"))
