@@ -2,7 +2,9 @@
 # Acceptance of the simulator by an independent client, the AWS CLI: create a
 # cluster, register the task definition `translate` produces, create the
 # service, see its deployment reach COMPLETED with running tasks, read their
-# IPs, probe them over HTTPS with the simulator's CA, and read their logs.
+# IPs, probe them over HTTPS with the simulator's CA, and read their logs; list
+# the service deployment; then blue/green through the task sets of an EXTERNAL
+# service (create, describe, swap the primary, scale in, delete).
 #
 # Usage: sim_acceptance.sh PYTHON_VENV
 set -euo pipefail
@@ -112,6 +114,101 @@ ok "get-log-events reads the task's log stream $stream"
 writer=$(aws logs filter-log-events --log-group-name /ecs/dynatrace-activegate --log-stream-name-prefix activegate/token-writer/ --filter-pattern '"tokens written"' --query 'length(events)')
 [ "$writer" = 3 ] || fail "expected 3 token-writer lines, got $writer"
 ok "filter-log-events finds the token writers' lines"
+
+# Service deployments of the rolling service: the one CreateService started, SUCCESSFUL.
+deployments=$(aws ecs list-service-deployments --cluster observability --service dynatrace-activegate \
+  --query 'serviceDeployments[].[status, targetServiceRevisionArn]')
+case "$deployments" in
+  "SUCCESSFUL	arn:aws:ecs:us-east-1:123456789012:service-revision/observability/dynatrace-activegate/"*) ;;
+  *) fail "list-service-deployments answered '$deployments'" ;;
+esac
+[ "$(echo "$deployments" | wc -l)" = 1 ] || fail "expected one service deployment, got '$deployments'"
+ok "list-service-deployments finds the SUCCESSFUL deployment CreateService started"
+
+# Blue/green through task sets on an EXTERNAL service.
+controller=$(aws ecs create-service --cluster observability --service-name ag-external --desired-count 2 \
+  --deployment-controller type=EXTERNAL --query 'service.[deploymentController.type, length(taskSets)]')
+[ "$controller" = "$(printf 'EXTERNAL\t0')" ] || fail "create-service (EXTERNAL) answered '$controller'"
+ok "create-service with the EXTERNAL deployment controller"
+
+td2=$(aws ecs register-task-definition --cli-input-json "file://$work/td.json" --query taskDefinition.taskDefinitionArn)
+net='awsvpcConfiguration={subnets=[subnet-0123456789abcdef0]}'
+create_set() { # TASK_DEFINITION CLIENT_TOKEN
+  aws ecs create-task-set --cluster observability --service ag-external --task-definition "$1" \
+    --launch-type FARGATE --network-configuration "$net" --scale value=100,unit=PERCENT \
+    --client-token "$2" --query 'taskSet.[id, status, computedDesiredCount]'
+}
+blue=$(create_set "$td" blue-1)
+blue_id=${blue%%	*}
+case "$blue" in
+  "ecs-svc/"*"	ACTIVE	2") ;;
+  *) fail "create-task-set answered '$blue'" ;;
+esac
+[ "$(create_set "$td" blue-1)" = "$blue" ] || fail "create-task-set with the same client token made another task set"
+[ "$(aws ecs describe-task-sets --cluster observability --service ag-external --query 'length(taskSets)')" = 1 ] \
+  || fail "the client token's retry created a second task set"
+ok "create-task-set at 100 % ($blue_id); the same client token answers the same task set"
+
+steady() { # TASK_SET_ID: waits for 2 running tasks and STEADY_STATE
+  local state=
+  for _ in $(seq 1 400); do
+    state=$(aws ecs describe-task-sets --cluster observability --service ag-external --task-sets "$1" \
+      --query 'taskSets[0].[runningCount, stabilityStatus]')
+    [ "$state" = "$(printf '2\tSTEADY_STATE')" ] && return 0
+    sleep 0.05
+  done
+  fail "task set $1 did not reach 2 running tasks in STEADY_STATE: $state"
+}
+steady "$blue_id"
+ok "describe-task-sets: 2 running tasks, STEADY_STATE"
+
+primary=$(aws ecs update-service-primary-task-set --cluster observability --service ag-external \
+  --primary-task-set "$blue_id" --query 'taskSet.status')
+[ "$primary" = PRIMARY ] || fail "update-service-primary-task-set answered $primary"
+service_td=$(aws ecs describe-services --cluster observability --services ag-external --query 'services[0].taskDefinition')
+[ "$service_td" = "$td" ] || fail "the service's task definition is '$service_td', not the primary task set's"
+
+green=$(create_set "$td2" green-1)
+green_id=${green%%	*}
+steady "$green_id"
+running=$(aws ecs describe-services --cluster observability --services ag-external --query 'services[0].runningCount')
+[ "$running" = 4 ] || fail "with two task sets at 100 % the service runs $running tasks, not 4"
+aws ecs update-service-primary-task-set --cluster observability --service ag-external --primary-task-set "$green_id" >/dev/null
+statuses=$(aws ecs describe-task-sets --cluster observability --service ag-external --task-sets "$blue_id" "$green_id" \
+  --query 'taskSets[].status' | tr '\t' ' ')
+[ "$statuses" = "ACTIVE PRIMARY" ] || fail "after the swap the task sets are '$statuses'"
+service_td=$(aws ecs describe-services --cluster observability --services ag-external --query 'services[0].taskDefinition')
+[ "$service_td" = "$td2" ] || fail "after the swap the service's task definition is '$service_td'"
+ok "update-service-primary-task-set swaps PRIMARY and ACTIVE; the service follows the primary task set"
+
+computed=$(aws ecs update-task-set --cluster observability --service ag-external --task-set "$blue_id" \
+  --scale value=0,unit=PERCENT --query 'taskSet.computedDesiredCount')
+[ "$computed" = 0 ] || fail "update-task-set to 0 % answered computedDesiredCount $computed"
+reasons=
+for _ in $(seq 1 200); do
+  stopped=$(aws ecs list-tasks --cluster observability --started-by "$blue_id" --desired-status STOPPED --query 'taskArns' | tr '\t' ' ')
+  if [ "$(echo "$stopped" | wc -w)" = 2 ]; then
+    reasons=$(aws ecs describe-tasks --cluster observability --tasks $stopped --query 'tasks[].stoppedReason' | tr '\t' '\n' | sort -u)
+    break
+  fi
+  sleep 0.05
+done
+[ "$reasons" = "Scaling activity initiated by (deployment $blue_id)" ] || fail "the scaled-in tasks stopped for '$reasons'"
+ok "update-task-set to 0 % stops the old task set's tasks (Scaling activity initiated by ...)"
+
+draining=$(aws ecs delete-task-set --cluster observability --service ag-external --task-set "$blue_id" --query 'taskSet.status')
+[ "$draining" = DRAINING ] || fail "delete-task-set answered $draining"
+gone=
+for _ in $(seq 1 200); do
+  gone=$(aws ecs describe-task-sets --cluster observability --service ag-external --task-sets "$blue_id" \
+    --query 'failures[0].reason')
+  [ "$gone" = MISSING ] && break
+  sleep 0.05
+done
+[ "$gone" = MISSING ] || fail "the deleted task set is still described: $gone"
+left=$(aws ecs describe-services --cluster observability --services ag-external --query 'services[0].taskSets[].id')
+[ "$left" = "$green_id" ] || fail "the service's task sets are '$left'"
+ok "delete-task-set: DRAINING, then gone; the primary task set stays"
 
 kill -TERM "$sim_pid"
 wait "$sim_pid" || fail "the simulator did not exit cleanly on SIGTERM"
