@@ -150,8 +150,12 @@ struct RolloutArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Roll out this image instead of the configured one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "migrate")]
     image: Option<String>,
+    /// Move a rolling service to blue/green: a new EXTERNAL service beside it (named by
+    /// `rollout.migrate_to`) with the running image, verified, then the old one scaled to 0.
+    #[arg(long)]
+    migrate: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -278,7 +282,11 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::CheckConfig { config } => check_config(&config),
         Command::Run(args) => run_daemon(&args),
         Command::Rollout(args) => with_engine(&args.target, |engine, name| async move {
-            let outcome = engine.reconcile(args.image.as_deref()).await;
+            let outcome = if args.migrate {
+                engine.migrate().await
+            } else {
+                engine.reconcile(args.image.as_deref()).await
+            };
             report_outcome(&name, outcome)
         }),
         Command::Rollback(args) => with_engine(&args, |engine, name| async move {
@@ -521,6 +529,13 @@ fn report_outcome(
                 .map(|f| format!(" (was {f})"))
                 .unwrap_or_default()
         ),
+        rollout::Outcome::Migrated {
+            from_service,
+            to_service,
+            revision,
+        } => format!(
+            "{target}: migrated to blue/green: service {to_service} runs {revision}, verified; {from_service} is scaled to 0 (set `service = \"{to_service}\"` in the config, then delete {from_service})\n"
+        ),
         rollout::Outcome::Quarantined { image } => {
             format!("{target}: {image} is quarantined after an earlier failure; nothing done\n")
         }
@@ -571,6 +586,9 @@ fn print_plan(target: &str, plan: &rollout::Plan) -> Result<(), Failure> {
     t.push_str(&format!("  content hash:  {}\n", plan.desired_hash));
     t.push_str(&format!("  strategy:      {}\n", plan.strategy.as_str()));
     t.push_str(&format!("  next step:     {}\n", plan.next_step));
+    if let Some(m) = &plan.migration {
+        t.push_str(&format!("  blue/green:    {m}\n"));
+    }
     if plan.quarantined {
         t.push_str("  the desired image is quarantined: a rollout would do nothing\n");
     }

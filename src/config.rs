@@ -184,6 +184,10 @@ pub struct RolloutSettings {
     /// a service that exists keeps its controller.
     #[serde(default)]
     pub strategy: StrategyName,
+    /// The name of the blue/green service `rollout --migrate` creates beside a rolling one
+    /// (default: the service's name with `-bg`). Example: `migrate_to = "activegate-bg"`.
+    #[serde(default)]
+    pub migrate_to: Option<EcsName>,
     #[serde(default = "hundred")]
     pub minimum_healthy_percent: Percent,
     #[serde(default = "two_hundred")]
@@ -198,7 +202,8 @@ pub struct RolloutSettings {
     /// A rollout not verified by then is rolled back.
     #[serde(default = "default_deadline")]
     pub deadline_seconds: Seconds,
-    /// After every new task is healthy, how long none may fail.
+    /// After every new task is healthy, how long none may fail before it is kept (with
+    /// blue/green, the last good tasks serve beside it all that time). Default 600.
     #[serde(default = "default_bake")]
     pub bake_seconds: Seconds,
 }
@@ -216,6 +221,7 @@ impl Default for RolloutSettings {
     fn default() -> Self {
         Self {
             strategy: StrategyName::default(),
+            migrate_to: None,
             minimum_healthy_percent: hundred(),
             maximum_percent: two_hundred(),
             circuit_breaker: true,
@@ -242,7 +248,7 @@ fn default_deadline() -> Seconds {
     Seconds(1800.0)
 }
 fn default_bake() -> Seconds {
-    Seconds(60.0)
+    Seconds(600.0)
 }
 fn default_interval() -> Seconds {
     Seconds(15.0)

@@ -255,3 +255,68 @@ async fn plan_names_the_step_a_reconcile_takes_and_changes_nothing() {
     }
     rig.w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_service_moves_to_blue_green_beside_itself_without_a_gap() {
+    let mut rig = Rig::new().await;
+    let first = rig.started().await;
+    let image = rig.w.image_of(&first).await.expect("image");
+    let plan = rig.engine().await.plan(None).await.expect("plan");
+    assert_eq!(plan.strategy.as_str(), "rolling");
+    assert!(
+        plan.migration
+            .as_deref()
+            .is_some_and(|m| m.contains("activegate-bg")),
+        "{:?}",
+        plan.migration
+    );
+    let side = SideProber::start_in_cluster(&rig.w);
+    let outcome = rig.engine().await.migrate().await.expect("migrate");
+    let (rounds, empty) = side.finish().await;
+    let Outcome::Migrated {
+        from_service,
+        to_service,
+        revision,
+    } = &outcome
+    else {
+        panic!("expected a migration, got {outcome:?}")
+    };
+    assert_eq!(
+        (from_service.as_str(), to_service.as_str()),
+        (SERVICE, "activegate-bg")
+    );
+    let new = rig.w.service("activegate-bg").await;
+    assert_eq!(
+        new.deployment_controller().map(|c| c.r#type().as_str()),
+        Some("EXTERNAL")
+    );
+    assert_eq!(
+        rig.w.image_of(revision).await.as_deref(),
+        Some(image.as_str())
+    );
+    let old = rig.w.service(SERVICE).await;
+    assert_eq!(old.desired_count(), 0, "the old service is scaled to 0");
+    assert!(rounds > 3);
+    assert_eq!(
+        empty, 0,
+        "{empty} of {rounds} moments without a healthy ActiveGate"
+    );
+
+    // The old name now says where the service went; the new name rolls blue/green.
+    let err = rig
+        .engine()
+        .await
+        .reconcile(None)
+        .await
+        .expect_err("the old service is retired");
+    assert!(
+        err.to_string().contains("service = \"activegate-bg\""),
+        "{err}"
+    );
+    rig.edit_config(&[("service = \"activegate\"", "service = \"activegate-bg\"")]);
+    let again = rig.engine().await.reconcile(None).await.expect("reconcile");
+    assert!(matches!(again, Outcome::Unchanged { .. }), "{again:?}");
+    let tags = rig.service_tags_of("activegate-bg").await;
+    assert_eq!(tags.get(tags::LAST_GOOD), Some(revision));
+    rig.w.sim.shutdown().await;
+}

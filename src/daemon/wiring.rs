@@ -59,6 +59,11 @@ pub async fn engine_with(
             crate::config::StrategyName::BlueGreen => crate::rollout::Strategy::BlueGreen,
             crate::config::StrategyName::Rolling => crate::rollout::Strategy::Rolling,
         },
+        migrate_to: target
+            .rollout
+            .migrate_to
+            .as_ref()
+            .map_or_else(|| format!("{}-bg", target.service), ToString::to_string),
         versions: discovery(config, target)?,
     };
     Ok(Engine::new(parts.aws, parts.prober, spec))

@@ -715,6 +715,28 @@ impl Aws {
         .map(|_| ())
     }
 
+    /// Sets a service's desired count, nothing else (no new deployment of a rolling service).
+    pub async fn set_desired_count(
+        &self,
+        cluster: &str,
+        service: &str,
+        count: u32,
+    ) -> Result<(), EcsError> {
+        const OP: &str = "UpdateService";
+        self.call(OP, || async {
+            self.ecs
+                .update_service()
+                .cluster(cluster)
+                .service(service)
+                .desired_count(i32::try_from(count).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub async fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), EcsError> {
         const OP: &str = "TagResource";
         if tags.is_empty() {

@@ -44,6 +44,8 @@ pub mod tags {
     pub const VERDICT: &str = "activegate-lifecycle:verdict";
     /// The `externalId` of the task sets the product creates.
     pub const EXTERNAL_ID: &str = "activegate-lifecycle";
+    /// On a rolling service moved to blue/green: the name of the service that replaced it.
+    pub const MIGRATED_TO: &str = "activegate-lifecycle:migrated-to";
 }
 
 /// Where new versions come from: a repository in a registry, and the policy that picks.
@@ -71,6 +73,8 @@ pub struct Spec {
     pub verify: VerifyPolicy,
     /// How a service this engine creates rolls; an existing service keeps its controller.
     pub strategy: Strategy,
+    /// The blue/green service `migrate` creates beside a rolling one.
+    pub migrate_to: String,
     /// Version discovery; without it the configured image is rolled out as is.
     pub versions: Option<Discovery>,
 }
@@ -94,6 +98,13 @@ pub enum Outcome {
     },
     /// The desired image was quarantined by an earlier failure; nothing was done.
     Quarantined { image: String },
+    /// A rolling service was moved to blue/green: a new EXTERNAL service beside it runs the
+    /// same image, verified, and the old one is scaled to 0 (left for a person to delete).
+    Migrated {
+        from_service: String,
+        to_service: String,
+        revision: String,
+    },
 }
 
 /// How a roll-back put the last good revision back.
@@ -139,6 +150,7 @@ impl Outcome {
             Self::Unchanged { revision } | Self::Adopted { revision } => Some(revision),
             Self::Verified { to, .. } => Some(to),
             Self::RolledBack { restored, .. } => Some(restored),
+            Self::Migrated { revision, .. } => Some(revision),
             Self::Quarantined { .. } => None,
         }
     }
@@ -150,6 +162,7 @@ impl Outcome {
             Self::Verified { .. } => "verified",
             Self::RolledBack { .. } => "rolled-back",
             Self::Quarantined { .. } => "quarantined",
+            Self::Migrated { .. } => "migrated",
         }
     }
 }
@@ -180,6 +193,16 @@ pub enum RolloutError {
         "the reconcile took {0} steps without settling: ECS does not show what the steps wrote"
     )]
     NoProgress(u32),
+    #[error(
+        "service {from} was moved to blue/green as service {to}: set `service = \"{to}\"` for target `{target}` (the old service is scaled to 0; delete it when you no longer need it)"
+    )]
+    Migrated {
+        target: String,
+        from: String,
+        to: String,
+    },
+    #[error("cannot migrate target `{target}`: {why}")]
+    Migration { target: String, why: String },
 }
 
 impl RolloutError {
@@ -195,6 +218,7 @@ impl RolloutError {
             | Self::RollbackFailed { .. }
             | Self::NothingToRollBackTo(_) => false,
             Self::NoProgress(_) => true,
+            Self::Migrated { .. } | Self::Migration { .. } => false,
         }
     }
 
@@ -208,6 +232,8 @@ impl RolloutError {
             Self::Busy(_) => "busy",
             Self::Discovery(_) => "discovery",
             Self::NoProgress(_) => "no-progress",
+            Self::Migrated { .. } => "migrated",
+            Self::Migration { .. } => "migration",
         }
     }
 }
@@ -229,6 +255,8 @@ pub struct Plan {
     pub strategy: Strategy,
     /// The step a reconcile would take next (`decide`'s answer, in words).
     pub next_step: String,
+    /// For a rolling service: what `rollout --migrate` would do.
+    pub migration: Option<String>,
 }
 
 /// The content hash of a task definition: SHA-256 of its canonical JSON, 16 hex digits.
@@ -525,10 +553,17 @@ impl Engine {
 
     /// One read of the service and of the revision it serves (a rolling service's task
     /// definition, an EXTERNAL service's primary task set's).
-    async fn observe(&self) -> Result<Observed, EcsError> {
+    async fn observe(&self) -> Result<Observed, RolloutError> {
         let Some(svc) = self.service().await? else {
             return Ok(Observed::default());
         };
+        if let Some(to) = svc.tags.get(tags::MIGRATED_TO) {
+            return Err(RolloutError::Migrated {
+                target: self.spec.target.clone(),
+                from: svc.name.clone(),
+                to: to.clone(),
+            });
+        }
         let serving = if svc.external {
             svc.primary_task_set().map(|t| t.task_definition.clone())
         } else {
@@ -771,6 +806,87 @@ impl Engine {
         .await
     }
 
+    fn migration_text(&self, from: &str) -> String {
+        format!(
+            "`rollout --migrate` creates the blue/green service {to} beside {from} (EXTERNAL controller, the same network, registries and running image), verifies its tasks while {from} keeps serving, then scales {from} to 0 and tags it; point `service` at {to} afterwards and delete {from} when you no longer need it (the controller is not changed in place: ECS's UpdateService reference documents no rules for ECS → EXTERNAL)",
+            to = self.spec.migrate_to
+        )
+    }
+
+    /// Moves a rolling service to blue/green without a moment without a healthy ActiveGate:
+    /// a new EXTERNAL service beside it (`migrate_to`) with the image the old one runs,
+    /// created and verified by the same reconcile as any new service, then the old one
+    /// tagged `migrated-to` and scaled to 0. Repeated after an interruption, it carries on.
+    pub async fn migrate(&self) -> Result<Outcome, RolloutError> {
+        let _flight = SingleFlight::take(self.flight_key())?;
+        let migration = |why: String| RolloutError::Migration {
+            target: self.spec.target.clone(),
+            why,
+        };
+        let Some(old) = self.service().await? else {
+            return Err(migration(format!(
+                "service {} does not exist",
+                self.spec.service
+            )));
+        };
+        if old.external {
+            return Err(migration(format!(
+                "service {} already uses the EXTERNAL controller (blue/green)",
+                old.name
+            )));
+        }
+        if old.tags.contains_key(tags::ROLLOUT_TO) {
+            return Err(migration(format!(
+                "a rollout of {} is in flight; run `rollout` to finish it first",
+                old.name
+            )));
+        }
+        let running = self
+            .aws
+            .describe_task_definition(&old.task_definition)
+            .await?;
+        let mut spec = self.spec.clone();
+        spec.service = self.spec.migrate_to.clone();
+        spec.settings.service = Some(self.spec.migrate_to.parse().map_err(|e| {
+            migration(format!(
+                "`{}` is no ECS service name: {e}",
+                self.spec.migrate_to
+            ))
+        })?);
+        spec.strategy = Strategy::BlueGreen;
+        spec.versions = None;
+        let beside = Engine::new(self.aws.clone(), self.prober.clone(), spec)
+            .with_progress(self.progress.clone());
+        tracing::info!(from = %old.name, to = %self.spec.migrate_to, image = %running.image, "migrating to blue/green: a new service beside the old one");
+        let revision = match beside.reconcile(Some(&running.image)).await? {
+            Outcome::Verified { to, .. } => to,
+            Outcome::Unchanged { revision } | Outcome::Adopted { revision } => revision,
+            other => {
+                return Err(migration(format!(
+                    "the blue/green service {} did not verify ({}); {} is untouched",
+                    self.spec.migrate_to,
+                    other.label(),
+                    old.name
+                )));
+            }
+        };
+        self.aws
+            .tag(
+                &old.arn,
+                &[(tags::MIGRATED_TO.into(), self.spec.migrate_to.clone())],
+            )
+            .await?;
+        self.aws
+            .set_desired_count(&self.spec.cluster, &old.name, 0)
+            .await?;
+        tracing::warn!(from = %old.name, to = %self.spec.migrate_to, "migrated: the old service is scaled to 0; point the target's `service` at the new one and delete the old one");
+        Ok(Outcome::Migrated {
+            from_service: old.name,
+            to_service: self.spec.migrate_to.clone(),
+            revision,
+        })
+    }
+
     /// What a reconcile would do next (the step `decide` returns, which a reconcile would
     /// take), and how the desired revision differs from the running one; changes nothing.
     pub async fn plan(&self, image: Option<&str>) -> Result<Plan, RolloutError> {
@@ -842,6 +958,11 @@ impl Engine {
             quarantined,
             strategy,
             next_step: step.to_string(),
+            migration: observed
+                .service
+                .as_ref()
+                .filter(|s| !s.external)
+                .map(|s| self.migration_text(&s.name)),
         })
     }
 }

@@ -142,12 +142,20 @@ impl Rig {
 
     /// The service's tags; empty while the service does not exist.
     pub async fn service_tags(&self) -> std::collections::BTreeMap<String, String> {
+        self.service_tags_of(SERVICE).await
+    }
+
+    /// The tags of another service of the cluster.
+    pub async fn service_tags_of(
+        &self,
+        service: &str,
+    ) -> std::collections::BTreeMap<String, String> {
         let out = self
             .w
             .ecs
             .describe_services()
             .cluster(CLUSTER)
-            .services(SERVICE)
+            .services(service)
             .include(aws_sdk_ecs::types::ServiceField::Tags)
             .send()
             .await

@@ -17,7 +17,17 @@ pub struct SideProber {
 }
 
 impl SideProber {
+    /// Probes the tasks of the rig's service.
     pub fn start(w: &World) -> SideProber {
+        Self::start_for(w, Some(SERVICE))
+    }
+
+    /// Probes every task of the cluster, whichever service runs it.
+    pub fn start_in_cluster(w: &World) -> SideProber {
+        Self::start_for(w, None)
+    }
+
+    fn start_for(w: &World, service: Option<&'static str>) -> SideProber {
         let stop = Arc::new(AtomicBool::new(false));
         let empty = Arc::new(AtomicU64::new(0));
         let rounds = Arc::new(AtomicU64::new(0));
@@ -29,7 +39,7 @@ impl SideProber {
                 let arns = match ecs
                     .list_tasks()
                     .cluster(CLUSTER)
-                    .service_name(SERVICE)
+                    .set_service_name(service.map(str::to_owned))
                     .send()
                     .await
                 {
