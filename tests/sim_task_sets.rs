@@ -989,6 +989,21 @@ async fn stopping_a_rolling_deployment_rolls_back_to_the_old_tasks() {
         e.message()
             .is_some_and(|m| m.contains("rolling back to deployment"))
     }));
+    // The timeline records the roll-back as the service's second update, back to td1.
+    let updates: Vec<String> = w
+        .sim
+        .timeline()
+        .into_iter()
+        .filter(|e| e.kind == "service-updated")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            format!("task definition {td2}, desired 2"),
+            format!("task definition {td1}, desired 2")
+        ]
+    );
 
     // A finished service deployment cannot be stopped; an unknown one is not found.
     let err = w

@@ -452,6 +452,16 @@ fn apply_requested_rollbacks(st: &mut State, s: &mut Service, key: &(String, Str
             &s.arn,
             revision.task_definition.clone(),
         );
+        // The service's task definition changed back, as an UpdateService would record it.
+        st.record(
+            now,
+            "service-updated",
+            &s.arn,
+            format!(
+                "task definition {}, desired {}",
+                revision.task_definition, s.desired_count
+            ),
+        );
     }
 }
 

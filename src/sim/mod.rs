@@ -4,7 +4,8 @@
 //! objects but never runs a service. This simulator speaks the real wire
 //! protocols (ECS and CloudWatch Logs, AWS JSON 1.1) so that the AWS SDK and
 //! the AWS CLI reach it through `--endpoint-url`, runs services like ECS does
-//! (rolling deployments, health checks, the circuit breaker), and makes every
+//! (rolling deployments, health checks, the circuit breaker, service deployments
+//! and their rollback, the task sets of the EXTERNAL controller), and makes every
 //! RUNNING task a real HTTPS fake ActiveGate on its own loopback address.
 //!
 //! Only the `sim` and `demo` commands and tests use it; production code never does.
