@@ -795,9 +795,40 @@ async fn a_crashed_task_of_a_task_set_is_replaced() {
     );
     let td = w.register(V1, false).await;
     create_external(&w, "ag", 1).await;
-    let set = create_task_set(&w, "ag", &td, 100.0).await;
+    // The task set's own subnet: its tasks' ENIs are in it.
+    let subnet = "subnet-0fedcba9876543210";
+    let set = w
+        .ecs
+        .create_task_set()
+        .cluster(CLUSTER)
+        .service("ag")
+        .task_definition(&td)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .subnets(subnet)
+                        .build()
+                        .expect("awsvpc configuration"),
+                )
+                .build(),
+        )
+        .scale(percent(100.0))
+        .send()
+        .await
+        .expect("create task set")
+        .task_set()
+        .cloned()
+        .expect("a task set");
     let id = set.id().expect("id").to_owned();
     let first = running_of(&w, "ag", &id, 1).await;
+    let eni_subnet = first[0]
+        .attachments()
+        .iter()
+        .flat_map(|a| a.details())
+        .find(|d| d.name() == Some("subnetId"))
+        .and_then(|d| d.value());
+    assert_eq!(eni_subnet, Some(subnet));
     let first_arn = first[0].task_arn().expect("arn").to_owned();
     let crashed = until(w.sim.real(600.0), || async {
         w.tasks("ag", true)
