@@ -3,6 +3,8 @@
 
 pub mod aws;
 pub mod fargate;
+pub mod limits;
+pub mod secret;
 pub mod service;
 pub mod task_definition;
 
