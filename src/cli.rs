@@ -536,6 +536,19 @@ fn report_outcome(
         } => format!(
             "{target}: migrated to blue/green: service {to_service} runs {revision}, verified; {from_service} is scaled to 0 (set `service = \"{to_service}\"` in the config, then delete {from_service})\n"
         ),
+        rollout::Outcome::Inconclusive {
+            revision,
+            serving,
+            reasons,
+        } => {
+            let mut t = format!(
+                "{target}: inconclusive: {revision} could not be judged and was removed, not quarantined; {serving} serves (the next run tries again)\n"
+            );
+            for r in reasons {
+                t.push_str(&format!("  reason: {r}\n"));
+            }
+            t
+        }
         rollout::Outcome::Quarantined { image } => {
             format!("{target}: {image} is quarantined after an earlier failure; nothing done\n")
         }

@@ -206,6 +206,16 @@ impl Board {
             )
         });
         let mut m = Metrics(String::new());
+        m.header(
+            "event_loop_lateness_seconds",
+            "How late the daemon's event loop wakes up (recent peak, decaying); above 1 s probe failures are not held against a new version.",
+            "gauge",
+        );
+        m.line(
+            "event_loop_lateness_seconds",
+            &[],
+            crate::health::load::event_loop_lateness().as_secs_f64(),
+        );
         m.labelled(
             "rollouts_total",
             "Reconciles by outcome.",
@@ -419,11 +429,12 @@ impl Metrics {
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
             .collect();
-        let _ = writeln!(
-            self.0,
-            "activegate_lifecycle_{name}{{{}}} {value}",
-            labels.join(",")
-        );
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        let _ = writeln!(self.0, "activegate_lifecycle_{name}{labels} {value}");
     }
 
     /// One line per target, skipping targets without a value.

@@ -77,6 +77,19 @@ impl Sink {
                     "activegate-lifecycle.reasons": reasons.join("; ").chars().take(1000).collect::<String>(),
                 },
             }),
+            Outcome::Inconclusive {
+                revision,
+                serving,
+                reasons,
+            } => json!({
+                "eventType": "CUSTOM_INFO",
+                "title": format!("ActiveGate {target}: new version could not be judged; removed, to be tried again"),
+                "properties": {
+                    "activegate-lifecycle.revision": revision,
+                    "activegate-lifecycle.serving-revision": serving,
+                    "activegate-lifecycle.reasons": reasons.join("; ").chars().take(1000).collect::<String>(),
+                },
+            }),
             _ => return None,
         };
         if let (Some(props), Some(extra)) = (e["properties"].as_object_mut(), common.as_object()) {

@@ -436,6 +436,12 @@ pub async fn run(
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
+    // How late the event loop runs: the verdicts on new versions read it (a busy daemon
+    // never blames a good version), and /metrics shows it.
+    let (lateness_stop, lateness_stopped) = tokio::sync::oneshot::channel::<()>();
+    let lateness = tokio::spawn(crate::health::load::watch_event_loop(async move {
+        let _ = lateness_stopped.await;
+    }));
     let first = (!options.no_initial_run).then_some(Trigger::Start);
     let mut running = start_targets(&config, &board, &options, BTreeMap::new(), first);
     tracing::info!(targets = config.targets.len(), "daemon running");
@@ -470,8 +476,10 @@ pub async fn run(
     tokio::select! {
         _ = all => tracing::info!("stopped"),
         _ = tokio::time::sleep(deadline) => tracing::error!("in-flight rollouts did not end within the shutdown deadline; the next start resumes them from the ECS tags"),
-        _ = signals.recv() => tracing::warn!("a second stop signal: exiting now; the next start resumes from the ECS tags"),
+                _ = signals.recv() => tracing::warn!("a second stop signal: exiting now; the next start resumes from the ECS tags"),
     }
+    let _ = lateness_stop.send(());
+    let _ = lateness.await;
     Ok(())
 }
 

@@ -82,11 +82,15 @@ pub async fn watch(
     let mut last = clock.now();
     let mut persisted = availability.encode();
     let mut persisted_at = tokio::time::Instant::now();
+    // The first wait is a random part of the interval: targets' rounds spread over it
+    // rather than all starting together.
+    let mut wait = interval.mul_f64(fastrand::f64());
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        wait = interval;
         if round.is_multiple_of(REFRESH_EVERY) || ips.is_empty() {
             let asked_at = tokio::time::Instant::now();
             if let Ok(tasks) = aws.tasks(&cluster, &service, false).await {
@@ -107,7 +111,10 @@ pub async fn watch(
         let mut probes = JoinSet::new();
         for ip in &ips {
             let (prober, ip) = (prober.clone(), ip.clone());
-            probes.spawn(async move { (prober.probe(&ip).await, ip) });
+            probes.spawn(async move {
+                let _slot = crate::health::load::probe_slot().await;
+                (prober.probe(&ip).await, ip)
+            });
         }
         let (mut ok, mut failed, mut latency) = (0u64, 0u64, 0.0f64);
         while let Some(Ok((p, ip))) = probes.join_next().await {

@@ -2,6 +2,7 @@
 //! trusting a CA bundle, a pinned public key, or (only when asked) anything.
 //! Knows nothing of ECS.
 
+pub mod load;
 pub mod pin;
 
 use std::sync::Arc;

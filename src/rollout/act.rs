@@ -15,6 +15,25 @@ use super::{
 use crate::ecs::{EcsError, ServiceState};
 use crate::model::service::DeploymentController;
 
+/// What a failed (or unproven) verification leaves to a roll-back.
+#[derive(Debug, Default)]
+pub(super) struct Evidence {
+    pub reasons: Vec<String>,
+    pub tasks: Vec<String>,
+    /// Nothing proved the revision bad: no quarantine, outcome `inconclusive`.
+    pub inconclusive: bool,
+}
+
+impl Evidence {
+    pub fn failed(reasons: Vec<String>, tasks: Vec<String>) -> Evidence {
+        Evidence {
+            reasons,
+            tasks,
+            inconclusive: false,
+        }
+    }
+}
+
 /// How often a clean-up looks whether the old task set's tasks have stopped.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
 
@@ -76,7 +95,7 @@ impl Engine {
                 let scope = task_set
                     .as_deref()
                     .map_or(Scope::Deployment, Scope::TaskSet);
-                match self.verify(&revision, scope).await {
+                match self.verify(&revision, scope, None).await {
                     Ok(()) => {
                         self.aws
                             .tag(&svc.arn, &[(tags::LAST_GOOD.into(), revision.clone())])
@@ -89,6 +108,12 @@ impl Engine {
                         })
                     }
                     Err(VerifyError::Aws(e)) => Err(e.into()),
+                    // The daemon cannot judge the serving revision now: change nothing.
+                    Err(VerifyError::Inconclusive(f)) => Ok(Flow::Done(Outcome::Inconclusive {
+                        serving: revision.clone(),
+                        revision,
+                        reasons: f.reasons,
+                    })),
                     Err(VerifyError::Failed(f)) if then_done => match last_good {
                         Some(good) if task_set.is_none() && good != revision => {
                             let r = self
@@ -96,8 +121,7 @@ impl Engine {
                                     svc,
                                     &revision,
                                     &good,
-                                    f.reasons,
-                                    f.tasks,
+                                    Evidence::failed(f.reasons, f.tasks),
                                     &desired.image,
                                 )
                                 .await?;
@@ -142,8 +166,7 @@ impl Engine {
                         svc,
                         &failed,
                         &good,
-                        reason.into_iter().collect(),
-                        vec![],
+                        Evidence::failed(reason.into_iter().collect(), vec![]),
                         &desired.image,
                     )
                     .await?;
@@ -210,13 +233,22 @@ impl Engine {
                 task_set,
                 revision,
                 role,
+                baseline,
             } => {
-                let verdict = match self.verify(&revision, Scope::TaskSet(&task_set)).await {
+                let verdict = match self
+                    .verify(&revision, Scope::TaskSet(&task_set), baseline.as_deref())
+                    .await
+                {
                     Ok(()) => {
                         tracing::info!(task_set = %task_set, revision = %revision, "verified and baked");
                         Verdict::Passed(task_set)
                     }
                     Err(VerifyError::Aws(e)) => return Err(e.into()),
+                    Err(VerifyError::Inconclusive(f)) => {
+                        tracing::warn!(task_set = %task_set, revision = %revision, reasons = ?f.reasons, "the new task set could not be judged; removing it without quarantine");
+                        learned.reasons = f.reasons;
+                        Verdict::Inconclusive(task_set)
+                    }
                     Err(VerifyError::Failed(f)) => {
                         tracing::warn!(task_set = %task_set, revision = %revision, reasons = ?f.reasons, "the new task set failed");
                         learned.logs = self.failure_logs(&f.tasks).await;
@@ -253,11 +285,25 @@ impl Engine {
                 task_set,
                 failed,
                 restored,
+                inconclusive,
             } => {
                 if let Some(id) = &task_set {
                     self.aws.delete_task_set(cluster, service, id).await?;
                 }
                 self.clear_mark(svc).await?;
+                if inconclusive {
+                    tracing::warn!(revision = %failed, serving = %restored, "the new revision could not be judged; its task set is deleted, not quarantined: the next run tries it again");
+                    let reasons = if learned.reasons.is_empty() {
+                        vec!["an earlier run could not judge the new task set".into()]
+                    } else {
+                        std::mem::take(&mut learned.reasons)
+                    };
+                    return Ok(Flow::Done(Outcome::Inconclusive {
+                        revision: failed,
+                        serving: restored,
+                        reasons,
+                    }));
+                }
                 tracing::error!(failed = %failed, serving = %restored, "the new revision failed; its task set is deleted, the last good one never stopped serving, the image is quarantined");
                 let reasons = if learned.reasons.is_empty() {
                     vec!["an earlier run found the new task set unhealthy".into()]
@@ -381,7 +427,7 @@ impl Engine {
         last_good: Option<&str>,
         image: &str,
     ) -> Result<Outcome, RolloutError> {
-        match self.verify(to, Scope::Deployment).await {
+        match self.verify(to, Scope::Deployment, from.as_deref()).await {
             Ok(()) => {
                 self.aws
                     .tag(&svc.arn, &[(tags::LAST_GOOD.into(), to.to_owned())])
@@ -397,9 +443,26 @@ impl Engine {
                 })
             }
             Err(VerifyError::Aws(e)) => Err(e.into()),
+            Err(VerifyError::Inconclusive(f)) => match last_good {
+                Some(good) if good != to => {
+                    let evidence = Evidence {
+                        reasons: f.reasons,
+                        tasks: f.tasks,
+                        inconclusive: true,
+                    };
+                    self.roll_back(svc, to, good, evidence, image).await
+                }
+                _ => {
+                    self.clear_mark(svc).await?;
+                    Err(RolloutError::NoLastGood {
+                        failed: to.to_owned(),
+                        reasons: f.reasons,
+                    })
+                }
+            },
             Err(VerifyError::Failed(f)) => match last_good {
                 Some(good) if good != to => {
-                    self.roll_back(svc, to, good, f.reasons, f.tasks, image)
+                    self.roll_back(svc, to, good, Evidence::failed(f.reasons, f.tasks), image)
                         .await
                 }
                 _ => {
@@ -421,12 +484,16 @@ impl Engine {
         svc: &ServiceState,
         failed: &str,
         good: &str,
-        reasons: Vec<String>,
-        failed_tasks: Vec<String>,
+        evidence: Evidence,
         image: &str,
     ) -> Result<Outcome, RolloutError> {
         let (cluster, service) = (self.spec.cluster.as_str(), self.spec.service.as_str());
-        tracing::warn!(failed = %failed, restoring = %good, reasons = ?reasons, "rolling back");
+        let Evidence {
+            reasons,
+            tasks: failed_tasks,
+            inconclusive,
+        } = evidence;
+        tracing::warn!(failed = %failed, restoring = %good, reasons = ?reasons, inconclusive, "rolling back");
         let logs = self.failure_logs(&failed_tasks).await;
         let now = self.service().await?.unwrap_or_else(|| svc.clone());
         let old_tasks_serve = now
@@ -465,9 +532,21 @@ impl Engine {
                 .await?;
             RollbackVia::UpdateService
         };
-        // Quarantine before verifying, so that a crash now does not retry the bad image.
-        self.quarantine(svc, failed, image).await?;
-        match self.verify(good, Scope::Deployment).await {
+        // Quarantine before verifying, so that a crash now does not retry the bad image; an
+        // unproven revision is not quarantined, so the next run tries it again.
+        if !inconclusive {
+            self.quarantine(svc, failed, image).await?;
+        }
+        match self.verify(good, Scope::Deployment, None).await {
+            Ok(()) if inconclusive => {
+                self.clear_mark(svc).await?;
+                tracing::warn!(revision = %failed, restored = %good, "rolled back an unproven revision; not quarantined");
+                Ok(Outcome::Inconclusive {
+                    revision: failed.to_owned(),
+                    serving: good.to_owned(),
+                    reasons,
+                })
+            }
             Ok(()) => {
                 self.clear_mark(svc).await?;
                 tracing::error!(failed = %failed, restored = %good, via = via.as_str(), "rolled back; the failed image is quarantined");
@@ -480,7 +559,7 @@ impl Engine {
                 })
             }
             Err(VerifyError::Aws(e)) => Err(e.into()),
-            Err(VerifyError::Failed(f)) => {
+            Err(VerifyError::Failed(f) | VerifyError::Inconclusive(f)) => {
                 tracing::error!(restored = %good, reasons = ?f.reasons, "the last good revision did not verify");
                 Err(RolloutError::RollbackFailed {
                     restored: good.to_owned(),

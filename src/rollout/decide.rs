@@ -35,6 +35,8 @@ impl Strategy {
 pub enum Verdict {
     Passed(String),
     Failed(String),
+    /// Not proven either way (the daemon could not judge): removed, never quarantined.
+    Inconclusive(String),
 }
 
 impl Verdict {
@@ -42,6 +44,7 @@ impl Verdict {
         match v.split_once(':') {
             Some(("passed", id)) => Some(Self::Passed(id.to_owned())),
             Some(("failed", id)) => Some(Self::Failed(id.to_owned())),
+            Some(("inconclusive", id)) => Some(Self::Inconclusive(id.to_owned())),
             _ => None,
         }
     }
@@ -50,6 +53,7 @@ impl Verdict {
         match self {
             Self::Passed(id) => format!("passed:{id}"),
             Self::Failed(id) => format!("failed:{id}"),
+            Self::Inconclusive(id) => format!("inconclusive:{id}"),
         }
     }
 }
@@ -150,6 +154,8 @@ pub enum Step {
         task_set: String,
         revision: String,
         role: Role,
+        /// The serving (blue) revision, probed alongside as the baseline.
+        baseline: Option<String>,
     },
     /// The green set passed: make it PRIMARY (blue still serves at 100 %).
     Promote { task_set: String },
@@ -164,6 +170,8 @@ pub enum Step {
         task_set: Option<String>,
         failed: String,
         restored: String,
+        /// The verdict was inconclusive: the outcome says so and nothing was quarantined.
+        inconclusive: bool,
     },
     /// Task sets no rollout accounts for (left by an interrupted clean-up): remove them.
     RemoveTaskSets { task_sets: Vec<String> },
@@ -236,6 +244,7 @@ impl fmt::Display for Step {
                 task_set,
                 revision,
                 role,
+                ..
             } => write!(
                 f,
                 "verify task set {task_set} ({revision}){}",
@@ -393,6 +402,7 @@ fn blue_green(
     let other_ids = || others.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
     let passed = |id: &str| marks.verdict == Some(Verdict::Passed(id.to_owned()));
     let failed = |id: &str| marks.verdict == Some(Verdict::Failed(id.to_owned()));
+    let unsure = |id: &str| marks.verdict == Some(Verdict::Inconclusive(id.to_owned()));
 
     if let Some(to) = &marks.to {
         // The revision in flight is primary: promoted (or the service's first set).
@@ -403,7 +413,7 @@ fn blue_green(
                     others: other_ids(),
                 };
             }
-            if failed(&primary.id) {
+            if failed(&primary.id) || unsure(&primary.id) {
                 return Step::GiveUp { failed: to.clone() };
             }
             return Step::VerifyTaskSet {
@@ -411,6 +421,7 @@ fn blue_green(
                 revision: to.clone(),
                 // Never promoted unverified, so nothing else is known good beside it.
                 role: Role::First,
+                baseline: None,
             };
         }
         // Blue is primary; green is the set of the revision in flight.
@@ -420,17 +431,19 @@ fn blue_green(
                     task_set: green.id.clone(),
                 };
             }
-            if failed(&green.id) {
+            if failed(&green.id) || unsure(&green.id) {
                 return Step::RemoveGreen {
                     task_set: Some(green.id.clone()),
                     failed: to.clone(),
                     restored: primary.task_definition.clone(),
+                    inconclusive: unsure(&green.id),
                 };
             }
             return Step::VerifyTaskSet {
                 task_set: green.id.clone(),
                 revision: to.clone(),
                 role: Role::Green,
+                baseline: Some(primary.task_definition.clone()),
             };
         }
         // No live green: it was deleted (after its failure, or by someone else) or never
@@ -439,11 +452,13 @@ fn blue_green(
             .task_sets
             .iter()
             .any(|t| t.status == "DRAINING" && t.task_definition == *to);
-        if deleted || matches!(marks.verdict, Some(Verdict::Failed(_))) {
+        let unsure_verdict = matches!(marks.verdict, Some(Verdict::Inconclusive(_)));
+        if deleted || unsure_verdict || matches!(marks.verdict, Some(Verdict::Failed(_))) {
             return Step::RemoveGreen {
                 task_set: None,
                 failed: to.clone(),
                 restored: primary.task_definition.clone(),
+                inconclusive: unsure_verdict,
             };
         }
         return Step::CreateTaskSet {
@@ -709,7 +724,8 @@ mod tests {
             Step::VerifyTaskSet {
                 task_set: "g".into(),
                 revision: GREEN.into(),
-                role: Role::First
+                role: Role::First,
+                baseline: None
             }
         );
         assert_eq!(
@@ -738,7 +754,8 @@ mod tests {
             Step::VerifyTaskSet {
                 task_set: "g".into(),
                 revision: GREEN.into(),
-                role: Role::Green
+                role: Role::Green,
+                baseline: Some(BLUE.into())
             }
         );
         // Killed after the verdict: promote a passed set, remove a failed one.
@@ -753,7 +770,18 @@ mod tests {
             Step::RemoveGreen {
                 task_set: Some("g".into()),
                 failed: GREEN.into(),
-                restored: BLUE.into()
+                restored: BLUE.into(),
+                inconclusive: false
+            }
+        );
+        // Inconclusive: removed like a failure, but said so (and never quarantined).
+        assert_eq!(
+            step(&flying().verdict(Verdict::Inconclusive("g".into())), WANT),
+            Step::RemoveGreen {
+                task_set: Some("g".into()),
+                failed: GREEN.into(),
+                restored: BLUE.into(),
+                inconclusive: true
             }
         );
         // A verdict about another set is no verdict about this one.
@@ -762,7 +790,8 @@ mod tests {
             Step::VerifyTaskSet {
                 task_set: "g".into(),
                 revision: GREEN.into(),
-                role: Role::Green
+                role: Role::Green,
+                baseline: Some(BLUE.into())
             }
         );
         // Killed after UpdateServicePrimaryTaskSet: finish the promotion.
@@ -802,7 +831,8 @@ mod tests {
             Step::RemoveGreen {
                 task_set: None,
                 failed: GREEN.into(),
-                restored: BLUE.into()
+                restored: BLUE.into(),
+                inconclusive: false
             }
         );
         let deleted_by_someone = base().rollout(BLUE, GREEN).with_set("g", GREEN, "DRAINING");
@@ -911,6 +941,7 @@ mod tests {
                 task_set: Some("g".into()),
                 failed: GREEN.into(),
                 restored: BLUE.into(),
+                inconclusive: false,
             },
         ];
         for s in steps {

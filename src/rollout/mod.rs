@@ -98,6 +98,14 @@ pub enum Outcome {
     },
     /// The desired image was quarantined by an earlier failure; nothing was done.
     Quarantined { image: String },
+    /// The new revision could not be judged (its probes failed only when the old tasks' did
+    /// too, or while the daemon was overloaded or cut off): it was removed (blue/green) or
+    /// rolled back (rolling) without quarantine, so the next run tries it again.
+    Inconclusive {
+        revision: String,
+        serving: String,
+        reasons: Vec<String>,
+    },
     /// A rolling service was moved to blue/green: a new EXTERNAL service beside it runs the
     /// same image, verified, and the old one is scaled to 0 (left for a person to delete).
     Migrated {
@@ -139,6 +147,7 @@ impl Outcome {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::RolledBack { .. } => 3,
+            Self::Inconclusive { .. } => 1,
             _ => 0,
         }
     }
@@ -151,6 +160,7 @@ impl Outcome {
             Self::Verified { to, .. } => Some(to),
             Self::RolledBack { restored, .. } => Some(restored),
             Self::Migrated { revision, .. } => Some(revision),
+            Self::Inconclusive { serving, .. } => Some(serving),
             Self::Quarantined { .. } => None,
         }
     }
@@ -163,6 +173,7 @@ impl Outcome {
             Self::RolledBack { .. } => "rolled-back",
             Self::Quarantined { .. } => "quarantined",
             Self::Migrated { .. } => "migrated",
+            Self::Inconclusive { .. } => "inconclusive",
         }
     }
 }
@@ -489,7 +500,12 @@ impl Engine {
         })
     }
 
-    async fn verify(&self, revision: &str, scope: Scope<'_>) -> Result<(), verify::VerifyError> {
+    async fn verify(
+        &self,
+        revision: &str,
+        scope: Scope<'_>,
+        baseline: Option<&str>,
+    ) -> Result<(), verify::VerifyError> {
         verify::verify(
             &self.aws,
             &self.prober,
@@ -498,6 +514,7 @@ impl Engine {
                 service: &self.spec.service,
                 revision,
                 scope,
+                baseline,
             },
             &self.spec.verify,
             self.progress.as_ref(),
@@ -799,8 +816,7 @@ impl Engine {
             &svc,
             &failed,
             &good,
-            vec!["rolled back on request".into()],
-            vec![],
+            act::Evidence::failed(vec!["rolled back on request".into()], vec![]),
             &image,
         )
         .await

@@ -1,6 +1,13 @@
 //! Proving a revision healthy from the outside: every RUNNING task of it
 //! answers its HTTPS probe `healthy_after` times in a row, ECS calls the
 //! deployment COMPLETED, and then nothing fails for the bake time.
+//!
+//! Judged against a baseline: the tasks of the revision being replaced are probed in the
+//! same rounds, with the same settings. A round in which the new tasks' failures cannot be
+//! told from the daemon's own trouble — the old tasks failed too, every probe failed to
+//! connect, the round started late, the event loop runs late — is inconclusive: it counts
+//! toward the deadline, never toward a roll-back, so a busy or cut-off daemon never blames
+//! a good version.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -9,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::ecs::{Aws, EcsError, TaskState};
-use crate::health::Prober;
+use crate::health::{ProbeFailure, Prober, load};
 
 /// How a revision is verified.
 #[derive(Debug, Clone)]
@@ -46,7 +53,60 @@ pub struct Failure {
 #[derive(Debug)]
 pub enum VerifyError {
     Failed(Failure),
+    /// The deadline passed with only inconclusive evidence against the revision: nothing
+    /// says it is bad, nothing proved it good.
+    Inconclusive(Failure),
     Aws(EcsError),
+}
+
+/// Event-loop lateness above which the daemon's own probes are not to be trusted.
+pub const LATE_EVENT_LOOP: Duration = Duration::from_secs(1);
+
+/// What one probe round saw, for [`inconclusive`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Round {
+    pub interval: Duration,
+    /// How much later than planned the round started.
+    pub started_late: Duration,
+    /// The event loop's recent lateness.
+    pub event_loop_late: Duration,
+    pub new_probes: usize,
+    pub new_failed: usize,
+    pub old_probes: usize,
+    pub old_failed: usize,
+    /// Failures (old and new) that were connection errors: refused, unreachable, no DNS.
+    pub connect_failed: usize,
+}
+
+/// Why the new tasks' failures in this round prove nothing, if they do not. A round
+/// without new failures is never inconclusive: success is evidence whatever the load.
+pub fn inconclusive(r: &Round) -> Option<String> {
+    if r.new_failed == 0 {
+        return None;
+    }
+    if r.started_late > r.interval.max(Duration::from_millis(250)) {
+        return Some(format!(
+            "the probe round started {:.1} s late: the daemon is overloaded",
+            r.started_late.as_secs_f64()
+        ));
+    }
+    if r.event_loop_late > LATE_EVENT_LOOP {
+        return Some(format!(
+            "the daemon's event loop runs {:.1} s late: the daemon is overloaded",
+            r.event_loop_late.as_secs_f64()
+        ));
+    }
+    if r.old_probes > 0 && r.old_failed == r.old_probes {
+        return Some(
+            "probes of old and new tasks failed together: the daemon cannot reach the tasks or is overloaded"
+                .into(),
+        );
+    }
+    let all = r.new_probes + r.old_probes;
+    if all > 1 && r.connect_failed == all {
+        return Some("every probe failed to connect: the daemon cannot reach the tasks".into());
+    }
+    None
 }
 
 impl From<EcsError> for VerifyError {
@@ -113,6 +173,8 @@ pub struct Subject<'a> {
     pub service: &'a str,
     pub revision: &'a str,
     pub scope: Scope<'a>,
+    /// The revision being replaced, whose running tasks are probed alongside as a baseline.
+    pub baseline: Option<&'a str>,
 }
 
 /// Verifies that `revision` runs healthy on the service.
@@ -128,7 +190,11 @@ pub async fn verify(
         service,
         revision,
         scope,
+        baseline,
     } = subject;
+    let baseline = baseline.filter(|b| *b != revision);
+    // Rounds of many targets spread over the interval instead of all starting at once.
+    tokio::time::sleep(policy.interval.mul_f64(fastrand::f64())).await;
     let started = Instant::now();
     let stopped_before: BTreeSet<String> = aws
         .tasks(cluster, service, true)
@@ -140,6 +206,9 @@ pub async fn verify(
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut bake_until: Option<Instant> = None;
     let (mut probes_ok, mut probes_failed) = (0u64, 0u64);
+    let (mut rounds, mut unsure_rounds, mut unsure_why) = (0u32, 0u32, None::<String>);
+    // When this round should start: the previous one's end plus the interval.
+    let mut planned = Instant::now();
     loop {
         let Some(svc) = aws.describe_service(cluster, service).await? else {
             return Err(fail(
@@ -199,11 +268,17 @@ pub async fn verify(
                 stopped.iter().map(|t| t.id().to_owned()).collect(),
             ));
         }
-        let running: Vec<TaskState> = aws
-            .tasks(cluster, service, false)
-            .await?
-            .into_iter()
+        let started_late = Instant::now().saturating_duration_since(planned);
+        let all_running = aws.tasks(cluster, service, false).await?;
+        let running: Vec<TaskState> = all_running
+            .iter()
             .filter(|t| t.task_definition == revision)
+            .cloned()
+            .collect();
+        let old: Vec<String> = all_running
+            .iter()
+            .filter(|t| baseline == Some(t.task_definition.as_str()) && t.last_status == "RUNNING")
+            .filter_map(|t| t.ip.clone())
             .collect();
         let now = Instant::now();
         let mut probes = JoinSet::new();
@@ -216,12 +291,58 @@ pub async fn verify(
                 last_error: None,
             });
             let prober = prober.clone();
-            let arn = t.arn.clone();
-            probes.spawn(async move { (arn, prober.probe(&ip).await) });
+            let arn = Some(t.arn.clone());
+            probes.spawn(async move {
+                let _slot = load::probe_slot().await;
+                (arn, prober.probe(&ip).await)
+            });
         }
+        for ip in old {
+            let prober = prober.clone();
+            probes.spawn(async move {
+                let _slot = load::probe_slot().await;
+                (None, prober.probe(&ip).await)
+            });
+        }
+        let mut results = Vec::new();
         while let Some(joined) = probes.join_next().await {
-            let Ok((arn, probe)) = joined else { continue };
-            let Some(s) = seen.get_mut(&arn) else {
+            if let Ok(r) = joined {
+                results.push(r);
+            }
+        }
+        let failed = |r: &&(Option<String>, crate::health::Probe)| r.1.result.is_err();
+        let round = Round {
+            interval: policy.interval,
+            started_late,
+            event_loop_late: load::event_loop_lateness(),
+            new_probes: results.iter().filter(|r| r.0.is_some()).count(),
+            new_failed: results
+                .iter()
+                .filter(|r| r.0.is_some())
+                .filter(failed)
+                .count(),
+            old_probes: results.iter().filter(|r| r.0.is_none()).count(),
+            old_failed: results
+                .iter()
+                .filter(|r| r.0.is_none())
+                .filter(failed)
+                .count(),
+            connect_failed: results
+                .iter()
+                .filter(|r| matches!(r.1.result, Err(ProbeFailure::Connect(_))))
+                .count(),
+        };
+        rounds += 1;
+        let unsure = inconclusive(&round);
+        if let Some(why) = &unsure {
+            unsure_rounds += 1;
+            if unsure_why.as_ref() != Some(why) {
+                tracing::warn!(revision = %revision, why = %why, "inconclusive probe round: the new tasks' failures are not counted");
+            }
+            unsure_why = Some(why.clone());
+        }
+        for (arn, probe) in results {
+            let Some(s) = arn.and_then(|a| seen.get_mut(&a)) else {
                 continue;
             };
             match probe.result {
@@ -230,6 +351,8 @@ pub async fn verify(
                     s.ok += 1;
                     s.failed = 0;
                 }
+                // Not counted against the task: the round proves nothing.
+                Err(_) if unsure.is_some() => {}
                 Err(e) => {
                     probes_failed += 1;
                     s.failed += 1;
@@ -330,11 +453,113 @@ pub async fn verify(
                     seen.get(&t.arn)?.last_error.as_deref()?
                 ))
             }));
-            return Err(fail(
-                reasons,
-                running_now.iter().map(|t| t.id().to_owned()).collect(),
-            ));
+            let tasks = running_now.iter().map(|t| t.id().to_owned()).collect();
+            if let Some(why) = unsure_why {
+                reasons.push(format!(
+                    "{unsure_rounds} of {rounds} probe rounds were inconclusive ({why}); the revision is not blamed"
+                ));
+                return Err(VerifyError::Inconclusive(Failure { reasons, tasks }));
+            }
+            return Err(fail(reasons, tasks));
         }
         tokio::time::sleep(policy.interval).await;
+        planned = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round() -> Round {
+        Round {
+            interval: Duration::from_secs(15),
+            started_late: Duration::ZERO,
+            event_loop_late: Duration::ZERO,
+            new_probes: 2,
+            new_failed: 2,
+            old_probes: 2,
+            old_failed: 0,
+            connect_failed: 0,
+        }
+    }
+
+    #[test]
+    fn new_tasks_failing_while_old_ones_answer_is_evidence() {
+        assert_eq!(inconclusive(&round()), None);
+        // One old task failing too is not "all of them".
+        assert_eq!(
+            inconclusive(&Round {
+                old_failed: 1,
+                ..round()
+            }),
+            None
+        );
+        // Without a baseline, failures count unless a self-check says otherwise.
+        assert_eq!(
+            inconclusive(&Round {
+                old_probes: 0,
+                old_failed: 0,
+                ..round()
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn old_and_new_failing_together_proves_nothing() {
+        let why = inconclusive(&Round {
+            old_failed: 2,
+            ..round()
+        })
+        .expect("inconclusive");
+        assert!(why.contains("old and new tasks failed together"), "{why}");
+    }
+
+    #[test]
+    fn a_round_that_started_late_proves_nothing() {
+        // The injected clock: this round began 20 s after it was planned, with a 15 s interval.
+        let late = Round {
+            started_late: Duration::from_secs(20),
+            ..round()
+        };
+        let why = inconclusive(&late).expect("inconclusive");
+        assert!(why.contains("started 20.0 s late"), "{why}");
+        // Within the interval it is not.
+        assert_eq!(
+            inconclusive(&Round {
+                started_late: Duration::from_secs(10),
+                ..round()
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn a_late_event_loop_or_no_connection_at_all_proves_nothing() {
+        let busy = Round {
+            event_loop_late: Duration::from_millis(1500),
+            ..round()
+        };
+        assert!(inconclusive(&busy).is_some_and(|w| w.contains("event loop")));
+        let cut = Round {
+            old_probes: 0,
+            old_failed: 0,
+            connect_failed: 2,
+            ..round()
+        };
+        assert!(inconclusive(&cut).is_some_and(|w| w.contains("connect")));
+    }
+
+    #[test]
+    fn success_is_evidence_whatever_the_load() {
+        let ok = Round {
+            new_failed: 0,
+            started_late: Duration::from_secs(60),
+            event_loop_late: Duration::from_secs(5),
+            old_failed: 2,
+            ..round()
+        };
+        assert_eq!(inconclusive(&ok), None);
     }
 }

@@ -61,7 +61,17 @@ pub fn spawn(
                 let service = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
                     let task_id = task_id.clone();
-                    async move { Ok::<_, Infallible>(answer(&shared, &task_id, &req)) }
+                    async move {
+                        // A cut path: hold the answer until it is restored (the prober's
+                        // timeout fires first).
+                        while shared
+                            .unreachable
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        Ok::<_, Infallible>(answer(&shared, &task_id, &req))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)

@@ -99,6 +99,9 @@ pub struct Shared {
     ca: Authority,
     rogue_ca: Authority,
     options: SimOptions,
+    /// While set, no fake ActiveGate answers a probe (the path from the prober to the tasks
+    /// is cut, or the prober is too slow): probes time out, ECS sees its tasks healthy.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -174,6 +177,7 @@ impl Sim {
             ca,
             rogue_ca,
             options,
+            unreachable: std::sync::atomic::AtomicBool::new(false),
         });
         let (shutdown, rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, shared.clone(), rx.clone()));
@@ -293,6 +297,21 @@ impl SimHandle {
             .lock()
             .faults
             .insert(operation.to_owned(), fault);
+    }
+
+    /// Cuts (true) or restores (false) the network path to every task's HTTPS endpoint: the
+    /// fake ActiveGates hold their answers while it is cut. ECS's own view is unchanged.
+    pub fn set_unreachable(&self, cut: bool) {
+        self.shared
+            .unreachable
+            .store(cut, std::sync::atomic::Ordering::Relaxed);
+        let now = self.shared.clock.now();
+        self.shared.lock().record(
+            now,
+            "network",
+            "tasks",
+            if cut { "cut" } else { "restored" },
+        );
     }
 
     pub fn clear_faults(&self) {
