@@ -283,46 +283,91 @@ fn an_invalid_log_filter_is_bad_input() {
 }
 
 #[test]
-fn the_demo_tells_its_three_stories() {
+fn the_demo_tells_its_stories_blue_green() {
     let dir = tempfile::tempdir().expect("temp dir");
     let chart = dir.path().join("timeline.svg");
     let o = run_env(&["demo", "--svg", path_str(&chart)], &[]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
-    assert!(
-        out.contains("| 1.301.70.20241127-162512 | verified (service created) |"),
-        "{out}"
-    );
-    assert!(
-        out.contains("| 1.303.10.20250115-101010 | verified |"),
-        "{out}"
-    );
-    assert!(
-        out.contains("| 1.305.0.20250301-000000 | rolled-back |"),
-        "{out}"
-    );
-    assert!(
-        out.contains("| 1.303.10.20250115-101010 | unchanged |"),
-        "{out}"
-    );
-    // During the two rollouts after creation, both tasks stayed healthy throughout: the
-    // fewest healthy is 2/2 and no moment had no healthy task.
-    for line in out
+    // The summary: one row per story, `| story | version | outcome | reconcile | detect |
+    // until only good tasks serve | fewest healthy | moments with no healthy task |`.
+    let rows: Vec<Vec<&str>> = out
         .lines()
-        .filter(|l| l.starts_with("| 1.30") && !l.contains("created"))
-    {
-        assert!(line.ends_with("| 2/2 | 0 |"), "{line}");
+        .filter(|l| l.starts_with("| ") && l.contains(" | 1.30"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let stories: Vec<(&str, &str, &str)> = rows.iter().map(|c| (c[1], c[2], c[3])).collect();
+    assert_eq!(
+        stories,
+        vec![
+            (
+                "0",
+                "1.301.70.20241127-162512",
+                "verified (service created)"
+            ),
+            ("1", "1.303.10.20250115-101010", "verified (green promoted)"),
+            (
+                "2",
+                "1.305.0.20250301-000000",
+                "rolled-back (green deleted)"
+            ),
+            ("3", "1.303.10.20250115-101010", "unchanged"),
+            (
+                "4",
+                "1.307.2.20250410-080000",
+                "rolled-back (green deleted)"
+            ),
+        ],
+        "{out}"
+    );
+    for cells in &rows {
+        // No moment without a healthy task in any story, the service's creation included.
+        assert_eq!(
+            cells[8], "0",
+            "moments with no healthy task: {cells:?}\n{out}"
+        );
+        // After creation, blue kept both tasks healthy throughout every story.
+        if cells[1] != "0" {
+            assert_eq!(cells[7], "2/2", "fewest healthy: {cells:?}\n{out}");
+        }
     }
-    // The broken version's detection and roll-back times come from the simulator's timeline.
-    let broken = out
-        .lines()
-        .find(|l| l.contains("rolled-back"))
-        .expect("the broken story");
-    let cells: Vec<&str> = broken.split('|').map(str::trim).collect();
-    assert!(
-        cells[4].ends_with(" s") && cells[5].ends_with(" s"),
-        "{broken}"
-    );
+    // The two failed versions: detection and the time until only good tasks serve come from
+    // the simulator's timeline.
+    for cells in rows.iter().filter(|c| c[3].starts_with("rolled-back")) {
+        assert!(
+            cells[5].ends_with(" s") && cells[6].ends_with(" s"),
+            "{cells:?}"
+        );
+    }
+    // The version that turns bad 150 s after RUNNING: healthy first, caught during the bake
+    // (detected well within the bake's 240 s of it turning bad), green deleted, blue never
+    // stopped, quarantined.
+    let detect: f64 = rows[4][5]
+        .trim_end_matches(" s")
+        .parse()
+        .expect("a detection time");
+    assert!(detect > 0.0 && detect < 240.0, "{detect}");
+    let fourth = out
+        .split("\n4. ")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("the fourth story");
+    for text in [
+        "green (rev 4) was healthy",
+        "turned bad 150 s after RUNNING",
+        "inside its 240 s bake",
+        "Its task set was deleted; blue (rev 2) kept serving: none of its tasks stopped, never fewer than 2 healthy",
+        "1.307.2.20250410-080000 is quarantined.",
+    ] {
+        assert!(fourth.contains(text), "{text:?} is missing from:\n{fourth}");
+    }
+    // Green ran beside blue: four tasks, two of each revision, in stories 1 and 4.
+    for pair in [
+        "[blue rev 1: 2/2, green rev 2: 2/2]",
+        "[blue rev 2: 2/2, green rev 4: 2/2]",
+    ] {
+        assert!(out.contains(pair), "{pair} is missing:\n{out}");
+    }
     // The chart: written where asked, and its path printed.
     assert!(
         out.contains(&format!("timeline chart: {}", chart.display())),
@@ -334,7 +379,12 @@ fn the_demo_tells_its_three_stories() {
         "rev 1 1.301.70",
         "rev 2 1.303.10",
         "rev 3 1.305.0",
+        "rev 4 1.307.2",
         "2. broken version",
+        "4. turns bad in the bake",
+        ">blue · rev 1<",
+        ">green · rev 2<",
+        "blue: last good set, serving",
     ] {
         assert!(svg.contains(text), "{text} is missing from the chart");
     }

@@ -1,4 +1,5 @@
-//! The demo's timeline as an SVG chart: running tasks per revision (stacked), healthy tasks (a
+//! The demo's timeline as an SVG chart: running tasks per revision (stacked, one colour per
+//! revision; while two task sets run, each band is labelled blue or green), healthy tasks (a
 //! line), the daemon's probe results (a strip of ticks) and the stories (markers). Plain SVG
 //! text, no dependency; it opens in any browser.
 
@@ -10,8 +11,10 @@ use std::fmt::Write;
 pub struct Sample {
     /// Seconds since the demo started.
     pub t: f64,
-    /// `(revision, running, healthy)`.
+    /// `(revision, running, healthy)`, oldest revision first.
     pub revisions: Vec<(u32, usize, usize)>,
+    /// The revision the daemon last verified: blue while another (green) runs beside it.
+    pub serving: Option<u32>,
     /// The daemon's probes since the previous sample.
     pub probes_ok: u64,
     pub probes_failed: u64,
@@ -20,6 +23,19 @@ pub struct Sample {
 impl Sample {
     pub fn healthy(&self) -> usize {
         self.revisions.iter().map(|r| r.2).sum()
+    }
+
+    /// `blue` or `green` while more than one revision runs: blue is the serving one, green
+    /// any other; `None` while one revision runs alone.
+    pub fn role(&self, rev: u32) -> Option<&'static str> {
+        if self.revisions.len() < 2 {
+            return None;
+        }
+        let serving = self.serving?;
+        if !self.revisions.iter().any(|r| r.0 == serving) {
+            return None;
+        }
+        Some(if rev == serving { "blue" } else { "green" })
     }
 }
 
@@ -33,16 +49,20 @@ pub struct Timeline {
     pub names: BTreeMap<u32, String>,
 }
 
-const W: f64 = 960.0;
+const W: f64 = 1000.0;
 const H: f64 = 370.0;
 const LEFT: f64 = 56.0;
-const RIGHT: f64 = 190.0;
+const RIGHT: f64 = 220.0;
 const TOP: f64 = 48.0;
 const PLOT_H: f64 = 260.0;
 const STRIP: f64 = 18.0;
+/// Revision fills: no blue and no green, so that a revision's colour never contradicts its
+/// blue or green label.
 const COLORS: &[&str] = &[
-    "#9ecae1", "#a1d99b", "#fdae6b", "#bcbddc", "#fc9272", "#c7e9c0", "#fdd0a2",
+    "#d9d9d9", "#fdd49e", "#cab2d6", "#fb9a99", "#fee391", "#bdbdbd", "#f4a582",
 ];
+const BLUE: &str = "#2166ac";
+const GREEN: &str = "#1b7837";
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -114,6 +134,51 @@ pub fn render(t: &Timeline, title: &str) -> String {
             );
             stacked += running;
         }
+    }
+    // Blue and green: while two task sets run side by side, each band says which it is,
+    // once per stretch with the same revisions.
+    let roles = |s: &Sample| -> Option<Vec<(u32, &'static str)>> {
+        s.revisions
+            .iter()
+            .map(|r| s.role(r.0).map(|role| (r.0, role)))
+            .collect()
+    };
+    let mut i = 0;
+    while i < t.samples.len() {
+        let Some(key) = roles(&t.samples[i]) else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < t.samples.len() && roles(&t.samples[j]).as_ref() == Some(&key) {
+            j += 1;
+        }
+        let (x0, x1) = (
+            x(t.samples[i].t),
+            x(t.samples.get(j).map_or(t.samples[j - 1].t, |s| s.t)),
+        );
+        let mid = &t.samples[(i + j - 1) / 2];
+        let mut stacked = 0usize;
+        for (rev, running, _) in &mid.revisions {
+            let role = mid.role(*rev).unwrap_or_default();
+            let text = if x1 - x0 >= 84.0 {
+                format!("{role} · rev {rev}")
+            } else {
+                role.to_owned()
+            };
+            if *running > 0 && x1 - x0 >= 30.0 {
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="bold" text-anchor="middle" fill="{}">{}</text>"#,
+                    (x0 + x1) / 2.0,
+                    y(stacked as f64 + *running as f64 / 2.0) + 4.0,
+                    if role == "blue" { BLUE } else { GREEN },
+                    escape(&text)
+                );
+            }
+            stacked += running;
+        }
+        i = j;
     }
     // Healthy tasks: a step line.
     let mut path = String::new();
@@ -219,6 +284,18 @@ pub fn render(t: &Timeline, title: &str) -> String {
         ly + 10.0
     );
     ly += 18.0;
+    for (fill, label) in [
+        (BLUE, "blue: last good set, serving"),
+        (GREEN, "green: new set beside it"),
+    ] {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{lx}" y="{}" font-size="11" font-weight="bold" fill="{fill}">{}</text>"#,
+            ly + 10.0,
+            escape(label)
+        );
+        ly += 18.0;
+    }
     for (fill, label) in [("#41ab5d", "probes all OK"), ("#d7301f", "a probe failed")] {
         let _ = writeln!(
             svg,
@@ -247,12 +324,14 @@ mod tests {
             Sample {
                 t: 5.0,
                 revisions: vec![(1, 2, 2), (2, 2, 0)],
+                serving: Some(1),
                 probes_ok: 4,
                 probes_failed: 0,
             },
             Sample {
                 t: 10.0,
                 revisions: vec![(1, 2, 2)],
+                serving: Some(1),
                 probes_ok: 2,
                 probes_failed: 3,
             },
@@ -266,6 +345,10 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("rev 1 1.301") && svg.contains("rev 2 1.305 &amp; co"));
         assert!(svg.contains("2. a &lt;broken&gt; version"));
+        // While rev 2 runs beside rev 1 (serving), the bands say blue and green, once each.
+        assert_eq!(svg.matches(">blue · rev 1<").count(), 1, "{svg}");
+        assert_eq!(svg.matches(">green · rev 2<").count(), 1, "{svg}");
+        assert!(svg.contains("blue: last good set, serving"));
         // A red tick in the probe strip (legend swatches are 12 high, strip ticks 18).
         assert!(
             svg.contains(&format!("height=\"{STRIP}\" fill=\"#d7301f\"")),
@@ -274,5 +357,23 @@ mod tests {
         assert!(svg.contains("<path d=\"M"));
         // Every element is closed: as many opening `<` as `>` (no text holds either).
         assert_eq!(svg.matches('<').count(), svg.matches('>').count());
+    }
+
+    #[test]
+    fn roles_need_two_revisions_and_the_serving_one_among_them() {
+        let s = |revisions: Vec<(u32, usize, usize)>, serving| Sample {
+            revisions,
+            serving,
+            ..Sample::default()
+        };
+        let alone = s(vec![(2, 2, 2)], Some(2));
+        assert_eq!(alone.role(2), None);
+        let side_by_side = s(vec![(2, 2, 2), (3, 2, 0)], Some(2));
+        assert_eq!(
+            (side_by_side.role(2), side_by_side.role(3)),
+            (Some("blue"), Some("green"))
+        );
+        // Before the first verification nothing is blue.
+        assert_eq!(s(vec![(1, 1, 0), (2, 1, 0)], None).role(1), None);
     }
 }
