@@ -1223,6 +1223,7 @@ impl Target {
                 .load_balancer
                 .as_ref()
                 .map(|l| l.target_group_arn.clone()),
+            at: BTreeMap::new(),
         }
     }
 }

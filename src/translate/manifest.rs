@@ -158,13 +158,13 @@ pub struct NameRef {
 pub struct Container {
     pub name: Spanned<String>,
     #[serde(default)]
-    pub image: Option<String>,
+    pub image: Option<Spanned<String>>,
     #[serde(default)]
     pub command: Vec<Spanned<String>>,
     #[serde(default)]
     pub args: Vec<Spanned<String>>,
     #[serde(default)]
-    pub working_dir: Option<String>,
+    pub working_dir: Option<Spanned<String>>,
     #[serde(default)]
     pub ports: Vec<ContainerPort>,
     #[serde(default)]
@@ -188,7 +188,8 @@ pub struct Container {
 pub struct ContainerPort {
     #[serde(default)]
     pub name: Option<String>,
-    pub container_port: u16,
+    /// Kept with its place: ECS refuses port 0, which the type allows.
+    pub container_port: Spanned<u16>,
     #[serde(default)]
     pub protocol: Option<String>,
 }
@@ -222,8 +223,8 @@ pub struct KeyRef {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
-    pub name: String,
-    pub mount_path: String,
+    pub name: Spanned<String>,
+    pub mount_path: Spanned<String>,
     #[serde(default)]
     pub read_only: bool,
     #[serde(default)]
@@ -233,7 +234,7 @@ pub struct VolumeMount {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Volume {
-    pub name: String,
+    pub name: Spanned<String>,
     #[serde(default)]
     pub empty_dir: Option<EmptyDir>,
     #[serde(default)]
@@ -265,7 +266,7 @@ pub struct SecretVolume {
 #[serde(rename_all = "camelCase", default)]
 pub struct Probe {
     pub http_get: Option<HttpGet>,
-    pub exec: Option<serde_json::Value>,
+    pub exec: Option<Spanned<serde_json::Value>>,
     pub tcp_socket: Option<serde_json::Value>,
     pub grpc: Option<serde_json::Value>,
     pub initial_delay_seconds: Option<u32>,
@@ -278,9 +279,9 @@ pub struct Probe {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpGet {
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
     pub port: Option<IntOrString>,
-    pub scheme: Option<String>,
+    pub scheme: Option<Spanned<String>>,
 }
 
 /// A port given by number or by the name of a container port.
@@ -341,8 +342,8 @@ pub struct Resources {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ResourceList {
-    pub cpu: Option<Quantity>,
-    pub memory: Option<Quantity>,
+    pub cpu: Option<Spanned<Quantity>>,
+    pub memory: Option<Spanned<Quantity>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,7 +442,8 @@ fn yaml_error(source: &str, err: &serde_saphyr::Error) -> TranslateError {
     }
     TranslateError::Yaml {
         at: Where::at(source, line, column),
-        message,
+        // A parser's message may quote the value it could not read.
+        message: crate::model::secret::scrub(&message).into_owned(),
     }
 }
 
@@ -524,9 +526,10 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                     .and_then(|t| t.spec)
                     .ok_or_else(|| TranslateError::Unsupported {
                         at: at.clone(),
-                        message: format!(
+                        message: crate::model::secret::scrub(&format!(
                             "{kind_name}/{name} has no spec.template.spec (the pod template)"
-                        ),
+                        ))
+                        .into_owned(),
                     })?;
             workloads.push(Workload {
                 kind,
@@ -552,7 +555,8 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                         .map(|s| format!("Service/{}", s.name))
                         .collect();
                     kinds.extend(skipped.iter().cloned());
-                    format!(" (found {})", kinds.join(", "))
+                    let found = format!(" (found {})", kinds.join(", "));
+                    crate::model::secret::scrub(&found).into_owned()
                 },
             });
         }
@@ -563,11 +567,12 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                 .collect();
             return Err(TranslateError::Unsupported {
                 at: workloads[1].at.clone(),
-                message: format!(
+                message: crate::model::secret::scrub(&format!(
                     "one ActiveGate workload per manifest, found {}: {}",
                     workloads.len(),
                     names.join(", ")
-                ),
+                ))
+                .into_owned(),
             });
         }
     };

@@ -20,6 +20,8 @@ use crate::model::aws::{
     ServiceRegistryArn, SubnetId, TargetGroupArn,
 };
 use crate::model::fargate;
+use crate::model::limits::{self, Violation};
+use crate::model::secret;
 use crate::model::task_definition::{
     ContainerDefinition, ContainerDependency, HealthCheck, KernelCapabilities, KeyValuePair,
     LinuxParameters, LogConfiguration, MountPoint, PortMapping, RepositoryCredentials,
@@ -31,6 +33,8 @@ pub use report::{Action, Report};
 pub use service::service_document;
 
 use manifest::{Container, IntOrString, Probe};
+use quantity::Quantity;
+use serde_saphyr::Spanned;
 
 /// Everything that can go wrong reading or translating a manifest. All of
 /// these are bad input: the user must change the file or the config.
@@ -49,11 +53,35 @@ pub enum TranslateError {
     #[error("{at}: {message}")]
     Unsupported { at: Where, message: String },
     #[error(
-        "{at}: {what} holds a literal secret; a token must not be written into a manifest \
+        "{at}: {what} holds a literal secret ({shape}); a token must not be written into a manifest \
          or a task definition: store it in Secrets Manager or SSM Parameter Store and name \
          its ARN under [target.secrets] in the config"
     )]
-    LiteralSecret { at: Where, what: String },
+    LiteralSecret {
+        at: Where,
+        what: String,
+        /// What the value looks like, never the value.
+        shape: String,
+    },
+    /// A value ECS would refuse (or one beyond the product's budget), with the
+    /// manifest or config field it came from.
+    #[error("{at}: {source_field} → {violation}")]
+    Limit {
+        at: Where,
+        source_field: String,
+        violation: Violation,
+    },
+    #[error(
+        "{at}: {what}: its $(VAR) references expand to more than {limit} bytes \
+         (an expanded value may hold at most {value_limit} bytes, all of a container's \
+         environment {limit}); write the value out or shorten it"
+    )]
+    ExpansionBudget {
+        at: Where,
+        what: String,
+        limit: usize,
+        value_limit: usize,
+    },
     #[error(
         "{at}: {what} needs {cpu} CPU units and {memory_mib} MiB, more than the largest Fargate size (16384 CPU / 122880 MiB)"
     )]
@@ -114,6 +142,19 @@ pub struct Settings {
     pub assign_public_ip: bool,
     pub service_registry_arn: Option<ServiceRegistryArn>,
     pub target_group_arn: Option<TargetGroupArn>,
+    /// Where each setting was written (`image`, `entry_point`, `environment.DT_TENANT`,
+    /// `network.subnets`, …), so that a refusal of a setting points at its line.
+    pub at: BTreeMap<String, Where>,
+}
+
+impl Settings {
+    /// Where a setting was written; `(config) KEY` when nobody said.
+    pub fn at(&self, key: &str) -> Where {
+        self.at
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Where::file(&format!("(config) {key}")))
+    }
 }
 
 /// The HTTPS readiness probe the daemon runs against every task, taken from
@@ -170,6 +211,15 @@ struct Ctx<'a> {
     report: Report,
     /// `StatefulSet/name spec.template.spec`
     pod_path: String,
+    /// Where each document field came from: (document field, place, source field),
+    /// so that a limit found on the whole document points at its input.
+    origins: Vec<(String, Where, String)>,
+}
+
+/// Placeholder images (`<YOUR_ENVIRONMENT_URL>/linux/activegate`): kept only in a
+/// translation without a config, which reports them as needing a setting.
+fn is_placeholder(image: &str) -> bool {
+    image.contains('<') || image.contains('>')
 }
 
 impl Ctx<'_> {
@@ -191,6 +241,60 @@ impl Ctx<'_> {
         };
         self.report.push(action, source, target, detail);
     }
+
+    /// Records where a document field came from.
+    fn origin(&mut self, target: &str, at: &Where, source: &str) {
+        self.origins
+            .push((target.to_owned(), at.clone(), source.to_owned()));
+    }
+
+    /// Every value copied from the manifest or the config into a document passes
+    /// here: it must not look like a secret, and must keep the field's own limit.
+    fn gate(
+        &mut self,
+        at: &Where,
+        source: &str,
+        target: &str,
+        value: &str,
+        limit: impl FnOnce(&str, &str) -> Result<(), Violation>,
+    ) -> Result<(), TranslateError> {
+        self.origin(target, at, source);
+        if let Some(f) = secret::find(value) {
+            return Err(TranslateError::LiteralSecret {
+                at: at.clone(),
+                what: source.to_owned(),
+                shape: format!("it looks like {}", secret::describe(value, &f)),
+            });
+        }
+        limit(target, value).map_err(|violation| TranslateError::Limit {
+            at: at.clone(),
+            source_field: source.to_owned(),
+            violation,
+        })
+    }
+
+    /// A limit found on a document, pointed at the input it came from: the
+    /// longest recorded field it falls under, else the workload.
+    fn refusal(&self, violation: Violation) -> TranslateError {
+        let best = self
+            .origins
+            .iter()
+            .filter(|(t, ..)| {
+                violation.field == *t
+                    || violation.field.starts_with(&format!("{t}."))
+                    || violation.field.starts_with(&format!("{t}["))
+            })
+            .max_by_key(|(t, ..)| t.len());
+        let (at, source_field) = match best {
+            Some((_, at, src)) => (at.clone(), src.clone()),
+            None => (self.m.workload.at.clone(), self.m.workload.id()),
+        };
+        TranslateError::Limit {
+            at,
+            source_field,
+            violation,
+        }
+    }
 }
 
 /// Translates a parsed manifest with the given settings.
@@ -200,6 +304,7 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
         s,
         report: Report::default(),
         pod_path: "spec.template.spec".into(),
+        origins: Vec::new(),
     };
     for skipped in &m.skipped {
         cx.report.push(
@@ -229,56 +334,120 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
         drop_init_container(&mut cx, init);
     }
 
+    cx.gate(
+        &Where::of(&m.source, &ag.name),
+        &format!("{cpath}.name"),
+        &format!("{tpath}.name"),
+        &ag_name,
+        |f, v| limits::name(f, v, limits::source::CONTAINER_DEFINITION),
+    )?;
+
     // Image.
+    let image_target = format!("{tpath}.image");
     let image = match (&s.image, &ag.image) {
         (Some(img), from) => {
-            let was = from.as_deref().unwrap_or("(none)");
+            cx.gate(
+                &s.at("image"),
+                "(config) image",
+                &image_target,
+                img,
+                limits::image,
+            )?;
+            let was = from
+                .as_ref()
+                .map_or_else(|| "(none)".to_owned(), |f| secret::shown(&f.value));
             cx.note(
                 Action::Adjusted,
                 &format!("{cpath}.image"),
-                Some(&format!("{tpath}.image")),
-                format!("`{img}` from the config (manifest had `{was}`)"),
+                Some(&image_target),
+                format!("`{img}` from the config (manifest had {was})"),
             );
             img.clone()
         }
-        (None, Some(img)) => {
-            if img.contains('<') || img.contains('>') {
+        (None, Some(spanned)) => {
+            let img = &spanned.value;
+            let at = Where::of(&m.source, spanned);
+            let source = format!("{cpath}.image");
+            if is_placeholder(img) {
+                if s.target.is_some() {
+                    return Err(TranslateError::Limit {
+                        at,
+                        source_field: source,
+                        violation: Violation {
+                            field: image_target,
+                            found: format!("the placeholder {}", secret::shown(img)),
+                            allowed: "a real image: set `image` in the config".into(),
+                            source: limits::source::CONTAINER_DEFINITION,
+                        },
+                    });
+                }
+                // A draft without a config: the report asks for the image.
+                cx.gate(&at, &source, &image_target, img, |_, _| Ok(()))?;
+                let shown = secret::shown(img);
                 cx.note(
                     Action::NeedsSetting,
-                    &format!("{cpath}.image"),
-                    Some(&format!("{tpath}.image")),
-                    format!("`{img}` is a placeholder; set `image` in the config"),
+                    &source,
+                    Some(&image_target),
+                    format!("{shown} is a placeholder; set `image` in the config"),
                 );
-            } else if !has_tag_or_digest(img) {
-                cx.note(Action::Warning, &format!("{cpath}.image"), Some(&format!("{tpath}.image")),
-                    format!("`{img}` names no tag or digest; public ActiveGate images carry version tags only, so pin one"));
             } else {
-                cx.note(
-                    Action::Mapped,
-                    &format!("{cpath}.image"),
-                    Some(&format!("{tpath}.image")),
-                    format!("`{img}`"),
-                );
+                cx.gate(&at, &source, &image_target, img, limits::image)?;
+                if !has_tag_or_digest(img) {
+                    cx.note(Action::Warning, &source, Some(&image_target),
+                        format!("`{img}` names no tag or digest; public ActiveGate images carry version tags only, so pin one"));
+                } else {
+                    cx.note(
+                        Action::Mapped,
+                        &source,
+                        Some(&image_target),
+                        format!("`{img}`"),
+                    );
+                }
             }
             img.clone()
         }
         (None, None) => {
             return Err(TranslateError::Unsupported {
                 at: Where::of(&m.source, &ag.name),
-                message: format!("container `{ag_name}` has no image and the config sets none"),
+                message: format!(
+                    "container {} has no image and the config sets none",
+                    secret::shown(&ag_name)
+                ),
             });
         }
     };
 
     let mut c = ContainerDefinition::new(ag_name.clone(), image.clone());
+    cx.origin(&tpath, &Where::of(&m.source, &ag.name), &cpath);
     if let Some(dir) = &ag.working_dir {
-        c.working_directory = Some(dir.clone());
+        cx.gate(
+            &Where::of(&m.source, dir),
+            &format!("{cpath}.workingDir"),
+            &format!("{tpath}.workingDirectory"),
+            &dir.value,
+            limits::path,
+        )?;
+        c.working_directory = Some(dir.value.clone());
         cx.note(
             Action::Mapped,
             &format!("{cpath}.workingDir"),
             Some(&format!("{tpath}.workingDirectory")),
             "",
         );
+    }
+    for (field, list, target) in [
+        ("command", &ag.command, "entryPoint"),
+        ("args", &ag.args, "command"),
+    ] {
+        for (i, a) in list.iter().enumerate() {
+            cx.gate(
+                &Where::of(&m.source, a),
+                &format!("{cpath}.{field}[{i}]"),
+                &format!("{tpath}.{target}[{i}]"),
+                &a.value,
+                |f, v| limits::text(f, v, limits::VALUE_MAX_BYTES, true, limits::source::BUDGET),
+            )?;
+        }
     }
     if !ag.command.is_empty() {
         c.entry_point = ag.command.iter().map(|a| a.value.clone()).collect();
@@ -299,13 +468,13 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
         );
     }
 
-    map_ports(&mut cx, ag, &mut c, &cpath, &tpath);
-    map_environment(&mut cx, ag, &mut c, &cpath, &tpath);
+    map_ports(&mut cx, ag, &mut c, &cpath, &tpath)?;
+    map_environment(&mut cx, ag, &mut c, &cpath, &tpath)?;
     let (cpu, memory) = map_resources(&mut cx, ag, &mut c, &cpath, &tpath)?;
-    map_security(&mut cx, ag, &mut c, &cpath, &tpath);
-    let mut volumes = map_volumes(&mut cx, ag, &mut c, &cpath, &tpath);
-    map_probes(&mut cx, ag, &mut c, &cpath, &tpath);
-    let readiness = readiness(&mut cx, ag, &cpath);
+    map_security(&mut cx, ag, &mut c, &cpath, &tpath)?;
+    let mut volumes = map_volumes(&mut cx, ag, &mut c, &cpath, &tpath)?;
+    map_probes(&mut cx, ag, &mut c, &cpath, &tpath)?;
+    let readiness = readiness(&mut cx, ag, &cpath)?;
     let runtime_platform = map_platform(&mut cx);
 
     if let Some(grace) = pod.termination_grace_period_seconds {
@@ -458,9 +627,13 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
     unmapped::report(&mut cx, &ag_name);
 
     let family = match &s.family {
-        Some(f) => f.to_string(),
+        Some(f) => {
+            cx.origin("family", &s.at("family"), "(config) family");
+            f.to_string()
+        }
         None => {
             let f = sanitize_family(&m.workload.name);
+            cx.gate(&m.workload.at, "metadata.name", "family", &f, |_, _| Ok(()))?;
             cx.note(
                 Action::Mapped,
                 "metadata.name",
@@ -526,6 +699,14 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
         runtime_platform: Some(runtime_platform),
         tags,
     };
+    // The whole document against ECS's limits, before anything prints or registers it.
+    let draft_image = is_placeholder(&image) && s.target.is_none();
+    if let Some(v) = limits::task_definition(&task_definition)
+        .into_iter()
+        .find(|v| !(draft_image && v.field.ends_with(".image")))
+    {
+        return Err(cx.refusal(v));
+    }
     Ok(Translation {
         task_definition,
         report: cx.report,
@@ -580,30 +761,35 @@ fn pick_activegate(m: &Manifest) -> Result<&Container, TranslateError> {
     match cs.len() {
         0 => Err(TranslateError::Unsupported {
             at: m.workload.at.clone(),
-            message: format!(
+            message: secret::scrub(&format!(
                 "{} has no containers (spec.template.spec.containers is empty)",
                 m.workload.id()
-            ),
+            ))
+            .into_owned(),
         }),
         1 => Ok(&cs[0]),
         _ => cs
             .iter()
             .find(|c| c.name.value.contains("activegate"))
             .or_else(|| {
-                cs.iter()
-                    .find(|c| c.image.as_deref().is_some_and(|i| i.contains("activegate")))
+                cs.iter().find(|c| {
+                    c.image
+                        .as_ref()
+                        .is_some_and(|i| i.value.contains("activegate"))
+                })
             })
             .ok_or_else(|| TranslateError::Unsupported {
                 at: m.workload.at.clone(),
-                message: format!(
+                message: secret::scrub(&format!(
                     "{} has {} containers and none is named or imaged like an ActiveGate: {}",
                     m.workload.id(),
                     cs.len(),
                     cs.iter()
-                        .map(|c| c.name.value.as_str())
+                        .map(|c| secret::shown(&c.name.value))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ),
+                ))
+                .into_owned(),
             }),
     }
 }
@@ -614,12 +800,22 @@ fn refuse_literal_secrets(m: &Manifest, c: &Container) -> Result<(), TranslateEr
     for e in &c.env {
         if let Some(v) = &e.value {
             let name = &e.name.value;
-            if !v.value.is_empty()
-                && (secrets::is_secret_name(name) || secrets::contains_dynatrace_token(&v.value))
-            {
+            let found = secret::find(&v.value);
+            if !v.value.is_empty() && (secrets::is_secret_name(name) || found.is_some()) {
                 return Err(TranslateError::LiteralSecret {
                     at: Where::of(&m.source, v),
-                    what: format!("env `{name}` of container `{cname}`"),
+                    what: format!(
+                        "env `{}` of container `{}`",
+                        secret::scrub(name),
+                        secret::scrub(cname)
+                    ),
+                    shape: match found {
+                        Some(f) => format!("it looks like {}", secret::describe(&v.value, &f)),
+                        None => format!(
+                            "a literal value of {} chars under a secret's name",
+                            v.value.chars().count()
+                        ),
+                    },
                 });
             }
         }
@@ -631,7 +827,15 @@ fn refuse_literal_secrets(m: &Manifest, c: &Container) -> Result<(), TranslateEr
             if here || (next_is_secret && !a.value.starts_with('-')) {
                 return Err(TranslateError::LiteralSecret {
                     at: Where::of(&m.source, a),
-                    what: format!("{field}[{i}] of container `{cname}`"),
+                    what: format!("{field}[{i}] of container `{}`", secret::scrub(cname)),
+                    shape: if here {
+                        secret::shape(&a.value)
+                    } else {
+                        format!(
+                            "the value of the flag before it, {} chars",
+                            a.value.chars().count()
+                        )
+                    },
                 });
             }
             next_is_secret = next;
@@ -675,13 +879,46 @@ fn map_ports(
     c: &mut ContainerDefinition,
     cpath: &str,
     tpath: &str,
-) {
+) -> Result<(), TranslateError> {
+    let source = cx.m.source.clone();
+    let mut seen: BTreeMap<u16, String> = BTreeMap::new();
     for (i, p) in ag.ports.iter().enumerate() {
         let protocol = p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
         let src = format!(
             "{cpath}.ports[{}]",
             p.name.clone().unwrap_or_else(|| i.to_string())
         );
+        let at = Where::of(&source, &p.container_port);
+        let port = p.container_port.value;
+        let target = format!("{tpath}.portMappings[{port}]");
+        cx.gate(
+            &at,
+            &format!("{src}.containerPort"),
+            &format!("{target}.containerPort"),
+            "",
+            |f, _| limits::port(f, u32::from(port)),
+        )?;
+        if let Some(name) = &p.name {
+            cx.gate(
+                &at,
+                &format!("{src}.name"),
+                &format!("{target}.name"),
+                name,
+                limits::port_name,
+            )?;
+        }
+        if let Some(first) = seen.insert(port, src.clone()) {
+            return Err(TranslateError::Limit {
+                at,
+                source_field: format!("{src}.containerPort"),
+                violation: Violation {
+                    field: format!("{target}.containerPort"),
+                    found: format!("port {port}, which {first} maps already"),
+                    allowed: "each container port once (ECS cannot expose one port for several protocols)".into(),
+                    source: limits::source::PORT_MAPPING,
+                },
+            });
+        }
         if protocol != "tcp" && protocol != "udp" {
             cx.note(
                 Action::Dropped,
@@ -693,7 +930,7 @@ fn map_ports(
         }
         c.port_mappings.push(PortMapping {
             name: p.name.clone(),
-            container_port: p.container_port,
+            container_port: port,
             protocol,
         });
         cx.note(
@@ -702,22 +939,19 @@ fn map_ports(
             Some(&format!("{tpath}.portMappings")),
             format!(
                 "{}{}",
-                p.container_port,
+                port,
                 p.name
                     .as_ref()
                     .map(|n| format!(" (name `{n}` kept)"))
                     .unwrap_or_default()
             ),
         );
-        if p.container_port != ACTIVEGATE_PORT {
+        if port != ACTIVEGATE_PORT {
             cx.note(
                 Action::Warning,
                 &src,
                 None,
-                format!(
-                    "ActiveGate listens on {ACTIVEGATE_PORT} (HTTPS); port {} is unusual",
-                    p.container_port
-                ),
+                format!("ActiveGate listens on {ACTIVEGATE_PORT} (HTTPS); port {port} is unusual"),
             );
         }
     }
@@ -738,6 +972,7 @@ fn map_ports(
             format!("{ACTIVEGATE_PORT} (ag-https): the port OneAgents and the health probe use"),
         );
     }
+    Ok(())
 }
 
 /// Resolves a named or numbered port against the container's ports.
@@ -748,63 +983,82 @@ fn resolve_port(ag: &Container, port: &IntOrString) -> Option<u16> {
             .ports
             .iter()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .map(|p| p.container_port),
+            .map(|p| p.container_port.value),
     }
 }
 
-/// Expands Kubernetes `$(VAR)` references. Returns the expanded value, or the
-/// names that could not be resolved.
+/// Why `$(VAR)` expansion gave no value.
+#[derive(Debug, PartialEq, Eq)]
+enum Unexpanded {
+    /// These names could not be resolved.
+    Missing(Vec<String>),
+    /// The value would grow beyond its budget (`$(A)$(A)` doubling, variable after
+    /// variable, grows exponentially): refused before anything that large exists.
+    OverBudget,
+}
+
+/// Expands Kubernetes `$(VAR)` references within `budget` bytes of output.
 fn expand(
     value: &str,
     known: &BTreeMap<String, String>,
     entry: Option<&EntryPoint>,
-) -> Result<String, Vec<String>> {
+    budget: usize,
+) -> Result<String, Unexpanded> {
     let mut out = String::new();
     let mut missing = Vec::new();
     let mut rest = value;
-    while let Some(pos) = rest.find("$") {
-        out.push_str(&rest[..pos]);
+    let push = |out: &mut String, piece: &str| {
+        if out.len() + piece.len() > budget {
+            return Err(Unexpanded::OverBudget);
+        }
+        out.push_str(piece);
+        Ok(())
+    };
+    while let Some(pos) = rest.find('$') {
+        push(&mut out, &rest[..pos])?;
         let after = &rest[pos..];
         if let Some(tail) = after.strip_prefix("$$") {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = tail;
         } else if let Some(inner) = after.strip_prefix("$(") {
             match inner.find(')') {
                 Some(end) => {
                     let name = &inner[..end];
-                    let resolved = known.get(name).cloned().or_else(|| {
-                        let e = entry?;
-                        if name.ends_with("_SERVICE_HOST") {
-                            Some(e.host.clone())
-                        } else if name.ends_with("_SERVICE_PORT")
-                            || name.ends_with("_SERVICE_PORT_HTTPS")
-                        {
-                            Some(e.port.to_string())
-                        } else {
-                            None
-                        }
-                    });
+                    let resolved: Option<std::borrow::Cow<'_, str>> = match known.get(name) {
+                        Some(v) => Some(v.as_str().into()),
+                        None => entry.and_then(|e| {
+                            if name.ends_with("_SERVICE_HOST") {
+                                Some(e.host.as_str().into())
+                            } else if name.ends_with("_SERVICE_PORT")
+                                || name.ends_with("_SERVICE_PORT_HTTPS")
+                            {
+                                Some(e.port.to_string().into())
+                            } else {
+                                None
+                            }
+                        }),
+                    };
                     match resolved {
-                        Some(v) => out.push_str(&v),
+                        Some(v) => push(&mut out, &v)?,
                         None => missing.push(name.to_owned()),
                     }
                     rest = &inner[end + 1..];
                 }
                 None => {
-                    out.push_str(after);
+                    push(&mut out, after)?;
                     rest = "";
                 }
             }
         } else {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = &after[1..];
         }
     }
-    out.push_str(rest);
+    push(&mut out, rest)?;
     if missing.is_empty() {
         Ok(out)
     } else {
-        Err(missing)
+        Err(Unexpanded::Missing(missing))
     }
 }
 
@@ -814,13 +1068,24 @@ fn map_environment(
     c: &mut ContainerDefinition,
     cpath: &str,
     tpath: &str,
-) {
+) -> Result<(), TranslateError> {
     let s = cx.s;
+    let source = cx.m.source.clone();
     let target = format!("{tpath}.environment");
     let mut env: BTreeMap<String, String> = BTreeMap::new();
+    // Bytes of names and values so far: the budget of the whole environment.
+    let mut used = 0usize;
     for e in &ag.env {
         let name = e.name.value.clone();
         let src = format!("{cpath}.env[{name}]");
+        let name_at = Where::of(&source, &e.name);
+        cx.gate(
+            &name_at,
+            &src,
+            &format!("{target}[{name}].name"),
+            &name,
+            limits::env_name,
+        )?;
         if let Some(from) = &e.value_from {
             if let Some(r) = &from.secret_key_ref {
                 cx.note(Action::NeedsSetting, &src, None, format!(
@@ -843,6 +1108,10 @@ fn map_environment(
             .as_ref()
             .map(|v| v.value.clone())
             .unwrap_or_default();
+        let at = e
+            .value
+            .as_ref()
+            .map_or_else(|| name_at.clone(), |v| Where::of(&source, v));
         if name.starts_with("DT_ID_SEED_") {
             cx.note(Action::Dropped, &src, None, "seeds the ActiveGate ID from the Kubernetes cluster and namespace; meaningless on ECS");
             continue;
@@ -851,23 +1120,42 @@ fn map_environment(
             // Reported below, with the config's value.
             continue;
         }
+        let value_target = format!("{target}[{name}].value");
         if let Some(ep) = s
             .entry_point
             .as_ref()
             .filter(|_| name == "DT_DNS_ENTRY_POINT")
         {
+            cx.gate(
+                &s.at("entry_point"),
+                "(config) entry_point",
+                &value_target,
+                &ep.url,
+                limits::env_value,
+            )?;
             cx.note(
                 Action::Adjusted,
                 &src,
                 Some(&target),
                 format!("`{}` from the config's entry_point", ep.url),
             );
+            used += name.len() + ep.url.len();
             env.insert(name, ep.url.clone());
             continue;
         }
-        let value = match expand(&raw, &env, s.entry_point.as_ref()) {
+        let budget =
+            limits::VALUE_MAX_BYTES.min(limits::ENVIRONMENT_MAX_BYTES.saturating_sub(used));
+        let value = match expand(&raw, &env, s.entry_point.as_ref(), budget) {
             Ok(v) => v,
-            Err(missing) => {
+            Err(Unexpanded::OverBudget) => {
+                return Err(TranslateError::ExpansionBudget {
+                    at,
+                    what: format!("env `{name}` of container `{}`", ag.name.value),
+                    limit: limits::ENVIRONMENT_MAX_BYTES,
+                    value_limit: limits::VALUE_MAX_BYTES,
+                });
+            }
+            Err(Unexpanded::Missing(missing)) => {
                 let hint = if name == "DT_DNS_ENTRY_POINT"
                     || missing.iter().any(|m| m.contains("_SERVICE_"))
                 {
@@ -887,6 +1175,8 @@ fn map_environment(
                 continue;
             }
         };
+        cx.gate(&at, &src, &value_target, &value, limits::env_value)?;
+        used += name.len() + value.len();
         if name == "DT_CAPABILITIES" {
             let (kept, removed): (Vec<&str>, Vec<&str>) = value
                 .split(',')
@@ -915,7 +1205,7 @@ fn map_environment(
                 Action::Adjusted,
                 &src,
                 Some(&target),
-                format!("`$(...)` references resolved to `{value}`"),
+                format!("`$(...)` references resolved to {}", secret::shown(&value)),
             );
         } else {
             cx.note(Action::Mapped, &src, Some(&target), "");
@@ -929,6 +1219,14 @@ fn map_environment(
         } else {
             (Action::Added, format!("(config) environment.{name}"))
         };
+        let key = format!("environment.{name}");
+        cx.gate(
+            &s.at(&key),
+            &format!("(config) {key}"),
+            &format!("{target}[{name}].value"),
+            value,
+            limits::env_value,
+        )?;
         cx.note(
             action,
             &src,
@@ -951,6 +1249,7 @@ fn map_environment(
         .into_iter()
         .map(|(name, value)| KeyValuePair { name, value })
         .collect();
+    Ok(())
 }
 
 /// Maps requests/limits to container reservations and the task size.
@@ -964,10 +1263,17 @@ fn map_resources(
     let res = ag.resources.as_ref();
     let req = res.and_then(|r| r.requests.as_ref());
     let lim = res.and_then(|r| r.limits.as_ref());
-    let cpu_req = req.and_then(|r| r.cpu.as_ref());
-    let cpu_lim = lim.and_then(|r| r.cpu.as_ref());
-    let mem_req = req.and_then(|r| r.memory.as_ref());
-    let mem_lim = lim.and_then(|r| r.memory.as_ref());
+    let source = cx.m.source.clone();
+    fn spanned<'q>(
+        source: &str,
+        q: Option<&'q Spanned<Quantity>>,
+    ) -> Option<(&'q Quantity, Where)> {
+        q.map(|q| (&q.value, Where::of(source, q)))
+    }
+    let (cpu_req, cpu_req_at) = spanned(&source, req.and_then(|r| r.cpu.as_ref())).unzip();
+    let (cpu_lim, _) = spanned(&source, lim.and_then(|r| r.cpu.as_ref())).unzip();
+    let (mem_req, mem_req_at) = spanned(&source, req.and_then(|r| r.memory.as_ref())).unzip();
+    let (mem_lim, mem_lim_at) = spanned(&source, lim.and_then(|r| r.memory.as_ref())).unzip();
 
     // The task must cover the larger of request and limit.
     let cpu_need = cpu_req
@@ -993,7 +1299,7 @@ fn map_resources(
     };
     let too_big = || TranslateError::TooLargeForFargate {
         at: Where::of(&cx.m.source, &ag.name),
-        what: format!("container `{}`", ag.name.value),
+        what: format!("container {}", secret::shown(&ag.name.value)),
         cpu: cpu_need,
         memory_mib: mem_need,
     };
@@ -1004,6 +1310,13 @@ fn map_resources(
 
     if let Some(q) = cpu_req.or(cpu_lim) {
         let units = u32::try_from(q.cpu_units()).map_err(|_| too_big())?;
+        if let Some(at) = cpu_req_at.as_ref() {
+            cx.origin(
+                &format!("{tpath}.cpu"),
+                at,
+                &format!("{cpath}.resources.requests.cpu"),
+            );
+        }
         c.cpu = Some(units);
         let which = if cpu_req.is_some() {
             "requests"
@@ -1017,18 +1330,74 @@ fn map_resources(
             format!("{q} → {units} CPU units (1024 per vCPU)"),
         );
     }
-    if let Some(q) = mem_req {
-        let mib = u32::try_from(q.mebibytes()).map_err(|_| too_big())?;
-        c.memory_reservation = Some(mib);
-        cx.note(
-            Action::Adjusted,
-            &format!("{cpath}.resources.requests.memory"),
-            Some(&format!("{tpath}.memoryReservation")),
-            format!("{q} → {mib} MiB (soft reservation)"),
-        );
+    let mib_of = |q: Option<&Quantity>| -> Result<Option<u32>, TranslateError> {
+        q.map(|q| u32::try_from(q.mebibytes()).map_err(|_| too_big()))
+            .transpose()
+    };
+    let (reservation, hard) = (mib_of(mem_req)?, mib_of(mem_lim)?);
+    // Checked with the place of the quantity that breaks the limit: the limit when it
+    // is below the request or Docker's minimum, else the request.
+    let limit_error = limits::container_memory(&tpath, hard, None, size.memory_mib)
+        .err()
+        .map(|v| (v, mem_lim_at.clone(), "limits"))
+        .or_else(|| {
+            limits::container_memory(&tpath, None, reservation, size.memory_mib)
+                .err()
+                .map(|v| (v, mem_req_at.clone(), "requests"))
+        })
+        .or_else(|| match (hard, reservation) {
+            (Some(h), Some(r)) if h < r => Some((
+                Violation {
+                    field: format!("{tpath}.memory"),
+                    found: format!("{h} MiB with memoryReservation {r} MiB"),
+                    allowed: "a memory limit at least the request (ECS wants memory above memoryReservation; Kubernetes refuses limits below requests too)".into(),
+                    source: limits::source::CONTAINER_DEFINITION,
+                },
+                mem_lim_at.clone(),
+                "limits",
+            )),
+            _ => None,
+        });
+    if let Some((violation, at, which)) = limit_error {
+        return Err(TranslateError::Limit {
+            at: at.unwrap_or_else(|| Where::of(&cx.m.source, &ag.name)),
+            source_field: format!("{cpath}.resources.{which}.memory"),
+            violation,
+        });
     }
-    if let Some(q) = mem_lim {
-        let mib = u32::try_from(q.mebibytes()).map_err(|_| too_big())?;
+    if let (Some(q), Some(mib)) = (mem_req, reservation) {
+        if hard == Some(mib) {
+            cx.note(
+                Action::Adjusted,
+                &format!("{cpath}.resources.requests.memory"),
+                Some(&format!("{tpath}.memoryReservation")),
+                format!("{q} → not set: equal to the limit, and ECS wants a reservation below the hard limit (without one, the hard limit is what is reserved)"),
+            );
+        } else {
+            c.memory_reservation = Some(mib);
+            cx.note(
+                Action::Adjusted,
+                &format!("{cpath}.resources.requests.memory"),
+                Some(&format!("{tpath}.memoryReservation")),
+                format!("{q} → {mib} MiB (soft reservation)"),
+            );
+        }
+        if let Some(at) = mem_req_at.as_ref() {
+            cx.origin(
+                &format!("{tpath}.memoryReservation"),
+                at,
+                &format!("{cpath}.resources.requests.memory"),
+            );
+        }
+    }
+    if let (Some(q), Some(mib)) = (mem_lim, hard) {
+        if let Some(at) = mem_lim_at.as_ref() {
+            cx.origin(
+                &format!("{tpath}.memory"),
+                at,
+                &format!("{cpath}.resources.limits.memory"),
+            );
+        }
         c.memory = Some(mib);
         cx.note(
             Action::Adjusted,
@@ -1076,7 +1445,7 @@ fn map_security(
     c: &mut ContainerDefinition,
     cpath: &str,
     tpath: &str,
-) {
+) -> Result<(), TranslateError> {
     let pod = cx.m.workload.pod.security_context.as_ref();
     let sc = ag.security_context.as_ref();
     let p = format!("{cpath}.securityContext");
@@ -1121,6 +1490,31 @@ fn map_security(
         _ => {}
     }
     if let Some(caps) = sc.and_then(|s| s.capabilities.as_ref()) {
+        let at = Where::of(&cx.m.source, &ag.name);
+        for (i, cap) in caps.drop.iter().chain(&caps.add).enumerate() {
+            cx.gate(
+                &at,
+                &format!("{p}.capabilities[{i}]"),
+                &format!("{tpath}.linuxParameters.capabilities"),
+                cap,
+                |f, v| {
+                    let ok = !v.is_empty()
+                        && v.len() <= 64
+                        && v.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(Violation {
+                            field: f.to_owned(),
+                            found: secret::shown(v),
+                            allowed: "a Linux capability name such as `ALL` or `NET_BIND_SERVICE`"
+                                .into(),
+                            source: limits::source::CONTAINER_DEFINITION,
+                        })
+                    }
+                },
+            )?;
+        }
         let drop: Vec<String> = caps.drop.iter().map(|d| d.to_ascii_uppercase()).collect();
         let (add, refused): (Vec<String>, Vec<String>) = caps
             .add
@@ -1208,6 +1602,7 @@ fn map_security(
             "ECS cannot set volume group ownership",
         );
     }
+    Ok(())
 }
 
 /// emptyDir volumes → task volumes; mounts → mountPoints; the writable paths
@@ -1218,15 +1613,16 @@ fn map_volumes(
     c: &mut ContainerDefinition,
     cpath: &str,
     tpath: &str,
-) -> Vec<Volume> {
+) -> Result<Vec<Volume>, TranslateError> {
     let pod = &cx.m.workload.pod;
+    let source = cx.m.source.clone();
     let mut volumes: Vec<Volume> = Vec::new();
     let mut usable: BTreeSet<String> = BTreeSet::new();
     // Reported once the mounts show whether a volume is used.
     let mut pending: BTreeMap<String, (Action, String)> = BTreeMap::new();
     let mut tokens_volume: Option<String> = None;
     for v in &pod.volumes {
-        let src = format!("volumes[{}]", v.name);
+        let src = format!("volumes[{}]", v.name.value);
         if let Some(ed) = &v.empty_dir {
             let mut detail = String::from("Fargate task-scoped volume (lives as long as the task)");
             if ed.medium.as_deref() == Some("Memory") {
@@ -1240,22 +1636,22 @@ fn map_volumes(
             } else {
                 Action::Mapped
             };
-            pending.insert(v.name.clone(), (action, detail));
-            usable.insert(v.name.clone());
+            pending.insert(v.name.value.clone(), (action, detail));
+            usable.insert(v.name.value.clone());
         } else if v.secret.is_some() {
             let mounted_at_tokens = ag
                 .volume_mounts
                 .iter()
-                .any(|m| m.name == v.name && m.mount_path == secrets::TOKENS_DIR);
+                .any(|m| m.name.value == v.name.value && m.mount_path.value == secrets::TOKENS_DIR);
             if mounted_at_tokens {
-                tokens_volume = Some(v.name.clone());
-                usable.insert(v.name.clone());
+                tokens_volume = Some(v.name.value.clone());
+                usable.insert(v.name.value.clone());
                 let detail = if cx.s.tenant_token.is_some() {
                     "Kubernetes secret volume → task volume filled by the token-writer init container from ECS secrets"
                 } else {
                     "Kubernetes secret volume → task volume; nothing fills it until `secrets.tenant_token` is set"
                 };
-                pending.insert(v.name.clone(), (Action::Adjusted, detail.to_owned()));
+                pending.insert(v.name.value.clone(), (Action::Adjusted, detail.to_owned()));
             } else {
                 let secret = v
                     .secret
@@ -1281,21 +1677,21 @@ fn map_volumes(
 
     let mut used: BTreeSet<String> = BTreeSet::new();
     for m in &ag.volume_mounts {
-        let src = format!("{cpath}.volumeMounts[{}]", m.name);
-        if !usable.contains(&m.name) {
+        let src = format!("{cpath}.volumeMounts[{}]", m.name.value);
+        if !usable.contains(&m.name.value) {
             cx.note(
                 Action::Dropped,
                 &src,
                 None,
                 format!(
                     "mount of `{}` at {}: its volume was not translated",
-                    m.name, m.mount_path
+                    m.name.value, m.mount_path.value
                 ),
             );
             continue;
         }
         if let Some(sub) = &m.sub_path {
-            let why = if m.mount_path.contains("jre/lib/security/cacerts") {
+            let why = if m.mount_path.value.contains("jre/lib/security/cacerts") {
                 "the trust store built for kubernetes_monitoring; dropped with the certificate-loader init container"
             } else {
                 "ECS mounts whole volumes; subPath cannot be expressed"
@@ -1304,17 +1700,35 @@ fn map_volumes(
                 Action::Dropped,
                 &src,
                 None,
-                format!("mount at {} with subPath `{sub}`: {why}", m.mount_path),
+                format!(
+                    "mount at {} with subPath `{sub}`: {why}",
+                    m.mount_path.value
+                ),
             );
             continue;
         }
-        let read_only = m.read_only || Some(&m.name) == tokens_volume.as_ref();
+        let read_only = m.read_only || Some(&m.name.value) == tokens_volume.as_ref();
+        let target = format!("{tpath}.mountPoints[{}]", m.name.value);
+        cx.gate(
+            &Where::of(&source, &m.mount_path),
+            &format!("{src}.mountPath"),
+            &format!("{target}.containerPath"),
+            &m.mount_path.value,
+            limits::path,
+        )?;
+        cx.gate(
+            &Where::of(&source, &m.name),
+            &format!("{src}.name"),
+            &format!("{target}.sourceVolume"),
+            &m.name.value,
+            |f, v| limits::name(f, v, limits::source::REGISTER_TASK_DEFINITION),
+        )?;
         c.mount_points.push(MountPoint {
-            source_volume: m.name.clone(),
-            container_path: m.mount_path.clone(),
+            source_volume: m.name.value.clone(),
+            container_path: m.mount_path.value.clone(),
             read_only,
         });
-        used.insert(m.name.clone());
+        used.insert(m.name.value.clone());
         cx.note(
             if read_only != m.read_only {
                 Action::Adjusted
@@ -1325,20 +1739,27 @@ fn map_volumes(
             Some(&format!("{tpath}.mountPoints")),
             format!(
                 "{}{}",
-                m.mount_path,
+                m.mount_path.value,
                 if read_only { " (read-only)" } else { "" }
             ),
         );
     }
     for v in &pod.volumes {
-        let Some((action, detail)) = pending.remove(&v.name) else {
+        let Some((action, detail)) = pending.remove(&v.name.value) else {
             continue;
         };
-        let src = format!("volumes[{}]", v.name);
-        if used.contains(&v.name) {
+        let src = format!("volumes[{}]", v.name.value);
+        if used.contains(&v.name.value) {
+            cx.gate(
+                &Where::of(&source, &v.name),
+                &format!("{src}.name"),
+                &format!("{src}.name"),
+                &v.name.value,
+                |f, x| limits::name(f, x, limits::source::REGISTER_TASK_DEFINITION),
+            )?;
             cx.note(action, &src, Some(&src), detail);
             volumes.push(Volume {
-                name: v.name.clone(),
+                name: v.name.value.clone(),
             });
         } else {
             cx.note(
@@ -1368,7 +1789,7 @@ fn map_volumes(
             }
         }
     }
-    volumes
+    Ok(volumes)
 }
 
 fn probe_port(ag: &Container, probe: &Probe) -> u16 {
@@ -1389,13 +1810,82 @@ fn clamp_note(what: &str, value: u32, lo: u32, hi: u32, notes: &mut Vec<String>)
     v
 }
 
+/// Characters a probe path may hold: it becomes part of a shell command (the
+/// container health check), so nothing the shell would read differently.
+fn probe_path_limit(field: &str, path: &str) -> Result<(), Violation> {
+    let ok = path.starts_with('/')
+        && path.len() <= 1024
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._~%=:@+,-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Violation {
+            field: field.to_owned(),
+            found: secret::shown(path),
+            allowed: "a path of at most 1024 letters, digits and `/._~%=:@+,-`, starting with `/` (it becomes part of the health check's shell command)".into(),
+            source: limits::source::HEALTH_CHECK,
+        })
+    }
+}
+
+/// The probe's path and scheme (`http` or `https`), checked.
+fn probe_target(
+    cx: &mut Ctx<'_>,
+    h: &manifest::HttpGet,
+    src: &str,
+    target: &str,
+    default_path: &str,
+) -> Result<(String, String), TranslateError> {
+    let source = cx.m.source.clone();
+    let path = match &h.path {
+        Some(p) => {
+            cx.gate(
+                &Where::of(&source, p),
+                &format!("{src}.httpGet.path"),
+                target,
+                &p.value,
+                probe_path_limit,
+            )?;
+            p.value.clone()
+        }
+        None => default_path.to_owned(),
+    };
+    let scheme = match &h.scheme {
+        Some(sc) => {
+            cx.gate(
+                &Where::of(&source, sc),
+                &format!("{src}.httpGet.scheme"),
+                target,
+                &sc.value,
+                |f, v| {
+                    if v.eq_ignore_ascii_case("http") || v.eq_ignore_ascii_case("https") {
+                        Ok(())
+                    } else {
+                        Err(Violation {
+                            field: f.to_owned(),
+                            found: secret::shown(v),
+                            allowed: "HTTP or HTTPS".into(),
+                            source: limits::source::HEALTH_CHECK,
+                        })
+                    }
+                },
+            )?;
+            sc.value.to_ascii_uppercase()
+        }
+        None => "HTTP".to_owned(),
+    };
+    Ok((path, scheme))
+}
+
 fn map_probes(
     cx: &mut Ctx<'_>,
     ag: &Container,
     c: &mut ContainerDefinition,
     cpath: &str,
     tpath: &str,
-) {
+) -> Result<(), TranslateError> {
     if ag.startup_probe.is_some() {
         cx.note(
             Action::Dropped,
@@ -1406,18 +1896,18 @@ fn map_probes(
     }
     let Some(probe) = &ag.liveness_probe else {
         cx.note(Action::Warning, &format!("{cpath}.livenessProbe"), None, "no liveness probe: ECS will not replace a hung ActiveGate (the daemon's probes still see it)");
-        return;
+        return Ok(());
     };
     let src = format!("{cpath}.livenessProbe");
     let target = format!("{tpath}.healthCheck");
     if cx.s.container_health_check == Some(false) {
         cx.note(Action::Dropped, &src, None, "container_health_check = false in the config: the daemon's HTTPS probes watch the tasks instead");
-        return;
+        return Ok(());
     }
     let command = if let Some(h) = &probe.http_get {
         let port = probe_port(ag, probe);
-        let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
+        let (path, scheme) = probe_target(cx, h, &src, &format!("{target}.command"), "/")?;
+        let scheme = scheme.to_ascii_lowercase();
         let timeout = probe.timeout_seconds.unwrap_or(1).max(1);
         let mut cmd = format!(
             "curl -fs{} --max-time {timeout} {scheme}://127.0.0.1:{port}{path}",
@@ -1429,7 +1919,9 @@ fn map_probes(
         cmd.push_str(" || exit 1");
         vec!["CMD-SHELL".to_owned(), cmd]
     } else if let Some(exec) = &probe.exec {
+        let at = Where::of(&cx.m.source, exec);
         let args: Vec<String> = exec
+            .value
             .get("command")
             .and_then(|c| c.as_array())
             .map(|a| {
@@ -1440,7 +1932,16 @@ fn map_probes(
             .unwrap_or_default();
         if args.is_empty() {
             cx.note(Action::Dropped, &src, None, "exec probe without a command");
-            return;
+            return Ok(());
+        }
+        for (i, a) in args.iter().enumerate() {
+            cx.gate(
+                &at,
+                &format!("{src}.exec.command[{i}]"),
+                &format!("{target}.command[{}]", i + 1),
+                a,
+                |f, v| limits::text(f, v, limits::VALUE_MAX_BYTES, true, limits::source::BUDGET),
+            )?;
         }
         std::iter::once("CMD".to_owned()).chain(args).collect()
     } else {
@@ -1450,7 +1951,7 @@ fn map_probes(
             None,
             "ECS health checks run a command; tcpSocket and grpc probes have no equivalent",
         );
-        return;
+        return Ok(());
     };
     let mut notes = Vec::new();
     let interval = clamp_note(
@@ -1504,9 +2005,10 @@ fn map_probes(
         retries,
         start_period,
     });
+    Ok(())
 }
 
-fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Readiness {
+fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Result<Readiness, TranslateError> {
     let src = format!("{cpath}.readinessProbe");
     let default = Readiness {
         port: ACTIVEGATE_PORT,
@@ -1526,7 +2028,7 @@ fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Readiness {
                 default.port, default.path, default.period_seconds
             ),
         );
-        return default;
+        return Ok(default);
     };
     let Some(h) = &probe.http_get else {
         cx.note(
@@ -1538,22 +2040,22 @@ fn readiness(cx: &mut Ctx<'_>, ag: &Container, cpath: &str) -> Readiness {
                 default.port, default.path
             ),
         );
-        return default;
+        return Ok(default);
     };
+    let (path, scheme) = probe_target(cx, h, &src, "daemon HTTPS probe.path", &default.path)?;
     let r = Readiness {
         port: probe_port(ag, probe),
-        path: h.path.clone().unwrap_or_else(|| default.path.clone()),
+        path,
         period_seconds: probe.period_seconds.unwrap_or(10).max(1),
         failure_threshold: probe.failure_threshold.unwrap_or(3).max(1),
         timeout_seconds: probe.timeout_seconds.unwrap_or(1).max(1),
         initial_delay_seconds: probe.initial_delay_seconds.unwrap_or(0),
     };
-    let scheme = h.scheme.as_deref().unwrap_or("HTTP");
     cx.note(Action::Mapped, &src, Some("daemon HTTPS probe"), format!(
         "kept for the daemon: GET https://<task IP>:{}{} every {} s, {} failures, timeout {} s{}",
         r.port, r.path, r.period_seconds, r.failure_threshold, r.timeout_seconds,
         if scheme.eq_ignore_ascii_case("https") { String::new() } else { format!(" (scheme {scheme} → HTTPS: ActiveGate serves HTTPS on {})", r.port) }));
-    r
+    Ok(r)
 }
 
 /// node affinity / nodeSelector on architecture and OS → runtimePlatform.

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::model::secret;
+
 /// What happened to a Kubernetes field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,11 +64,17 @@ impl Report {
         target: Option<&str>,
         detail: impl Into<String>,
     ) {
+        // Entries repeat values from the manifest and the config: nothing that looks
+        // like a secret is kept (the one decision is `model::secret`).
+        let scrub = |s: String| match secret::scrub(&s) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(o) => o,
+        };
         self.entries.push(Entry {
             action,
-            source: source.into(),
-            target: target.map(str::to_owned),
-            detail: detail.into(),
+            source: scrub(source.into()),
+            target: target.map(|t| scrub(t.to_owned())),
+            detail: scrub(detail.into()),
         });
     }
 

@@ -35,18 +35,10 @@ pub fn is_secret_name(name: &str) -> bool {
     SECRET_NAME_PARTS.iter().any(|p| upper.contains(p))
 }
 
-/// Whether a value contains a Dynatrace token (`dt0c01.…`, `dt0s01.…`).
+/// Whether a value contains a token or anything else that looks like a secret
+/// (the one decision is [`crate::model::secret::find`]).
 pub fn contains_dynatrace_token(value: &str) -> bool {
-    let b = value.as_bytes();
-    b.windows(7).any(|w| {
-        w[0] == b'd'
-            && w[1] == b't'
-            && w[2] == b'0'
-            && w[3].is_ascii_lowercase()
-            && w[4].is_ascii_digit()
-            && w[5].is_ascii_digit()
-            && w[6] == b'.'
-    })
+    crate::model::secret::is_token_like(value)
 }
 
 /// For a command-line argument, whether it carries a secret: `--token=X`,

@@ -3,6 +3,7 @@
 use super::manifest::IntOrString;
 use super::{Action, Ctx, Settings, TranslateError, Translation};
 use crate::model::MANAGED_BY;
+use crate::model::limits;
 use crate::model::service::{
     AwsVpcConfiguration, CreateService, DeploymentCircuitBreaker, DeploymentConfiguration,
     LoadBalancer, NetworkConfiguration, ServiceRegistry,
@@ -32,7 +33,7 @@ pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str) -> Vec<(String, u16)
                     c.ports
                         .iter()
                         .find(|cp| cp.name.as_deref() == Some(name.as_str()))
-                        .map(|cp| cp.container_port)
+                        .map(|cp| cp.container_port.value)
                 }),
             };
             let Some(container_port) = target_port else {
@@ -127,7 +128,7 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
     if let Some(target) = &s.target {
         tags.push(Tag::new("activegate-lifecycle:target", target.clone()));
     }
-    Ok(CreateService {
+    let doc = CreateService {
         cluster: cluster.to_string(),
         service_name: service.to_string(),
         task_definition: t.task_definition.family.clone(),
@@ -171,5 +172,28 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
         propagate_tags: "SERVICE".into(),
         enable_execute_command: false,
         tags,
-    })
+    };
+    // The whole document against ECS's limits: its network part is also what every
+    // task set of the service gets (the engine builds CreateTaskSet from it).
+    if let Some(violation) = limits::create_service(&doc).into_iter().next() {
+        let key = if violation.field.contains("subnets") {
+            "network.subnets"
+        } else if violation.field.contains("securityGroups") {
+            "network.security_groups"
+        } else if violation.field.starts_with("serviceName") {
+            "service"
+        } else if violation.field.starts_with("loadBalancers") {
+            "load_balancer.target_group_arn"
+        } else if violation.field.starts_with("serviceRegistries") {
+            "service_discovery.registry_arn"
+        } else {
+            "name"
+        };
+        return Err(TranslateError::Limit {
+            at: s.at(key),
+            source_field: format!("(config) {key}"),
+            violation,
+        });
+    }
+    Ok(doc)
 }

@@ -121,8 +121,11 @@ fn quarter_cpu_half_gib_rounds_to_the_smallest_fargate_size() {
         ("256", "512")
     );
     assert_eq!(ag(&t).cpu, Some(256));
-    assert_eq!(ag(&t).memory_reservation, Some(512));
+    // A request equal to the limit: only the hard limit (ECS wants memory above
+    // memoryReservation; without a reservation the limit is what is reserved).
+    assert_eq!(ag(&t).memory_reservation, None);
     assert_eq!(ag(&t).memory, Some(512));
+    assert!(has_line(&t, Action::Adjusted, "equal to the limit"));
     assert!(has_line(
         &t,
         Action::Warning,
