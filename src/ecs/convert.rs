@@ -220,11 +220,7 @@ pub fn create_service(
                     .build(),
             );
         for r in &s.service_registries {
-            b = b.service_registries(
-                sdk::ServiceRegistry::builder()
-                    .registry_arn(&r.registry_arn)
-                    .build(),
-            );
+            b = b.service_registries(registry(r));
         }
     }
     b = b
@@ -237,13 +233,7 @@ pub fn create_service(
         .as_ref()
         .is_some_and(|c| c.is_external());
     for lb in s.load_balancers.iter().filter(|_| !external) {
-        b = b.load_balancers(
-            sdk::LoadBalancer::builder()
-                .target_group_arn(&lb.target_group_arn)
-                .container_name(&lb.container_name)
-                .container_port(i32::from(lb.container_port))
-                .build(),
-        );
+        b = b.load_balancers(load_balancer(lb));
     }
     for t in &s.tags {
         b = b.tags(sdk::Tag::builder().key(&t.key).value(&t.value).build());
@@ -294,23 +284,27 @@ pub fn create_task_set(
         .external_id(external_id)
         .client_token(client_token);
     for lb in &s.load_balancers {
-        b = b.load_balancers(
-            sdk::LoadBalancer::builder()
-                .target_group_arn(&lb.target_group_arn)
-                .container_name(&lb.container_name)
-                .container_port(i32::from(lb.container_port))
-                .build(),
-        );
+        b = b.load_balancers(load_balancer(lb));
     }
     for r in &s.service_registries {
-        b = b.service_registries(
-            sdk::ServiceRegistry::builder()
-                .registry_arn(&r.registry_arn)
-                .build(),
-        );
+        b = b.service_registries(registry(r));
     }
     for t in &s.tags {
         b = b.tags(sdk::Tag::builder().key(&t.key).value(&t.value).build());
     }
     b
+}
+
+fn load_balancer(lb: &crate::model::service::LoadBalancer) -> sdk::LoadBalancer {
+    sdk::LoadBalancer::builder()
+        .target_group_arn(&lb.target_group_arn)
+        .container_name(&lb.container_name)
+        .container_port(i32::from(lb.container_port))
+        .build()
+}
+
+fn registry(r: &crate::model::service::ServiceRegistry) -> sdk::ServiceRegistry {
+    sdk::ServiceRegistry::builder()
+        .registry_arn(&r.registry_arn)
+        .build()
 }
