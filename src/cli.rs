@@ -64,7 +64,8 @@ enum Command {
     /// container health check (the image has no curl or shell).
     Healthcheck(HealthcheckArgs),
     /// See the whole cycle in a minute, with no AWS account: the simulator, the daemon, a new
-    /// version rolled out, a broken one rolled back, a manual trigger with nothing to do.
+    /// version verified beside the old one (blue/green) and promoted, a broken one removed, a
+    /// manual trigger with nothing to do, and a version that turns bad during its bake.
     Demo(DemoArgs),
 }
 
