@@ -388,6 +388,9 @@ pub struct Target {
 }
 
 /// Consul service mesh: the ActiveGate as a terminating-gateway destination.
+    /// Where each setting was written (not a config field: filled at load).
+    #[serde(skip)]
+    pub locations: BTreeMap<String, crate::translate::Where>,
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeshSettings {
@@ -663,7 +666,7 @@ checked!(
             && !s.starts_with('-')
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         ok.then_some(()).ok_or_else(|| {
-            format!("expected 1 to 63 lower-case letters, digits and `-` (e.g. `prod-eu`), found `{s}`")
+            format!("expected 1 to 63 lower-case letters, digits and `-` (e.g. `prod-eu`), found {}", crate::model::secret::shown(s))
         })
     }
 );
@@ -678,9 +681,11 @@ checked!(
     /// An image reference as text: `repository[:tag][@digest]`.
     ImageText(String),
     |s| {
-        let ok = !s.is_empty() && !s.contains(char::is_whitespace) && !s.contains(['<', '>']);
+        // ECS's own rule for images (ContainerDefinition.image): at most 255 of
+        // letters, digits and `-_:./#@`.
+        let ok = crate::model::limits::image("image", s).is_ok();
         ok.then_some(()).ok_or_else(|| {
-            format!("expected an image reference such as `public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512`, found `{s}`")
+            format!("expected an image reference of at most 255 letters, digits and `-_:./#@` (ECS's limit), such as `public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512`, found {}", crate::model::secret::shown(s))
         })
     }
 );
@@ -706,7 +711,7 @@ checked!(
     StreamPrefix(String),
     |s| {
         let ok = !s.is_empty() && s.len() <= 256 && !s.contains([':', '*']) && !s.contains(char::is_whitespace);
-        ok.then_some(()).ok_or_else(|| format!("expected a non-empty stream prefix without `:`, `*` or spaces, found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected a non-empty stream prefix without `:`, `*` or spaces, found {}", crate::model::secret::shown(s)))
     }
 );
 
@@ -715,7 +720,7 @@ checked!(
     TenantId(String),
     |s| {
         let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        ok.then_some(()).ok_or_else(|| format!("expected an environment ID such as `abc12345`, found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected an environment ID such as `abc12345` (letters, digits, `-`, at most 64), found {}", dt_shape(s, |b| b.is_ascii_alphanumeric() || b == b'-')))
     }
 );
 
@@ -726,8 +731,9 @@ checked!(
         let bad: Vec<&str> = s.split(',').map(str::trim).filter(|u| parse_https_url(u).is_none()).collect();
         if s.trim().is_empty() || !bad.is_empty() {
             Err(format!(
-                "expected comma-separated https URLs such as `https://abc12345.live.dynatrace.com:443/communication`, found `{}`",
-                bad.first().copied().unwrap_or(s)
+                "expected comma-separated https URLs such as `https://abc12345.live.dynatrace.com:443/communication`, found {} (entry {} is no https URL)",
+                dt_shape(s, |_| true),
+                s.split(',').position(|u| parse_https_url(u.trim()).is_none()).map_or(1, |p| p + 1)
             ))
         } else {
             Ok(())
@@ -746,7 +752,7 @@ checked!(
             && !s.contains("..")
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         ok.then_some(()).ok_or_else(|| {
-            format!("expected a network zone of letters, digits, `-`, `_` with `.` as separator (e.g. `aws.eu-central-1`), found `{s}`")
+            format!("expected a network zone of letters, digits, `-`, `_` with `.` as separator, at most 256 (e.g. `aws.eu-central-1`), found {}", dt_shape(s, |b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         })
     }
 );
@@ -756,11 +762,11 @@ checked!(
     CapabilityList(String),
     |s| {
         let caps: Vec<&str> = s.split(',').map(str::trim).collect();
-        if let Some(k) = caps.iter().find(|c| c.starts_with("kubernetes")) {
-            return Err(format!("`{k}` needs the Kubernetes API and cannot work on ECS; routing needs `MSGrouter`, the API `restInterface`"));
+        if caps.iter().any(|c| c.starts_with("kubernetes")) {
+            return Err("`kubernetes_monitoring` needs the Kubernetes API and cannot work on ECS; routing needs `MSGrouter`, the API `restInterface`".into());
         }
         let ok = caps.iter().all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        ok.then_some(()).ok_or_else(|| format!("expected comma-separated capabilities such as `MSGrouter,restInterface,metrics_ingest`, found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected comma-separated capabilities such as `MSGrouter,restInterface,metrics_ingest`, found {}", dt_shape(s, |b| b.is_ascii_alphanumeric() || b == b'_' || b == b',' || b == b' ')))
     }
 );
 
@@ -769,7 +775,7 @@ checked!(
     EndpointUrl(String),
     |s| {
         let ok = (s.starts_with("https://") || s.starts_with("http://")) && s.len() > 8 && !s.contains(char::is_whitespace);
-        ok.then_some(()).ok_or_else(|| format!("expected an http(s) URL such as `https://ecs.eu-central-1.amazonaws.com`, found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected an http(s) URL such as `https://ecs.eu-central-1.amazonaws.com`, found {}", crate::model::secret::shown(s)))
     }
 );
 
@@ -779,6 +785,8 @@ checked!(
     |s| crate::daemon::schedule::Schedule::parse(s, "UTC").map(|_| ())
 );
 
+        } else if let Err(v) = crate::model::limits::env_value("DT_SERVER", s) {
+            Err(format!("found {}; allowed: {}", v.found, v.allowed))
 checked!(
     /// A number of days, 0 to 365.
     Days(f64),
@@ -794,13 +802,13 @@ checked!(
 checked!(
     /// A day of the week: `Mon` … `Sun`.
     DayName(String),
-    |s| s.parse::<chrono::Weekday>().map(|_| ()).map_err(|_| format!("expected a day such as `Mon` or `Sat`, found `{s}`"))
+    |s| s.parse::<chrono::Weekday>().map(|_| ()).map_err(|_| format!("expected a day such as `Mon` or `Sat`, found {}", crate::model::secret::shown(s)))
 );
 
 checked!(
     /// A time of day, `HH:MM`.
     ClockTime(String),
-    |s| chrono::NaiveTime::parse_from_str(s, "%H:%M").map(|_| ()).map_err(|_| format!("expected a time of day such as `02:30`, found `{s}`"))
+    |s| chrono::NaiveTime::parse_from_str(s, "%H:%M").map(|_| ()).map_err(|_| format!("expected a time of day such as `02:30`, found {}", crate::model::secret::shown(s)))
 );
 
 checked!(
@@ -832,7 +840,7 @@ checked!(
     ConsulName(String),
     |s| {
         let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        ok.then_some(()).ok_or_else(|| format!("expected letters, digits, `-`, `_` or `.` (at most 128), found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected letters, digits, `-`, `_` or `.` (at most 128), found {}", crate::model::secret::shown(s)))
     }
 );
 
@@ -843,7 +851,7 @@ checked!(
         let ip = s.parse::<std::net::IpAddr>().is_ok();
         let name = !s.is_empty() && s.len() <= 253 && s.contains('.')
             && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-        (ip || name).then_some(()).ok_or_else(|| format!("expected a DNS name such as `activegate.observability.internal` or an IP address, found `{s}`"))
+        (ip || name).then_some(()).ok_or_else(|| format!("expected a DNS name such as `activegate.observability.internal` or an IP address, found {}", crate::model::secret::shown(s)))
     }
 );
 
@@ -856,7 +864,7 @@ checked!(
             (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
             _ => false,
         });
-        ok.then_some(()).ok_or_else(|| format!("expected a CIDR block such as `10.0.16.0/20`, found `{s}`"))
+        ok.then_some(()).ok_or_else(|| format!("expected a CIDR block such as `10.0.16.0/20`, found {}", crate::model::secret::shown(s)))
     }
 );
 
@@ -887,7 +895,7 @@ impl Seconds {
 checked!(
     /// An HTTP path starting with `/`.
     ProbePath(String),
-    |s| (s.starts_with('/') && !s.contains(char::is_whitespace)).then_some(()).ok_or_else(|| format!("expected a path starting with `/`, such as `/rest/health`, found `{s}`"))
+    |s| (s.starts_with('/') && !s.contains(char::is_whitespace)).then_some(()).ok_or_else(|| format!("expected a path starting with `/`, such as `/rest/health`, found {}", crate::model::secret::shown(s)))
 );
 
 checked!(
@@ -900,10 +908,12 @@ checked!(
     /// A plain environment value: one line, no secret.
     PlainValue(String),
     |s| {
-        if s.contains('\n') {
+        if let Some(f) = crate::model::secret::find(s) {
+            Err(format!("this looks like {}; tokens belong in Secrets Manager or SSM, named under [target.secrets]", crate::model::secret::describe(s, &f)))
+        } else if s.contains('\n') {
             Err("expected a single line".into())
-        } else if crate::translate::secrets::contains_dynatrace_token(s) {
-            Err("this looks like a Dynatrace token; tokens belong in Secrets Manager or SSM, named under [target.secrets]".into())
+        } else if let Err(v) = crate::model::limits::env_value("value", s) {
+            Err(format!("found {}; allowed: {}", v.found, v.allowed))
         } else {
             Ok(())
         }
@@ -914,7 +924,7 @@ checked!(
     /// The entry point URL OneAgents use: `https://HOST[:PORT]/PATH`.
     EntryPointUrl(String),
     |s| parse_https_url(s).map(|_| ()).ok_or_else(|| {
-        format!("expected an https URL such as `https://activegate.example.internal:9999/communication`, found `{s}`")
+        format!("expected an https URL such as `https://activegate.example.internal:9999/communication`, found {}", crate::model::secret::shown(s))
     })
 );
 
@@ -985,26 +995,41 @@ impl Config {
 
     /// Validates config text; `path` names it in errors.
     pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
-        if file.targets.is_empty() {
-            return Err(ConfigError::Semantic {
+        // Before the typed parse, whose messages may quote values: nothing in a config
+        // may look like a secret, and its refusal names the field, never the value.
+        let tree = raw::Tree::parse(text);
+        if let Some(f) = tree.scan() {
+            let (line, column) = line_column(text, f.offset);
+            return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                message: "no [[target]]: the config must describe at least one ActiveGate service"
-                    .into(),
+                line,
+                column,
+                field: f.field,
+                message: f.message,
             });
         }
         let mut seen: BTreeSet<String> = BTreeSet::new();
+/// What a refused `DT_*` value looks like, never the value (it may be a secret
+/// pasted into the wrong field): its length and the first character not allowed.
+fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
+    let mut out = crate::model::secret::shape(s);
+    if let Some((i, c)) = s.char_indices().find(|(_, c)| c.len_utf8() > 1 || !allowed(*c as u8)) {
+        let c = if c.is_alphanumeric() { "a letter or digit".to_owned() } else { format!("`{}`", c.escape_debug()) };
+        out.push_str(&format!(" with {c} at position {}", s[..i].chars().count() + 1));
+    }
+    out
+}
+
         let mut services: BTreeSet<(String, String, String)> = BTreeSet::new();
-        for t in &file.targets {
+        for (i, t) in file.targets.iter().enumerate() {
             let (line, column) = line_column(text, t.span().start);
             let target = t.get_ref();
             if !seen.insert(target.name.0.clone()) {
-                return Err(ConfigError::Invalid {
-                    path: path.to_owned(),
-                    line,
-                    column,
-                    field: "target.name".into(),
-                    message: format!(
+                let index = i.to_string();
+                return Err(at(
+                    &["target", &index, "name"],
+                    format!("target[{i}].name"),
+                    format!(
                         "the name `{}` is used by an earlier target; names must be unique",
                         target.name
                     ),
@@ -1025,49 +1050,123 @@ impl Config {
                         "service `{}` in cluster `{}` ({}) is already managed by an earlier target; two targets on one service would fight",
                         target.service, target.cluster, target.region
                     ),
-                });
+                ));
+            }
+            // awsvpc's limits (ECS API reference, AwsVpcConfiguration): the service,
+            // and every task set the engine creates from it, would be refused.
+            let n = &t.network;
+            let vpc = crate::model::service::AwsVpcConfiguration {
+                subnets: n.subnets.0.iter().map(ToString::to_string).collect(),
+                security_groups: n.security_groups.iter().map(ToString::to_string).collect(),
+                assign_public_ip: "DISABLED".into(),
+            };
+            if let Some(v) = crate::model::limits::awsvpc("network", &vpc).into_iter().next() {
+                let key = if v.field.ends_with("subnets") {
+                    "subnets"
+                } else {
+                    "security_groups"
+                };
+                return Err(fail(
+                    &["network", if key == "subnets" { "subnets" } else { "security_groups" }],
+                    format!(
+                        "found {}; allowed: {} ({})",
+                        v.found, v.allowed, v.source
+                    ),
+                ));
+            }
+            // Where each setting was written, for refusals the translator makes later.
+            for key in LOCATED_SETTINGS {
+                let segments: Vec<&str> = ["target", index.as_str()]
+                    .into_iter()
+                    .chain(key.split('.'))
+                    .collect();
+                let (line, column) = line_column(text, tree.offset(&segments));
+                t.locations.insert(
+                    (*key).to_owned(),
+                    crate::translate::Where::at(path, line as u64, column as u64),
+                );
             }
         }
-        let targets: Vec<Target> = file
+        let mut targets: Vec<Target> = file
             .targets
             .into_iter()
             .map(toml::Spanned::into_inner)
             .collect();
-        for t in &targets {
+        for (i, t) in targets.iter_mut().enumerate() {
+            let index = i.to_string();
+            let seg = |rest: &[&'static str]| -> Vec<String> {
+                ["target", index.as_str()]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .chain(rest.iter().map(|s| (*s).to_owned()))
+                    .collect()
+            };
+            let place = |rest: &[&'static str]| -> (Vec<String>, String) {
+                (seg(rest), format!("target[{i}].{}", rest.join(".")))
+            };
+            let fail = |rest: &[&'static str], message: String| {
+                let (segments, field) = place(rest);
+                let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+                at(&segments, field, message)
+            };
             let r = &t.rollout;
             if r.maximum_percent.0 < 100 || r.maximum_percent.0 < r.minimum_healthy_percent.0 {
-                return Err(ConfigError::Semantic {
-                    path: path.to_owned(),
-                    message: format!(
+                let second = if p.ca_bundle.is_some() && p.pin_sha256.is_some() {
+                    "pin_sha256"
+                } else {
+                    "insecure"
+                };
+                return Err(fail(
+                    &["probe", second],
+                    format!(
                         "target `{}`: rollout.maximum_percent must be at least 100 and at least minimum_healthy_percent ({} / {})",
                         t.name, r.minimum_healthy_percent.0, r.maximum_percent.0
                     ),
-                });
+                ));
             }
             if let Some(v) = &t.versions
                 && v.source == VersionSourceKind::Registry
                 && v.repository.is_none()
             {
-                return Err(ConfigError::Semantic {
-                    path: path.to_owned(),
-                    message: format!(
+                return Err(fail(
+                    &["versions", "source"],
+                    format!(
                         "target `{}`: versions.source = \"registry\" needs versions.repository",
                         t.name
                     ),
-                });
+                ));
             }
             let p = &t.probe;
             let trusts = usize::from(p.ca_bundle.is_some())
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
+        // A check across fields points at the field it names.
+        let at = |segments: &[&str], field: String, message: String| {
+            let (line, column) = line_column(text, tree.offset(segments));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
+        };
+        if file.targets.is_empty() {
+            return Err(at(
+                &[],
+                "target".into(),
+                "no [[target]]: the config must describe at least one ActiveGate service".into(),
+            ));
+        }
                 + usize::from(p.pin_sha256.is_some())
                 + usize::from(p.insecure);
             if trusts > 1 {
-                return Err(ConfigError::Semantic {
-                    path: path.to_owned(),
-                    message: format!(
+                return Err(fail(
+                    &["rollout", "maximum_percent"],
+                    format!(
                         "target `{}`: set only one of probe.ca_bundle, probe.pin_sha256 and probe.insecure",
                         t.name
                     ),
-                });
+                ));
             }
         }
         Ok(Config {
@@ -1223,7 +1322,7 @@ impl Target {
                 .load_balancer
                 .as_ref()
                 .map(|l| l.target_group_arn.clone()),
-            at: BTreeMap::new(),
+            at: self.locations.clone(),
         }
     }
 }
@@ -1363,8 +1462,8 @@ fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         path: path.to_owned(),
         line,
         column,
-        field,
-        message: suggest(e.message()),
+        field: crate::model::secret::scrub(&field).into_owned(),
+        message: crate::model::secret::scrub(&message).into_owned(),
     }
 }
 
@@ -1408,7 +1507,12 @@ impl Target {
         } else if p.insecure {
             Trust::Insecure
         } else {
-            return Err(ConfigError::Semantic {
+            let (line, column) = self
+                .locations
+                .get("probe")
+                .and_then(|w| w.line_column)
+                .unwrap_or((1, 1));
+            return Err(ConfigError::Invalid {
                 path: config.path.clone(),
                 message: format!(
                     "target `{}`: set probe.ca_bundle, probe.pin_sha256 or probe.insecure = true; ActiveGate's certificate is self-signed by default, so the daemon must be told whom to trust",
@@ -1416,6 +1520,11 @@ impl Target {
                 ),
             });
         };
+/// Whether a field names or holds a secret: its value is never repeated.
+fn is_secret_field(field: &str) -> bool {
+    field.contains("secrets.") || field.contains("environment.DT_") || field.starts_with("DT_")
+}
+
         Ok(crate::health::ProbeSettings {
             port: p.port.unwrap_or(readiness.port),
             path: p
@@ -1424,6 +1533,21 @@ impl Target {
                 .map_or_else(|| readiness.path.clone(), |x| x.0.clone()),
             timeout: p.timeout_seconds.duration(),
             body_match: p.body_match.clone(),
+    let mut message = suggest(e.message());
+    // A parser's message may quote the value ("invalid type: string \"…\""): for a
+    // field that names a secret, the value as written is replaced by its shape.
+    if is_secret_field(&field)
+        && let Some(span) = e.span()
+    {
+        let end = floor_char_boundary(text, span.end.min(text.len()));
+        let raw = &text[floor_char_boundary(text, span.start)..end];
+        let inner = raw.trim().trim_matches(|c| c == '"' || c == '\'');
+        for v in [raw, inner] {
+            if !v.is_empty() {
+                message = message.replace(v, &crate::model::secret::shape(inner));
+            }
+        }
+    }
             trust,
         })
     }
@@ -1436,6 +1560,29 @@ impl Target {
 
     /// The deployment settings ECS gets on every update.
     pub fn deployment(&self) -> crate::model::service::DeploymentConfiguration {
+mod raw;
+
+/// Settings whose place the translator may need for a refusal.
+const LOCATED_SETTINGS: &[&str] = &[
+    "name",
+    "image",
+    "family",
+    "service",
+    "entry_point",
+    "probe",
+    "network.subnets",
+    "network.security_groups",
+    "load_balancer.target_group_arn",
+    "service_discovery.registry_arn",
+    "environment.DT_TENANT",
+    "environment.DT_SERVER",
+    "environment.DT_NETWORK_ZONE",
+    "environment.DT_CAPABILITIES",
+    "environment.DT_GROUP",
+    "environment.DT_DEPLOYMENT_METADATA",
+    "environment.DT_IGNORE_CLUSTER_RUNTIME_INFO",
+];
+
         crate::rollout::deployment(
             self.rollout.minimum_healthy_percent.0,
             self.rollout.maximum_percent.0,
@@ -1443,3 +1590,6 @@ impl Target {
         )
     }
 }
+                line: usize::try_from(line).unwrap_or(1),
+                column: usize::try_from(column).unwrap_or(1),
+                field: format!("target `{}` probe", self.name),

@@ -179,7 +179,8 @@ fn registry_credentials_must_come_from_secrets_manager() {
 fn duplicate_targets_are_refused() {
     let err = Config::parse("ag.toml", &format!("{MINIMAL}\n{MINIMAL}")).expect_err("duplicate");
     let msg = err.to_string();
-    assert!(msg.contains("ag.toml:17:1:"), "{msg}");
+    // The place of the field the check names: the second target's name.
+    assert!(msg.contains("ag.toml:18:1: target[1].name:"), "{msg}");
     assert!(
         msg.contains("`prod-eu` is used by an earlier target"),
         "{msg}"

@@ -11,11 +11,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a string is not the identifier it should be.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected {expected}, found `{found}`{why}")]
+#[error("expected {expected}, found {found}{why}")]
 pub struct InvalidId {
     /// What was expected, with an example.
     pub expected: &'static str,
-    /// The value as given (identifiers are never secrets).
+    /// The value as given, quoted and bounded (`model::secret::shown`); for a
+    /// secret's ARN only its shape, since a secret may be pasted in its place.
     pub found: String,
     /// Extra explanation, starting with "; " when present.
     pub why: String,
@@ -26,7 +27,7 @@ impl InvalidId {
         let why = why.into();
         Self {
             expected,
-            found: found.to_owned(),
+            found: super::secret::shown(found),
             why: if why.is_empty() {
                 why
             } else {
@@ -180,6 +181,17 @@ fn check_secret_arn(s: &str) -> Result<(), InvalidId> {
         Some("ssm") => check_arn(s, EXPECTED, "ssm", &["parameter/"], true),
         _ => check_arn(s, EXPECTED, "secretsmanager", &["secret:"], true),
     }
+    .map_err(|e| e.redacted(s))
+}
+
+impl InvalidId {
+    /// The same refusal with only the shape of the value: used for the fields
+    /// that name secrets, where a secret itself may have been pasted.
+    fn redacted(mut self, value: &str) -> Self {
+        self.found = super::secret::shape(value);
+        self.why = self.why.replace(value, "(the value)");
+        self
+    }
 }
 
 string_id!(
@@ -198,6 +210,7 @@ fn check_secrets_manager_arn(s: &str) -> Result<(), InvalidId> {
         &["secret:"],
         true,
     )
+    .map_err(|e| e.redacted(s))
 }
 
 string_id!(

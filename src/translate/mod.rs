@@ -216,6 +216,33 @@ struct Ctx<'a> {
     origins: Vec<(String, Where, String)>,
 }
 
+/// A field path for a message: a bracketed part longer than 64 characters (a
+/// 1 MB container name) is cut, and nothing token-looking is kept.
+fn short_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        let inner = &rest[open + 1..close];
+        if inner.chars().count() > 64 {
+            out.push_str(&format!("[…{} chars]", inner.chars().count()));
+        } else {
+            out.push_str(&rest[open..=close]);
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    let out: String = if out.chars().count() > 512 {
+        out.chars().take(512).chain("…".chars()).collect()
+    } else {
+        out
+    };
+    secret::scrub(&out).into_owned()
+}
+
 /// Placeholder images (`<YOUR_ENVIRONMENT_URL>/linux/activegate`): kept only in a
 /// translation without a config, which reports them as needing a setting.
 fn is_placeholder(image: &str) -> bool {
@@ -262,14 +289,17 @@ impl Ctx<'_> {
         if let Some(f) = secret::find(value) {
             return Err(TranslateError::LiteralSecret {
                 at: at.clone(),
-                what: source.to_owned(),
+                what: short_path(source),
                 shape: format!("it looks like {}", secret::describe(value, &f)),
             });
         }
-        limit(target, value).map_err(|violation| TranslateError::Limit {
-            at: at.clone(),
-            source_field: source.to_owned(),
-            violation,
+        limit(target, value).map_err(|mut violation| {
+            violation.field = short_path(&violation.field);
+            TranslateError::Limit {
+                at: at.clone(),
+                source_field: short_path(source),
+                violation,
+            }
         })
     }
 
@@ -286,9 +316,14 @@ impl Ctx<'_> {
             })
             .max_by_key(|(t, ..)| t.len());
         let (at, source_field) = match best {
-            Some((_, at, src)) => (at.clone(), src.clone()),
-            None => (self.m.workload.at.clone(), self.m.workload.id()),
+            Some((_, at, src)) => (at.clone(), short_path(src)),
+            None => (
+                self.m.workload.at.clone(),
+                short_path(&self.m.workload.id()),
+            ),
         };
+        let mut violation = violation;
+        violation.field = short_path(&violation.field);
         TranslateError::Limit {
             at,
             source_field,
