@@ -476,10 +476,13 @@ fn progress_display() -> std::sync::Arc<dyn Fn(&rollout::Progress) + Send + Sync
         let revision = p.revision.rsplit('/').next().unwrap_or(&p.revision);
         if live {
             eprint!(
-                "\r\x1b[2K{revision}: {}/{} running, {} healthy{}, {} probes ok, {} failed, {:.0} s",
+                "\r\x1b[2K{revision}: {}/{} running, {} healthy{}{}, {} probes ok, {} failed, {:.0} s",
                 p.running,
                 p.desired,
                 p.healthy,
+                p.listed
+                    .map(|l| format!(", {l} listed by Dynatrace"))
+                    .unwrap_or_default(),
                 if p.baking { ", baking" } else { "" },
                 p.probes_ok,
                 p.probes_failed,
@@ -524,12 +527,18 @@ fn report_outcome(
         rollout::Outcome::Adopted { revision } => {
             format!("{target}: adopted {revision} as last good\n")
         }
-        rollout::Outcome::Verified { from, to } => format!(
-            "{target}: verified {to}{}\n",
-            from.as_ref()
-                .map(|f| format!(" (was {f})"))
-                .unwrap_or_default()
-        ),
+        rollout::Outcome::Verified { from, to, warnings } => {
+            let mut t = format!(
+                "{target}: verified {to}{}\n",
+                from.as_ref()
+                    .map(|f| format!(" (was {f})"))
+                    .unwrap_or_default()
+            );
+            for w in warnings {
+                t.push_str(&format!("  warning: {w}\n"));
+            }
+            t
+        }
         rollout::Outcome::Migrated {
             from_service,
             to_service,
@@ -600,6 +609,12 @@ fn print_plan(target: &str, plan: &rollout::Plan) -> Result<(), Failure> {
     t.push_str(&format!("  content hash:  {}\n", plan.desired_hash));
     t.push_str(&format!("  strategy:      {}\n", plan.strategy.as_str()));
     t.push_str(&format!("  next step:     {}\n", plan.next_step));
+    t.push_str(&format!(
+        "  dynatrace:     {}\n",
+        plan.dynatrace.as_deref().unwrap_or(
+            "off: the HTTPS probes alone verify (set [target.verify.dynatrace] to have the environment confirm the new ActiveGates)"
+        )
+    ));
     if let Some(m) = &plan.migration {
         t.push_str(&format!("  blue/green:    {m}\n"));
     }

@@ -382,6 +382,9 @@ pub struct Target {
     /// Where new ActiveGate versions come from; without it, the configured image is used as is.
     #[serde(default)]
     pub versions: Option<VersionSettings>,
+    /// What else a new revision must show before it is kept (`[target.verify.dynatrace]`).
+    #[serde(default)]
+    pub verify: Option<VerifySettings>,
     /// How applications in a Consul service mesh reach these ActiveGates.
     #[serde(default)]
     pub mesh: Option<MeshSettings>,
@@ -498,6 +501,53 @@ pub enum VersionSourceKind {
     Registry,
     DynatraceApi,
     Pinned,
+}
+
+/// `[target.verify]`: what a new revision must show besides its HTTPS probes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    /// The Dynatrace environment must list every new ActiveGate as connected, with the
+    /// rolled out version (and the network zone and group, when set).
+    #[serde(default)]
+    pub dynatrace: Option<DynatraceVerify>,
+}
+
+/// `[target.verify.dynatrace]`: verified from Dynatrace's side (`GET /api/v2/activeGates`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynatraceVerify {
+    /// The environment, e.g. `https://abc12345.live.dynatrace.com` (Managed:
+    /// `https://{domain}/e/{environment-id}`).
+    pub environment_url: EndpointUrl,
+    /// The environment variable holding an API token with the `activeGates.read` scope
+    /// (never printed).
+    #[serde(default = "default_verify_token_env")]
+    pub token_env: VariableName,
+    /// The network zone every new ActiveGate must report (compared case-insensitively).
+    #[serde(default)]
+    pub network_zone: Option<NetworkZone>,
+    /// The ActiveGate group every new ActiveGate must report.
+    #[serde(default)]
+    pub group: Option<PlainValue>,
+    /// When the environment cannot be asked (unreachable, 401, 403): `fail` waits until the
+    /// deadline and then removes the new revision; `probe-only` keeps it on its HTTPS probes,
+    /// with a warning in the outcome.
+    #[serde(default)]
+    pub on_api_error: OnApiError,
+}
+
+/// `verify.dynatrace.on_api_error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnApiError {
+    #[default]
+    Fail,
+    ProbeOnly,
+}
+
+fn default_verify_token_env() -> VariableName {
+    VariableName("DT_API_TOKEN".into())
 }
 
 fn newest() -> ConstraintText {
@@ -917,6 +967,21 @@ checked!(
         } else {
             Ok(())
         }
+    }
+);
+
+checked!(
+    /// The name of an environment variable: letters, digits and `_`, not starting with a digit.
+    VariableName(String),
+    |s| {
+        if crate::model::secret::is_token_like(s) {
+            return Err("this looks like a token, not the name of the variable that holds it; put the token in a variable and name that".into());
+        }
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        ok.then_some(()).ok_or_else(|| format!("expected the name of an environment variable such as `DT_API_TOKEN`, found {}", crate::model::secret::shown(s)))
     }
 );
 

@@ -76,7 +76,7 @@ async fn a_good_version_is_verified_beside_blue_then_promoted() {
         .await
         .expect("rollout");
     let (rounds, empty) = side.finish().await;
-    let Outcome::Verified { from, to } = outcome else {
+    let Outcome::Verified { from, to, .. } = outcome else {
         panic!("expected verified, got {outcome:?}")
     };
     assert_eq!(from.as_deref(), Some(first.as_str()));

@@ -23,7 +23,7 @@ async fn a_good_image_is_verified_and_becomes_last_good() {
         .await
         .expect("rollout");
     let (rounds, empty) = side.finish().await;
-    let Outcome::Verified { from, to } = outcome else {
+    let Outcome::Verified { from, to, .. } = outcome else {
         panic!("expected verified, got {outcome:?}")
     };
     assert_eq!(from.as_deref(), Some(first.as_str()));
@@ -362,7 +362,7 @@ async fn a_service_never_touched_before_adopts_its_running_revision_first() {
         .reconcile(Some(V2))
         .await
         .expect("rollout");
-    let Outcome::Verified { from, to } = outcome else {
+    let Outcome::Verified { from, to, .. } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(from.as_deref(), Some(manual.as_str()));

@@ -64,6 +64,23 @@ pub struct TargetStatus {
     pub probe_latency_seconds_sum: f64,
     /// The Consul destination the daemon keeps current, when the target has one.
     pub mesh: Option<MeshStatus>,
+    /// What the last verified ActiveGates reported in Dynatrace before the old ones were
+    /// removed (with `[target.verify.dynatrace]`).
+    pub connected_hosts: Option<ConnectedHosts>,
+}
+
+/// OneAgents connected to newly verified ActiveGates, as Dynatrace's `connectedHosts` says
+/// (information, not a gate: OneAgents move over gradually).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectedHosts {
+    pub revision: String,
+    /// New ActiveGates the environment listed online.
+    pub activegates: u32,
+    /// OneAgents connected to them.
+    pub hosts: u64,
+    /// OneAgents connected to the ActiveGates being replaced, when any were listed.
+    pub old_hosts: Option<u64>,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The target's Consul service-mesh destination, as last written.
@@ -145,6 +162,7 @@ impl Board {
                     // A pending retry belongs to the loop that armed it; the new loop reconciles at once.
                     status.retries = prev.retries;
                     status.mesh = prev.mesh.clone();
+                    status.connected_hosts = prev.connected_hosts.clone();
                 }
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);

@@ -321,7 +321,18 @@ impl Job {
                 retriable: false,
             }),
             Ok(engine) => {
-                let engine = kept.insert(engine);
+                let (board, target) = (self.board.clone(), name.clone());
+                let engine = kept.insert(engine.with_connected(Arc::new(move |c| {
+                    board.target(&target, |t| {
+                        t.connected_hosts = Some(board::ConnectedHosts {
+                            revision: c.revision.clone(),
+                            activegates: c.activegates,
+                            hosts: c.hosts,
+                            old_hosts: c.old_hosts,
+                            at: Some(chrono::Utc::now()),
+                        });
+                    });
+                })));
                 let r = engine.reconcile(None).await;
                 self.board.add_aws_counts(engine.aws().counts());
                 let failures = engine.discovery_failures();

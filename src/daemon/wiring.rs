@@ -30,6 +30,12 @@ pub enum WiringError {
     Prober(#[from] HealthError),
     #[error("version discovery: {0}")]
     Versions(String),
+    #[error("{config}: target `{target}`: verify.dynatrace: {why}")]
+    Dynatrace {
+        config: String,
+        target: String,
+        why: String,
+    },
 }
 
 /// Builds the engine for one target.
@@ -65,8 +71,54 @@ pub async fn engine_with(
             .as_ref()
             .map_or_else(|| format!("{}-bg", target.service), ToString::to_string),
         versions: discovery(config, target)?,
+        environment: environment_check(config, target)?,
     };
     Ok(Engine::new(parts.aws, parts.prober, spec))
+}
+
+/// The Dynatrace-side check from `[target.verify.dynatrace]`: the token read from its
+/// variable (never shown: only the variable's name is), requests as patient as the probes.
+fn environment_check(
+    config: &Config,
+    target: &Target,
+) -> Result<Option<crate::rollout::EnvironmentCheck>, WiringError> {
+    use crate::config::OnApiError as Configured;
+    use crate::health::environment::{Environment, EnvironmentSettings};
+    use crate::rollout::{EnvironmentCheck, OnApiError};
+    let Some(d) = target.verify.as_ref().and_then(|v| v.dynatrace.as_ref()) else {
+        return Ok(None);
+    };
+    let error = |why: String| WiringError::Dynatrace {
+        config: config.path.clone(),
+        target: target.name.to_string(),
+        why,
+    };
+    let var = &d.token_env.0;
+    let token = std::env::var(var)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            error(format!(
+                "the environment variable `{var}` (token_env) is not set; it must hold an API token with the `{}` scope",
+                crate::health::environment::SCOPE
+            ))
+        })?;
+    let environment = Environment::new(EnvironmentSettings {
+        url: d.environment_url.0.clone(),
+        token: crate::model::secret::Redacted(token.trim().to_owned()),
+        token_env: var.clone(),
+        timeout: target.probe.timeout_seconds.duration(),
+    })
+    .map_err(|e| error(e.to_string()))?;
+    Ok(Some(EnvironmentCheck {
+        environment,
+        network_zone: d.network_zone.as_ref().map(|z| z.0.clone()),
+        group: d.group.as_ref().map(|g| g.0.clone()),
+        on_api_error: match d.on_api_error {
+            Configured::Fail => OnApiError::Fail,
+            Configured::ProbeOnly => OnApiError::ProbeOnly,
+        },
+    }))
 }
 
 /// Version discovery from the target's `versions` settings.

@@ -1,7 +1,9 @@
 //! HTTPS probes of ActiveGate tasks: `GET https://<task IP>:<port><path>`,
 //! trusting a CA bundle, a pinned public key, or (only when asked) anything.
-//! Knows nothing of ECS.
+//! Knows nothing of ECS. [`environment`] asks the Dynatrace environment which ActiveGates
+//! it sees connected.
 
+pub mod environment;
 pub mod load;
 pub mod pin;
 

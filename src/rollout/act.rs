@@ -95,8 +95,11 @@ impl Engine {
                 let scope = task_set
                     .as_deref()
                     .map_or(Scope::Deployment, Scope::TaskSet);
-                match self.verify(&revision, scope, None).await {
-                    Ok(()) => {
+                match self.verify(&revision, scope, None, false).await {
+                    Ok(v) => {
+                        for w in &v.warnings {
+                            tracing::warn!(revision = %revision, "{w}");
+                        }
                         self.aws
                             .tag(&svc.arn, &[(tags::LAST_GOOD.into(), revision.clone())])
                             .await?;
@@ -223,6 +226,7 @@ impl Engine {
                 Ok(Flow::Again)
             }
             Step::MakePrimary { task_set } | Step::Promote { task_set } => {
+                self.report_connected(learned);
                 tracing::info!(task_set = %task_set, "making the task set primary");
                 self.aws
                     .update_service_primary_task_set(cluster, service, &task_set)
@@ -236,11 +240,21 @@ impl Engine {
                 baseline,
             } => {
                 let verdict = match self
-                    .verify(&revision, Scope::TaskSet(&task_set), baseline.as_deref())
+                    .verify(
+                        &revision,
+                        Scope::TaskSet(&task_set),
+                        baseline.as_deref(),
+                        true,
+                    )
                     .await
                 {
-                    Ok(()) => {
+                    Ok(v) => {
                         tracing::info!(task_set = %task_set, revision = %revision, "verified and baked");
+                        for w in &v.warnings {
+                            tracing::warn!(revision = %revision, "{w}");
+                        }
+                        learned.warnings = v.warnings;
+                        learned.connected = v.connected;
                         Verdict::Passed(task_set)
                     }
                     Err(VerifyError::Aws(e)) => return Err(e.into()),
@@ -267,6 +281,7 @@ impl Engine {
                 Ok(Flow::Again)
             }
             Step::FinishPromotion { revision, others } => {
+                self.report_connected(learned);
                 self.aws
                     .tag(&svc.arn, &[(tags::LAST_GOOD.into(), revision.clone())])
                     .await?;
@@ -279,6 +294,7 @@ impl Engine {
                 Ok(Flow::Done(Outcome::Verified {
                     from: svc.tags.get(tags::ROLLOUT_FROM).cloned(),
                     to: revision,
+                    warnings: std::mem::take(&mut learned.warnings),
                 }))
             }
             Step::RemoveGreen {
@@ -331,6 +347,27 @@ impl Engine {
                 Ok(Flow::Again)
             }
         }
+    }
+
+    /// Before the old ActiveGates go: logs (and hands to the engine's listener) how many
+    /// OneAgents the verified ones report. Information, not a gate: OneAgents move over
+    /// gradually, and blue keeps its own until it stops.
+    fn report_connected(&self, learned: &mut Learned) {
+        let Some(c) = learned.connected.take() else {
+            return;
+        };
+        tracing::info!(
+            revision = %c.revision,
+            activegates = c.activegates,
+            connected_hosts = c.hosts,
+            old_connected_hosts = ?c.old_hosts,
+            "the new ActiveGates report {} connected OneAgents{}",
+            c.hosts,
+            c.old_hosts
+                .map(|o| format!(" (the ones being replaced: {o})"))
+                .unwrap_or_default()
+        );
+        (self.connected)(&c);
     }
 
     /// Tags a rollout in flight before its first write.
@@ -427,8 +464,18 @@ impl Engine {
         last_good: Option<&str>,
         image: &str,
     ) -> Result<Outcome, RolloutError> {
-        match self.verify(to, Scope::Deployment, from.as_deref()).await {
-            Ok(()) => {
+        match self
+            .verify(to, Scope::Deployment, from.as_deref(), true)
+            .await
+        {
+            Ok(v) => {
+                for w in &v.warnings {
+                    tracing::warn!(revision = %to, "{w}");
+                }
+                self.report_connected(&mut Learned {
+                    connected: v.connected,
+                    ..Learned::default()
+                });
                 self.aws
                     .tag(&svc.arn, &[(tags::LAST_GOOD.into(), to.to_owned())])
                     .await?;
@@ -440,6 +487,7 @@ impl Engine {
                 Ok(Outcome::Verified {
                     from,
                     to: to.to_owned(),
+                    warnings: v.warnings,
                 })
             }
             Err(VerifyError::Aws(e)) => Err(e.into()),
@@ -537,8 +585,8 @@ impl Engine {
         if !inconclusive {
             self.quarantine(svc, failed, image).await?;
         }
-        match self.verify(good, Scope::Deployment, None).await {
-            Ok(()) if inconclusive => {
+        match self.verify(good, Scope::Deployment, None, false).await {
+            Ok(_) if inconclusive => {
                 self.clear_mark(svc).await?;
                 tracing::warn!(revision = %failed, restored = %good, "rolled back an unproven revision; not quarantined");
                 Ok(Outcome::Inconclusive {
@@ -547,7 +595,7 @@ impl Engine {
                     reasons,
                 })
             }
-            Ok(()) => {
+            Ok(_) => {
                 self.clear_mark(svc).await?;
                 tracing::error!(failed = %failed, restored = %good, via = via.as_str(), "rolled back; the failed image is quarantined");
                 Ok(Outcome::RolledBack {

@@ -8,6 +8,7 @@
 
 mod act;
 pub mod decide;
+mod dynatrace;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -22,8 +23,9 @@ use crate::translate::{self, Manifest, Settings, TranslateError};
 
 use decide::{Marks, Pass, Wanted, decide};
 pub use decide::{Step, Strategy};
+pub use dynatrace::{Connected, EnvironmentCheck, OnApiError};
 use verify::Scope;
-pub use verify::{Progress, VerifyPolicy};
+pub use verify::{Progress, Verified, VerifyPolicy};
 
 /// Steps one reconcile may take; a clean blue/green rollout takes seven.
 const MAX_STEPS: u32 = 24;
@@ -77,6 +79,8 @@ pub struct Spec {
     pub migrate_to: String,
     /// Version discovery; without it the configured image is rolled out as is.
     pub versions: Option<Discovery>,
+    /// Verified from Dynatrace's side too (`[target.verify.dynatrace]`).
+    pub environment: Option<EnvironmentCheck>,
 }
 
 /// How a reconcile ended.
@@ -86,8 +90,12 @@ pub enum Outcome {
     Unchanged { revision: String },
     /// A service seen for the first time: its running revision verified and kept as last good.
     Adopted { revision: String },
-    /// The desired revision runs and is verified.
-    Verified { from: Option<String>, to: String },
+    /// The desired revision runs and is verified; `warnings` name what could not be checked.
+    Verified {
+        from: Option<String>,
+        to: String,
+        warnings: Vec<String>,
+    },
     /// The desired revision failed; the last good one runs again, verified.
     RolledBack {
         failed: String,
@@ -268,6 +276,8 @@ pub struct Plan {
     pub next_step: String,
     /// For a rolling service: what `rollout --migrate` would do.
     pub migration: Option<String>,
+    /// The Dynatrace-side check, in words (`None`: off, the HTTPS probes alone judge).
+    pub dynatrace: Option<String>,
 }
 
 /// The content hash of a task definition: SHA-256 of its canonical JSON, 16 hex digits.
@@ -334,6 +344,8 @@ pub struct Engine {
     prober: Prober,
     spec: Spec,
     progress: Arc<dyn Fn(&Progress) + Send + Sync>,
+    /// Told what the new ActiveGates report before the old ones are removed.
+    connected: Arc<dyn Fn(&Connected) + Send + Sync>,
     discovery_failures: std::sync::atomic::AtomicU64,
 }
 
@@ -374,11 +386,15 @@ enum Flow {
     Again,
 }
 
-/// What the steps of one pass found out, for the outcome (reasons, log lines).
+/// What the steps of one pass found out, for the outcome (reasons, log lines, warnings).
 #[derive(Debug, Default)]
 struct Learned {
     reasons: Vec<String>,
     logs: Vec<String>,
+    /// What a passed verification could not check, for the promotion's outcome.
+    warnings: Vec<String>,
+    /// What the verified ActiveGates reported, for the promotion.
+    connected: Option<Connected>,
 }
 
 impl Engine {
@@ -391,7 +407,15 @@ impl Engine {
             progress: Arc::new(|p: &Progress| {
                 tracing::debug!(revision = %p.revision, running = p.running, healthy = p.healthy, desired = p.desired, baking = p.baking, "verifying");
             }),
+            connected: Arc::new(|_: &Connected| {}),
         }
+    }
+
+    /// Tells `f` how many OneAgents the new ActiveGates report before the old ones are
+    /// removed (with the Dynatrace-side check on), e.g. for `/status`.
+    pub fn with_connected(mut self, f: Arc<dyn Fn(&Connected) + Send + Sync>) -> Self {
+        self.connected = f;
+        self
     }
 
     /// Reports verification progress to `f` instead of the debug log.
@@ -500,12 +524,26 @@ impl Engine {
         })
     }
 
+    /// Verifies `revision`. A new revision gets the Dynatrace-side check as configured; the
+    /// serving or last good one (`new = false`: adopted, or restored by a roll-back) gets it
+    /// too, but an environment that cannot be asked never blocks it (probe-only).
     async fn verify(
         &self,
         revision: &str,
         scope: Scope<'_>,
         baseline: Option<&str>,
-    ) -> Result<(), verify::VerifyError> {
+        new: bool,
+    ) -> Result<Verified, verify::VerifyError> {
+        let environment = self.spec.environment.as_ref().map(|c| {
+            (
+                c,
+                if new {
+                    c.on_api_error
+                } else {
+                    OnApiError::ProbeOnly
+                },
+            )
+        });
         verify::verify(
             &self.aws,
             &self.prober,
@@ -515,6 +553,7 @@ impl Engine {
                 revision,
                 scope,
                 baseline,
+                environment,
             },
             &self.spec.verify,
             self.progress.as_ref(),
@@ -979,6 +1018,11 @@ impl Engine {
                 .as_ref()
                 .filter(|s| !s.external)
                 .map(|s| self.migration_text(&s.name)),
+            dynatrace: self
+                .spec
+                .environment
+                .as_ref()
+                .map(EnvironmentCheck::describe),
         })
     }
 }

@@ -8,6 +8,10 @@
 //! connect, the round started late, the event loop runs late — is inconclusive: it counts
 //! toward the deadline, never toward a roll-back, so a busy or cut-off daemon never blames
 //! a good version.
+//!
+//! With `[target.verify.dynatrace]`, a new task also needs the Dynatrace environment to list
+//! its ActiveGate online as rolled out ([`super::dynatrace`]): one request per round for the
+//! whole target, in parallel with the probes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -15,7 +19,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::dynatrace::{Asker, Connected, EnvironmentCheck, Listing, OnApiError, judge};
 use crate::ecs::{Aws, EcsError, TaskState};
+use crate::health::environment::{Filter, Listed};
 use crate::health::{ProbeFailure, Prober, load};
 
 /// How a revision is verified.
@@ -40,6 +46,18 @@ pub struct Progress {
     pub baking: bool,
     pub probes_ok: u64,
     pub probes_failed: u64,
+    /// New tasks the Dynatrace environment lists as rolled out; `None` without the check.
+    pub listed: Option<u32>,
+}
+
+/// A revision proven healthy, and what the proof leaves to say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verified {
+    /// What the verdict could not check (the Dynatrace environment out of reach with
+    /// `on_api_error = "probe-only"`, an image tag that names no version).
+    pub warnings: Vec<String>,
+    /// What the new ActiveGates reported in the environment's last answer.
+    pub connected: Option<Connected>,
 }
 
 /// Why a revision was not verified.
@@ -121,6 +139,29 @@ struct Seen {
     ok: u32,
     failed: u32,
     last_error: Option<String>,
+    /// What the Dynatrace environment's last answer said of it.
+    listing: Listing,
+    /// Answers in a row that did not list it (or listed it offline).
+    absent: u32,
+    /// Answers in a row that listed it as something else than rolled out.
+    wrong: u32,
+    /// Looked up by its address alone (once: the filter may hide it).
+    diagnosed: bool,
+}
+
+impl Seen {
+    fn new(first: Instant) -> Seen {
+        Seen {
+            first,
+            ok: 0,
+            failed: 0,
+            last_error: None,
+            listing: Listing::Unknown,
+            absent: 0,
+            wrong: 0,
+            diagnosed: false,
+        }
+    }
 }
 
 fn fail(reasons: Vec<String>, tasks: Vec<String>) -> VerifyError {
@@ -175,6 +216,49 @@ pub struct Subject<'a> {
     pub scope: Scope<'a>,
     /// The revision being replaced, whose running tasks are probed alongside as a baseline.
     pub baseline: Option<&'a str>,
+    /// The Dynatrace-side check, and what an API error does to this verification.
+    pub environment: Option<(&'a EnvironmentCheck, OnApiError)>,
+}
+
+/// Looks up, by address alone, tasks the filtered answer did not list although their probes
+/// pass (at most once each): their ActiveGate may be listed in another zone or group.
+async fn diagnose(
+    asker: &mut Asker<'_>,
+    seen: &mut BTreeMap<String, Seen>,
+    running: &[(String, String)],
+    policy: &VerifyPolicy,
+    revision: &str,
+) {
+    for (arn, ip) in running {
+        let Some(s) = seen.get_mut(arn) else { continue };
+        let hidden = matches!(s.listing, Listing::Absent | Listing::Offline(_));
+        if !hidden
+            || s.diagnosed
+            || s.ok < policy.healthy_after
+            || s.absent < policy.unhealthy_after
+        {
+            continue;
+        }
+        s.diagnosed = true;
+        let filter = Filter {
+            network_address: Some(ip.clone()),
+            ..Filter::default()
+        };
+        let Some(gates) = asker.ask(&filter, revision).await else {
+            return;
+        };
+        let zone = asker.check.network_zone.as_deref();
+        let group = asker.check.group.as_deref();
+        if let l @ (Listing::Wrong(_) | Listing::Confirmed { .. }) =
+            judge(&gates, ip, asker.expected.as_ref(), zone, group)
+        {
+            // Dynatrace sees it, and not as rolled out: as good as that many answers saying so.
+            if matches!(l, Listing::Wrong(_)) {
+                s.wrong = policy.unhealthy_after;
+            }
+            s.listing = l;
+        }
+    }
 }
 
 /// Verifies that `revision` runs healthy on the service.
@@ -184,15 +268,33 @@ pub async fn verify(
     subject: Subject<'_>,
     policy: &VerifyPolicy,
     progress: &(dyn Fn(&Progress) + Send + Sync),
-) -> Result<(), VerifyError> {
+) -> Result<Verified, VerifyError> {
     let Subject {
         cluster,
         service,
         revision,
         scope,
         baseline,
+        environment,
     } = subject;
     let baseline = baseline.filter(|b| *b != revision);
+    let mut warnings = Vec::new();
+    let mut asker = match environment {
+        None => None,
+        Some((check, on_api_error)) => {
+            let image = aws.describe_task_definition(revision).await?.image;
+            let asker = Asker::new(check, on_api_error, &image);
+            if asker.expected.is_none() {
+                warnings.push(format!(
+                    "the image {} names no ActiveGate version in its tag: the version the environment lists was not compared",
+                    crate::model::secret::shown(&image)
+                ));
+            }
+            Some(asker)
+        }
+    };
+    // The environment's last answer, for the connected hosts at the end.
+    let mut last_answer: Option<Vec<Listed>> = None;
     // Rounds of many targets spread over the interval instead of all starting at once.
     tokio::time::sleep(policy.interval.mul_f64(fastrand::f64())).await;
     let started = Instant::now();
@@ -281,15 +383,15 @@ pub async fn verify(
             .filter_map(|t| t.ip.clone())
             .collect();
         let now = Instant::now();
+        let new_ips: Vec<(String, String)> = running
+            .iter()
+            .filter(|t| t.last_status == "RUNNING")
+            .filter_map(|t| Some((t.arn.clone(), t.ip.clone()?)))
+            .collect();
         let mut probes = JoinSet::new();
         for t in running.iter().filter(|t| t.last_status == "RUNNING") {
             let Some(ip) = t.ip.clone() else { continue };
-            seen.entry(t.arn.clone()).or_insert(Seen {
-                first: now,
-                ok: 0,
-                failed: 0,
-                last_error: None,
-            });
+            seen.entry(t.arn.clone()).or_insert_with(|| Seen::new(now));
             let prober = prober.clone();
             let arn = Some(t.arn.clone());
             probes.spawn(async move {
@@ -297,19 +399,36 @@ pub async fn verify(
                 (arn, prober.probe(&ip).await)
             });
         }
-        for ip in old {
+        for ip in old.iter().cloned() {
             let prober = prober.clone();
             probes.spawn(async move {
                 let _slot = load::probe_slot().await;
                 (None, prober.probe(&ip).await)
             });
         }
-        let mut results = Vec::new();
-        while let Some(joined) = probes.join_next().await {
-            if let Ok(r) = joined {
-                results.push(r);
+        // One request for the whole target, beside the probes; none while there is nothing
+        // to look up or a 429's Retry-After runs.
+        let ask = asker
+            .as_ref()
+            .is_some_and(|a| !new_ips.is_empty() && a.due(now));
+        let filter = asker.as_ref().map(Asker::filter).unwrap_or_default();
+        let (results, answer) = tokio::join!(
+            async {
+                let mut results = Vec::new();
+                while let Some(joined) = probes.join_next().await {
+                    if let Ok(r) = joined {
+                        results.push(r);
+                    }
+                }
+                results
+            },
+            async {
+                match asker.as_mut() {
+                    Some(a) if ask => a.ask(&filter, revision).await,
+                    _ => None,
+                }
             }
-        }
+        );
         let failed = |r: &&(Option<String>, crate::health::Probe)| r.1.result.is_err();
         let round = Round {
             interval: policy.interval,
@@ -361,10 +480,73 @@ pub async fn verify(
                 }
             }
         }
+        if let (Some(a), Some(gates)) = (asker.as_mut(), answer) {
+            let (zone, group) = (a.check.network_zone.clone(), a.check.group.clone());
+            for (arn, ip) in &new_ips {
+                let Some(s) = seen.get_mut(arn) else { continue };
+                s.listing = judge(
+                    &gates,
+                    ip,
+                    a.expected.as_ref(),
+                    zone.as_deref(),
+                    group.as_deref(),
+                );
+                match s.listing {
+                    Listing::Wrong(_) => {
+                        s.wrong += 1;
+                        s.absent = 0;
+                    }
+                    Listing::Absent | Listing::Offline(_) => {
+                        s.absent += 1;
+                        s.wrong = 0;
+                    }
+                    _ => {
+                        s.absent = 0;
+                        s.wrong = 0;
+                    }
+                }
+            }
+            if a.filtered() {
+                diagnose(a, &mut seen, &new_ips, policy, revision).await;
+            }
+            last_answer = Some(gates);
+        }
         let running_now: Vec<&TaskState> = running
             .iter()
             .filter(|t| t.last_status == "RUNNING")
             .collect();
+        let ip_of = |t: &TaskState| t.ip.clone().unwrap_or_else(|| t.id().to_owned());
+        // Listed as something else than rolled out, answer after answer: Dynatrace's proof.
+        let wrong: Vec<&&TaskState> = running_now
+            .iter()
+            .filter(|t| {
+                seen.get(&t.arn).is_some_and(|s| {
+                    s.wrong >= policy.unhealthy_after && matches!(s.listing, Listing::Wrong(_))
+                })
+            })
+            .collect();
+        if let (Some(a), false) = (asker.as_ref(), wrong.is_empty()) {
+            let reasons = wrong
+                .iter()
+                .filter_map(|t| {
+                    let s = seen.get(&t.arn)?;
+                    a.task_reason(&ip_of(t), &s.listing, now.duration_since(s.first))
+                })
+                .collect();
+            return Err(fail(
+                reasons,
+                wrong.iter().map(|t| t.id().to_owned()).collect(),
+            ));
+        }
+        // What the environment says counts, unless it cannot be asked and `probe-only` is set.
+        let degraded = asker.as_ref().is_some_and(Asker::degraded);
+        let dt_ok = |s: &Seen| match &asker {
+            None => true,
+            Some(_) => {
+                matches!(s.listing, Listing::Confirmed { .. })
+                    || (degraded && !matches!(s.listing, Listing::Wrong(_)))
+            }
+        };
         let unhealthy: Vec<String> = running_now
             .iter()
             .filter_map(|t| {
@@ -391,13 +573,23 @@ pub async fn verify(
                 .collect();
             return Err(fail(unhealthy, ids));
         }
+        let probed_ok = |t: &&&TaskState| {
+            seen.get(&t.arn)
+                .is_some_and(|s| s.ok >= policy.healthy_after)
+        };
         let healthy = running_now
             .iter()
-            .filter(|t| {
-                seen.get(&t.arn)
-                    .is_some_and(|s| s.ok >= policy.healthy_after)
-            })
+            .filter(|t| probed_ok(t) && seen.get(&t.arn).is_some_and(dt_ok))
             .count() as u32;
+        let listed = asker.as_ref().map(|_| {
+            running_now
+                .iter()
+                .filter(|t| {
+                    seen.get(&t.arn)
+                        .is_some_and(|s| matches!(s.listing, Listing::Confirmed { .. }))
+                })
+                .count() as u32
+        });
         let (ready, desired) = match task_set {
             // A task set is ready when it runs its share of the service, all of it healthy;
             // other task sets (blue) may serve beside it.
@@ -427,12 +619,45 @@ pub async fn verify(
             baking: bake_until.is_some(),
             probes_ok,
             probes_failed,
+            listed,
         });
         if let Some(until) = bake_until
             && now >= until
             && ready
         {
-            return Ok(());
+            let mut connected = None;
+            if let Some(a) = &asker {
+                let unconfirmed = running_now.len() as u32 - listed.unwrap_or(0);
+                if unconfirmed > 0 {
+                    warnings.push(format!(
+                        "{unconfirmed} of {} new ActiveGates verified by their HTTPS probe alone: {} (verify.dynatrace.on_api_error = \"probe-only\")",
+                        running_now.len(),
+                        a.error_reason()
+                            .unwrap_or_else(|| "the Dynatrace environment could not be asked".into())
+                    ));
+                }
+                connected = last_answer.as_ref().map(|gates| {
+                    let hosts = |ip: &str| {
+                        gates
+                            .iter()
+                            .filter(|g| g.online() && g.has_address(ip))
+                            .map(|g| g.connected_hosts.unwrap_or(0))
+                            .max()
+                    };
+                    let new: Vec<u64> = new_ips.iter().filter_map(|(_, ip)| hosts(ip)).collect();
+                    let old_hosts: Vec<u64> = old.iter().filter_map(|ip| hosts(ip)).collect();
+                    Connected {
+                        revision: revision.to_owned(),
+                        activegates: new.len() as u32,
+                        hosts: new.iter().sum(),
+                        old_hosts: (!old_hosts.is_empty()).then(|| old_hosts.iter().sum()),
+                    }
+                });
+            }
+            return Ok(Verified {
+                warnings,
+                connected,
+            });
         }
         if now.duration_since(started) >= policy.deadline {
             let mut reasons = vec![format!(
@@ -454,6 +679,36 @@ pub async fn verify(
                 ))
             }));
             let tasks = running_now.iter().map(|t| t.id().to_owned()).collect();
+            if let Some(a) = &asker {
+                // What Dynatrace saw of the tasks it did not confirm.
+                let missing: Vec<(&&TaskState, &Seen)> = running_now
+                    .iter()
+                    .filter_map(|t| Some((t, seen.get(&t.arn)?)))
+                    .filter(|(_, s)| !matches!(s.listing, Listing::Confirmed { .. }))
+                    .collect();
+                reasons.extend(missing.iter().filter_map(|(t, s)| {
+                    a.task_reason(&ip_of(t), &s.listing, now.duration_since(s.first))
+                }));
+                reasons.extend(a.error_reason());
+                let probes_all_ok = running_now.iter().all(|t| probed_ok(&t));
+                let only_dynatrace = unsure_why.is_none() && probes_all_ok && !missing.is_empty();
+                // The environment never answered for them: nothing says the version is bad.
+                let unasked = missing.iter().all(|(_, s)| s.listing == Listing::Unknown);
+                // Nor when the ActiveGates being replaced are not listed either.
+                let old_listed = last_answer.as_ref().is_some_and(|gates| {
+                    old.iter()
+                        .any(|ip| gates.iter().any(|g| g.online() && g.has_address(ip)))
+                });
+                let baseline_missing = !old.is_empty() && !old_listed;
+                if only_dynatrace && (unasked || baseline_missing) {
+                    if baseline_missing && !unasked {
+                        reasons.push("the ActiveGates being replaced are not listed online by the environment either: the environment, not the new version, may be at fault; the revision is not blamed".into());
+                    } else {
+                        reasons.push("the environment could not confirm the new ActiveGates; the revision is not blamed".into());
+                    }
+                    return Err(VerifyError::Inconclusive(Failure { reasons, tasks }));
+                }
+            }
             if let Some(why) = unsure_why {
                 reasons.push(format!(
                     "{unsure_rounds} of {rounds} probe rounds were inconclusive ({why}); the revision is not blamed"

@@ -34,6 +34,15 @@ struct TagRequest {
     digest: Option<String>,
 }
 
+/// `POST /sim/v1/dynatrace/activegates` body: what Dynatrace sees of an image's ActiveGates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationRequest {
+    image: String,
+    #[serde(flatten)]
+    registration: super::dynatrace::Registration,
+}
+
 /// `POST /sim/v1/faults` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +133,34 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
             shared.lock().latest_gateway_version = Some(version.to_owned());
             Ok(json!({ "version": version }))
         }),
+        (&Method::POST, "/sim/v1/dynatrace/activegates") => parse::<RegistrationRequest>(body).and_then(|r| {
+            if r.image.is_empty() {
+                return Err(bad("`image` must not be empty"));
+            }
+            let version_ok = r.registration.version.as_deref().is_none_or(|v| crate::versions::Version::parse(v).is_some());
+            if !version_ok {
+                return Err(bad("`version` must be an ActiveGate version such as `1.301.70.20241127-162512`"));
+            }
+            let reply = json!({ "image": r.image, "registration": r.registration });
+            shared.set_registration(&r.image, r.registration);
+            Ok(reply)
+        }),
+        (&Method::GET, "/sim/v1/dynatrace/activegates") => Ok(json!(shared.lock().registrations)),
+        (&Method::POST, "/sim/v1/dynatrace/fault") => parse::<super::dynatrace::ApiFault>(body).and_then(|f| {
+            if f.status.is_some_and(|s| !(400..=599).contains(&s)) {
+                return Err(bad("`status` must be an HTTP error status (400 to 599)"));
+            }
+            if f.times == Some(0) {
+                return Err(bad("`times` must be at least 1 (leave it out for: until cleared)"));
+            }
+            let reply = json!({ "fault": f });
+            shared.set_dynatrace_fault(Some(f));
+            Ok(reply)
+        }),
+        (&Method::DELETE, "/sim/v1/dynatrace/fault") => {
+            shared.set_dynatrace_fault(None);
+            Ok(json!({}))
+        }
         (&Method::POST, "/sim/v1/registry/auth") => parse::<serde_json::Value>(body).and_then(|v| {
             let required = v["required"].as_bool().ok_or_else(|| bad("expected {\"required\": true|false}"))?;
             shared.lock().registry_auth = required;

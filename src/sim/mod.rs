@@ -14,6 +14,7 @@ pub mod activegate;
 mod api;
 pub mod clock;
 mod control;
+pub mod dynatrace;
 mod ecs;
 pub mod engine;
 mod logs;
@@ -34,6 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use dynatrace::{ApiFault, Registration};
 pub use engine::Delays;
 pub use state::{Behaviour, Fault, Health, Mode, TimelineEvent};
 
@@ -118,6 +120,25 @@ impl Shared {
         st.images.insert(image.to_owned(), b);
         let now = self.clock.now();
         st.record(now, "image-behaviour", image, format!("{:?}", b.mode));
+    }
+
+    fn set_registration(&self, image: &str, registration: Registration) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.record(
+            now,
+            "dynatrace-registration",
+            image,
+            format!("{registration:?}"),
+        );
+        st.registrations.insert(image.to_owned(), registration);
+    }
+
+    fn set_dynatrace_fault(&self, fault: Option<ApiFault>) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.record(now, "dynatrace-fault", "activeGates", format!("{fault:?}"));
+        st.dynatrace_fault = fault;
     }
 
     /// What the fake ActiveGate of this task answers now.
@@ -327,6 +348,26 @@ impl SimHandle {
     pub fn publish_tag(&self, repository: &str, tag: &str) -> String {
         let now = self.shared.clock.now();
         registry::publish(&mut self.shared.lock(), repository, tag, None, now)
+    }
+
+    /// What the Dynatrace environment sees of the ActiveGates of `image` (tag or digest).
+    pub fn set_registration(&self, image: &str, registration: Registration) {
+        self.shared.set_registration(image, registration);
+    }
+
+    /// Makes Dynatrace's ActiveGate list answer as `fault` says (`None`: normally again).
+    pub fn set_dynatrace_fault(&self, fault: Option<ApiFault>) {
+        self.shared.set_dynatrace_fault(fault);
+    }
+
+    /// Calls of Dynatrace's ActiveGate list so far.
+    pub fn dynatrace_calls(&self) -> u64 {
+        self.shared
+            .lock()
+            .calls
+            .get(dynatrace::OPERATION)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// What the Dynatrace metainfo endpoint names as the latest ActiveGate version.

@@ -116,6 +116,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
             return Ok(ingest_event(shared, authorized, &body));
         }
+        if path == "/api/v2/activeGates" && method == hyper::Method::GET {
+            return Ok(super::dynatrace::active_gates(shared, authorized, &query).await);
+        }
         if path == "/api/v1/deployment/installer/gateway/unix/latest/metainfo" {
             let latest = shared.lock().latest_gateway_version.clone();
             let (status, body) = match (authorized, latest) {

@@ -560,6 +560,10 @@ pub struct State {
     pub latest_gateway_version: Option<String>,
     /// Whether the registry wants the bearer-token flow.
     pub registry_auth: bool,
+    /// Dynatrace's ActiveGate list: what it sees of an image's ActiveGates (by reference).
+    pub registrations: BTreeMap<String, super::dynatrace::Registration>,
+    /// Dynatrace's ActiveGate list: how the API answers instead, while set.
+    pub dynatrace_fault: Option<super::dynatrace::ApiFault>,
     /// OCI registry: repository → tags in publication order.
     pub registry: BTreeMap<String, Vec<super::registry::RegistryTag>>,
     /// Service revision ARN → revision.

@@ -185,7 +185,7 @@ impl Rig {
             .await
             .expect("first rollout")
         {
-            Outcome::Verified { from: None, to } => to,
+            Outcome::Verified { from: None, to, .. } => to,
             other => panic!("expected a verified first revision, got {other:?}"),
         }
     }
