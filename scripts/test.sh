@@ -14,6 +14,33 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
+step "promtool and man (Prometheus's linter for /metrics; man for the man page)"
+# Debian's `prometheus` package brings promtool; the end-to-end test runs `promtool check
+# metrics` on the live daemon's /metrics. As root (CI) it is installed with apt-get; where it
+# cannot be had the test says SKIPPED, loudly, and the rest still counts.
+if ! command -v promtool >/dev/null || ! command -v man >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt_log=$(mktemp)
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends prometheus man-db; } >"$apt_log" 2>&1; then
+      tail -n 20 "$apt_log" >&2
+    fi
+    rm -f "$apt_log"
+  fi
+fi
+if command -v promtool >/dev/null; then
+  promtool --version 2>&1 | head -n 1
+  # The linter must be able to fail: the hand-written /metrics of old, a gauge named `_sum`.
+  if printf '# HELP x_sum Sum.\n# TYPE x_sum gauge\nx_sum 1\n' | promtool check metrics >/dev/null 2>&1; then
+    echo "promtool accepted a gauge named _sum" >&2
+    exit 1
+  fi
+  export ACTIVEGATE_LIFECYCLE_REQUIRE_PROMTOOL=1
+else
+  echo "SKIPPED: promtool is not installed and could not be (apt-get install prometheus):" >&2
+  echo "SKIPPED: /metrics is not checked by Prometheus's linter in this run" >&2
+fi
+
 step "cargo test"
 cargo test --locked
 

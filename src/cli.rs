@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use activegate_lifecycle::config::Config;
 use activegate_lifecycle::translate::{self, Action, TranslateError, manifest::MAX_MANIFEST_BYTES};
@@ -67,6 +67,21 @@ enum Command {
     /// version verified beside the old one (blue/green) and promoted, a broken one removed, a
     /// manual trigger with nothing to do, and a version that turns bad during its bake.
     Demo(DemoArgs),
+    /// Print the shell completion script for SHELL to stdout, e.g.
+    /// `activegate-lifecycle completions bash > /etc/bash_completion.d/activegate-lifecycle`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g.
+    /// `activegate-lifecycle man > activegate-lifecycle.1`; with --dir, write it and one page
+    /// per command (activegate-lifecycle-run.1, …) into DIR.
+    Man {
+        /// Write the pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,7 +271,8 @@ pub fn main() -> ExitCode {
     let default_level = if matches!(cli.command, Command::Demo(_)) {
         "error"
     } else {
-        "info"
+        // tokio-cron-scheduler says "Job creator created" at info for every job it adds.
+        "info,tokio_cron_scheduler=warn"
     };
     if let Err(message) = telemetry::init(cli.log_format, default_level) {
         eprintln!("{PROGRAM}: error: {message}");
@@ -303,6 +319,11 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Sim(args) => sim_command(args),
         Command::Healthcheck(args) => healthcheck(&args),
         Command::Mesh(args) => mesh_command(&args),
+        Command::Completions { shell } => {
+            print_stdout(&completions(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man_pages(dir.as_deref()),
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")
@@ -313,6 +334,44 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), PROGRAM, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if shell != clap_complete::Shell::Bash {
+        return script;
+    }
+    // clap_complete 4.6 spells a hyphenated program name two ways in its bash script: the loop
+    // that finds the command writes `activegate__lifecycle__subcmd__run`, the arms that complete
+    // it `activegate__subcmd__lifecycle__subcmd__run`, so nothing after a command would complete
+    // (clap-rs/clap#6421). The arms are given the loop's spelling.
+    let arms = format!("{}__subcmd__", PROGRAM.replace('-', "__subcmd__"));
+    let state = format!("{}__subcmd__", PROGRAM.replace('-', "__"));
+    script.replace(&arms, &state)
+}
+
+/// The man page on stdout, or every page (the program's and one per command) into `dir`.
+fn man_pages(dir: Option<&std::path::Path>) -> Result<ExitCode, Failure> {
+    let command = Cli::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .context("cannot render the man page")
+                .map_err(Failure::runtime)?;
+            print_stdout(&String::from_utf8_lossy(&page))?;
+        }
+        Some(dir) => {
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))
+                .map_err(Failure::runtime)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
@@ -371,7 +430,10 @@ pub fn status_sources(
             serde_json::to_string_pretty(&b1.snapshot())
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         }),
-        metrics: std::sync::Arc::new(move || b2.metrics()),
+        metrics: std::sync::Arc::new(move |format| match format {
+            status::MetricsFormat::Prometheus => b2.metrics(),
+            status::MetricsFormat::OpenMetrics => b2.openmetrics(),
+        }),
         trigger: std::sync::Arc::new(move |t: &str| {
             if b3.trigger(t, daemon::board::Trigger::Manual) {
                 status::Triggered::Yes

@@ -79,6 +79,50 @@ impl Daemon {
     }
 }
 
+/// Prometheus's own linter on the live daemon's `/metrics`: `promtool check metrics` finds no
+/// problem. The test command installs promtool (Debian's `prometheus` package) and then sets
+/// ACTIVEGATE_LIFECYCLE_REQUIRE_PROMTOOL; without promtool this says so loudly and goes on.
+fn promtool_check_metrics(metrics: &str) {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("ACTIVEGATE_LIFECYCLE_REQUIRE_PROMTOOL").is_some() => {
+            panic!(
+                "promtool is required (ACTIVEGATE_LIFECYCLE_REQUIRE_PROMTOOL) but does not run: {e}"
+            )
+        }
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: promtool check metrics: promtool does not run here ({e}); apt-get install prometheus"
+            );
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(metrics.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {}\n{said}\n{metrics}",
+        out.status
+    );
+}
+
 fn outcome_count(s: &serde_json::Value, outcome: &str) -> u64 {
     s["targets"]["prod"]["outcomes"][outcome]
         .as_u64()
@@ -183,6 +227,43 @@ async fn the_daemon_rolls_on_start_on_schedule_and_on_sighup_and_stops_cleanly()
     assert!(
         metrics.contains("activegate_lifecycle_config_reloads_total{result=\"refused\"} 1"),
         "{metrics}"
+    );
+    // The availability probes' latency is a histogram (the monitor probed by now).
+    assert!(
+        metrics.contains("# TYPE activegate_lifecycle_probe_latency_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "activegate_lifecycle_probe_latency_seconds_bucket{target=\"prod\",le=\"+Inf\"}"
+        ),
+        "{metrics}"
+    );
+    promtool_check_metrics(&metrics);
+    // A scraper that asks for OpenMetrics gets it.
+    let open = d
+        .http
+        .get(format!("{}/metrics", d.url))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .expect("metrics");
+    assert!(
+        open.headers()["content-type"]
+            .to_str()
+            .expect("ASCII")
+            .starts_with("application/openmetrics-text; version=1.0.0"),
+        "{:?}",
+        open.headers()
+    );
+    let open = open.text().await.expect("text");
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE activegate_lifecycle_rollouts counter"),
+        "{open}"
     );
     let denied = d
         .http

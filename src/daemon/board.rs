@@ -8,6 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
 use crate::ecs::CallCount;
 
 /// Why a reconcile started.
@@ -110,9 +118,23 @@ struct State {
 }
 
 /// Shared by the runners (writers) and the status server (reader).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Board {
     state: Mutex<State>,
+    /// Per target; kept across reloads like the other counters.
+    probe_latency:
+        prometheus_client::metrics::family::Family<TargetLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            state: Mutex::default(),
+            probe_latency: prometheus_client::metrics::family::Family::new_with_constructor(
+                probe_histogram,
+            ),
+        }
+    }
 }
 
 /// What `/status` answers.
@@ -167,6 +189,9 @@ impl Board {
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);
             }
+            for gone in old.into_keys().filter(|n| !s.targets.contains_key(n)) {
+                self.probe_latency.remove(&TargetLabel { target: gone });
+            }
         });
     }
 
@@ -213,280 +238,383 @@ impl Board {
         })
     }
 
-    /// Prometheus text exposition.
-    pub fn metrics(&self) -> String {
-        let (targets, aws, reloads, refused) = self.with(|s| {
-            (
-                s.targets.clone(),
-                s.aws.clone(),
-                s.reloads,
-                s.reload_failures,
-            )
+    /// Counts one round of availability probes' latencies into the target's histogram.
+    pub fn probe_latencies(&self, target: &str, seconds: &[f64]) {
+        let h = self.probe_latency.get_or_create(&TargetLabel {
+            target: target.to_owned(),
         });
-        let mut m = Metrics(String::new());
-        m.header(
-            "event_loop_lateness_seconds",
-            "How late the daemon's event loop wakes up (recent peak, decaying); above 1 s probe failures are not held against a new version.",
-            "gauge",
-        );
-        m.line(
-            "event_loop_lateness_seconds",
-            &[],
-            crate::health::load::event_loop_lateness().as_secs_f64(),
-        );
-        m.labelled(
-            "rollouts_total",
-            "Reconciles by outcome.",
-            "counter",
-            &targets,
-            "outcome",
-            |t| &t.outcomes,
-        );
-        m.per_target(
-            "rollbacks_total",
-            "Roll-backs to the last good revision.",
-            "counter",
-            &targets,
-            |t| {
-                Some(
-                    t.outcomes
-                        .get("rolled-back")
-                        .copied()
-                        .unwrap_or(0)
-                        .to_string(),
-                )
-            },
-        );
-        m.labelled(
-            "reconcile_errors_total",
-            "Reconciles that could not finish, by kind.",
-            "counter",
-            &targets,
-            "kind",
-            |t| &t.errors,
-        );
-        m.per_target(
-            "reconcile_retries_total",
-            "Reconciles retried after a retriable failure.",
-            "counter",
-            &targets,
-            |t| Some(t.retries.to_string()),
-        );
-        m.per_target(
-            "reconcile_retry_backoff_seconds",
-            "The wait of the pending retry; 0 when none is pending.",
-            "gauge",
-            &targets,
-            |t| Some(t.retry_backoff_seconds.to_string()),
-        );
-        m.per_target(
-            "rollout_in_progress",
-            "1 while a reconcile of the target runs.",
-            "gauge",
-            &targets,
-            |t| Some(u8::from(t.running).to_string()),
-        );
-        m.per_target(
-            "next_run_timestamp_seconds",
-            "The next scheduled reconcile.",
-            "gauge",
-            &targets,
-            |t| t.next_run.map(|n| n.timestamp().to_string()),
-        );
-        m.per_target(
-            "missed_fires_total",
-            "Scheduled times that passed while a reconcile ran.",
-            "counter",
-            &targets,
-            |t| Some(t.missed_fires.to_string()),
-        );
-        m.per_target(
-            "availability_ratio",
-            "Availability over the last 30 days (observed part).",
-            "gauge",
-            &targets,
-            |t| t.availability.map(|v| v.to_string()),
-        );
-        m.per_target(
-            "error_budget_remaining_seconds",
-            "Downtime the SLO still allows in the 30-day window.",
-            "gauge",
-            &targets,
-            |t| t.error_budget_remaining_seconds.map(|v| v.to_string()),
-        );
-        m.per_target(
-            "downtime_seconds",
-            "Time in the 30-day window with no task answering healthy.",
-            "gauge",
-            &targets,
-            |t| Some(t.downtime_seconds.to_string()),
-        );
-        m.per_target(
-            "probe_latency_seconds_sum",
-            "Sum of the availability probes' latencies.",
-            "gauge",
-            &targets,
-            |t| Some(t.probe_latency_seconds_sum.to_string()),
-        );
-        m.header("probes_total", "Availability probes by result.", "counter");
-        for (name, t) in &targets {
-            m.line(
-                "probes_total",
-                &[("target", name), ("result", "ok")],
-                t.probes_ok,
-            );
-            m.line(
-                "probes_total",
-                &[("target", name), ("result", "failed")],
-                t.probes_failed,
-            );
+        for s in seconds {
+            h.observe(*s);
         }
-        m.per_target(
-            "mesh_updates_total",
-            "Writes of the Consul destination (created or updated).",
-            "counter",
-            &targets,
-            |t| t.mesh.as_ref().map(|m| m.updates.to_string()),
+    }
+
+    /// `/metrics` in the Prometheus text format (0.0.4): what `promtool check metrics` reads.
+    pub fn metrics(&self) -> String {
+        self.encode(prometheus_client::encoding::prometheus_text::encode)
+    }
+
+    /// `/metrics` in the OpenMetrics text format, for scrapers that ask for it.
+    pub fn openmetrics(&self) -> String {
+        self.encode(prometheus_client::encoding::text::encode)
+    }
+
+    fn encode(&self, encode: fn(&mut String, &Registry) -> Result<(), std::fmt::Error>) -> String {
+        let now = self.with(|s| Collected {
+            targets: s.targets.clone(),
+            aws: s.aws.clone(),
+            reloads: s.reloads,
+            refused: s.reload_failures,
+            lateness: crate::health::load::event_loop_lateness().as_secs_f64(),
+        });
+        let mut registry = Registry::with_prefix("activegate_lifecycle");
+        registry.register_collector(Box::new(now));
+        registry.register_with_unit(
+            "probe_latency",
+            "Latency of the availability probes",
+            Unit::Seconds,
+            self.probe_latency.clone(),
         );
-        m.per_target(
-            "mesh_failures_total",
-            "Consul destination updates that failed (retried).",
-            "counter",
-            &targets,
-            |t| t.mesh.as_ref().map(|m| m.failures.to_string()),
-        );
-        m.per_target(
-            "mesh_gateway_healthy",
-            "1 when the terminating gateway showed every destination address HEALTHY.",
-            "gauge",
-            &targets,
-            |t| {
-                t.mesh
-                    .as_ref()
-                    .and_then(|m| m.gateway_healthy)
-                    .map(|h| u8::from(h).to_string())
-            },
-        );
-        m.per_target(
-            "skipped_for_budget_total",
-            "Scheduled runs skipped because the error budget was spent.",
-            "counter",
-            &targets,
-            |t| Some(t.skipped_for_budget.to_string()),
-        );
-        m.per_target(
-            "skipped_outside_window_total",
-            "Scheduled runs outside the maintenance window.",
-            "counter",
-            &targets,
-            |t| Some(t.skipped_outside_window.to_string()),
-        );
-        m.per_target(
-            "discovery_failures_total",
-            "Version discoveries that failed; the running version was kept.",
-            "counter",
-            &targets,
-            |t| Some(t.discovery_failures.to_string()),
-        );
-        for (metric, help, pick) in [
+        let mut out = String::new();
+        encode(&mut out, &registry).expect("writing to a String does not fail");
+        out
+    }
+}
+
+/// A target's label on its series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+/// Buckets for HTTPS probes of tasks in the same VPC: a few milliseconds when well, up to the
+/// probe timeout when not.
+const PROBE_BUCKETS: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+
+fn probe_histogram() -> Histogram {
+    Histogram::new(PROBE_BUCKETS)
+}
+
+/// The board as it was at a scrape: counters and gauges come from the state `/status` shows,
+/// encoded by prometheus-client as constant metrics.
+#[derive(Debug)]
+struct Collected {
+    targets: BTreeMap<String, TargetStatus>,
+    aws: BTreeMap<String, CallCount>,
+    reloads: u64,
+    refused: u64,
+    lateness: f64,
+}
+
+/// One metric family being written, series by series.
+struct Series<'a> {
+    encoder: MetricEncoder<'a>,
+}
+
+impl<'a> Series<'a> {
+    fn start(
+        e: &'a mut DescriptorEncoder<'_>,
+        name: &'a str,
+        help: &str,
+        unit: Option<&'a Unit>,
+        kind: MetricType,
+    ) -> Result<Series<'a>, std::fmt::Error> {
+        Ok(Series {
+            encoder: e.encode_descriptor(name, help, unit, kind)?,
+        })
+    }
+
+    fn counter(&mut self, labels: &[(&str, &str)], v: u64) -> Result<(), std::fmt::Error> {
+        ConstCounter::new(v).encode(self.encoder.encode_family(&labels)?)
+    }
+
+    fn gauge(&mut self, labels: &[(&str, &str)], v: f64) -> Result<(), std::fmt::Error> {
+        ConstGauge::new(v).encode(self.encoder.encode_family(&labels)?)
+    }
+}
+
+/// A per-target series: its name, help, unit, type and value (`None`: no series for the target).
+type PerTarget = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    MetricType,
+    fn(&TargetStatus) -> Option<f64>,
+);
+
+impl Collector for Collected {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let seconds = Some(Unit::Seconds);
+        Series::start(
+            &mut e,
+            "event_loop_lateness",
+            "How late the daemon's event loop wakes up (recent peak, decaying); above 1 s probe failures are not held against a new version.",
+            seconds.as_ref(),
+            Gauge,
+        )?
+        .gauge(&[], self.lateness)?;
+        for (name, help, label, pick) in [
             (
-                "aws_calls_total",
+                "rollouts",
+                "Reconciles by outcome.",
+                "outcome",
+                (|t: &TargetStatus| &t.outcomes) as fn(&TargetStatus) -> &BTreeMap<String, u64>,
+            ),
+            (
+                "reconcile_errors",
+                "Reconciles that could not finish, by kind.",
+                "kind",
+                |t: &TargetStatus| &t.errors,
+            ),
+        ] {
+            let mut f = Series::start(&mut e, name, help, None, Counter)?;
+            for (target, t) in &self.targets {
+                for (k, n) in pick(t) {
+                    f.counter(&[("target", target), (label, k)], *n)?;
+                }
+            }
+        }
+        let per_target: [PerTarget; 15] = [
+            (
+                "rollbacks",
+                "Roll-backs to the last good revision.",
+                None,
+                Counter,
+                |t| Some(t.outcomes.get("rolled-back").copied().unwrap_or(0) as f64),
+            ),
+            (
+                "reconcile_retries",
+                "Reconciles retried after a retriable failure.",
+                None,
+                Counter,
+                |t| Some(t.retries as f64),
+            ),
+            (
+                "reconcile_retry_backoff",
+                "The wait of the pending retry; 0 when none is pending.",
+                Some(Unit::Seconds),
+                Gauge,
+                |t| Some(t.retry_backoff_seconds),
+            ),
+            (
+                "rollout_in_progress",
+                "1 while a reconcile of the target runs.",
+                None,
+                Gauge,
+                |t| Some(f64::from(u8::from(t.running))),
+            ),
+            (
+                "next_run_timestamp",
+                "The next scheduled reconcile (Unix time).",
+                Some(Unit::Seconds),
+                Gauge,
+                |t| t.next_run.map(|n| n.timestamp() as f64),
+            ),
+            (
+                "missed_fires",
+                "Scheduled times that passed while a reconcile ran.",
+                None,
+                Counter,
+                |t| Some(t.missed_fires as f64),
+            ),
+            (
+                "availability_ratio",
+                "Availability over the last 30 days (observed part).",
+                None,
+                Gauge,
+                |t| t.availability,
+            ),
+            (
+                "error_budget_remaining",
+                "Downtime the SLO still allows in the 30-day window.",
+                Some(Unit::Seconds),
+                Gauge,
+                |t| t.error_budget_remaining_seconds,
+            ),
+            (
+                "downtime",
+                "Time in the 30-day window with no task answering healthy.",
+                Some(Unit::Seconds),
+                Gauge,
+                |t| Some(t.downtime_seconds),
+            ),
+            (
+                "mesh_updates",
+                "Writes of the Consul destination (created or updated).",
+                None,
+                Counter,
+                |t| t.mesh.as_ref().map(|m| m.updates as f64),
+            ),
+            (
+                "mesh_failures",
+                "Consul destination updates that failed (retried).",
+                None,
+                Counter,
+                |t| t.mesh.as_ref().map(|m| m.failures as f64),
+            ),
+            (
+                "mesh_gateway_healthy",
+                "1 when the terminating gateway showed every destination address HEALTHY.",
+                None,
+                Gauge,
+                |t| {
+                    t.mesh
+                        .as_ref()
+                        .and_then(|m| m.gateway_healthy)
+                        .map(|h| f64::from(u8::from(h)))
+                },
+            ),
+            (
+                "skipped_for_budget",
+                "Scheduled runs skipped because the error budget was spent.",
+                None,
+                Counter,
+                |t| Some(t.skipped_for_budget as f64),
+            ),
+            (
+                "skipped_outside_window",
+                "Scheduled runs outside the maintenance window.",
+                None,
+                Counter,
+                |t| Some(t.skipped_outside_window as f64),
+            ),
+            (
+                "discovery_failures",
+                "Version discoveries that failed; the running version was kept.",
+                None,
+                Counter,
+                |t| Some(t.discovery_failures as f64),
+            ),
+        ];
+        for (name, help, unit, kind, pick) in &per_target {
+            let mut f = Series::start(&mut e, name, help, unit.as_ref(), *kind)?;
+            for (target, t) in &self.targets {
+                let Some(v) = pick(t) else { continue };
+                let labels = [("target", target.as_str())];
+                match kind {
+                    // Counters are whole numbers here; written as such.
+                    Counter => f.counter(&labels, v as u64)?,
+                    _ => f.gauge(&labels, v)?,
+                }
+            }
+        }
+        let mut f = Series::start(
+            &mut e,
+            "probes",
+            "Availability probes by result.",
+            None,
+            Counter,
+        )?;
+        for (target, t) in &self.targets {
+            f.counter(&[("target", target), ("result", "ok")], t.probes_ok)?;
+            f.counter(&[("target", target), ("result", "failed")], t.probes_failed)?;
+        }
+        for (name, help, pick) in [
+            (
+                "aws_calls",
                 "AWS calls by operation, retries included.",
                 (|c: &CallCount| c.calls) as fn(&CallCount) -> u64,
             ),
             (
-                "aws_retries_total",
+                "aws_retries",
                 "AWS calls retried by operation.",
                 |c: &CallCount| c.retries,
             ),
             (
-                "aws_throttled_total",
+                "aws_throttled",
                 "AWS calls throttled by operation.",
                 |c: &CallCount| c.throttled,
             ),
             (
-                "aws_failed_total",
+                "aws_failed",
                 "AWS calls that failed for good, by operation.",
                 |c: &CallCount| c.failed,
             ),
         ] {
-            m.header(metric, help, "counter");
-            for (op, c) in &aws {
-                m.line(metric, &[("operation", op)], pick(c));
+            let mut f = Series::start(&mut e, name, help, None, Counter)?;
+            for (op, c) in &self.aws {
+                f.counter(&[("operation", op)], pick(c))?;
             }
         }
-        m.header(
-            "config_reloads_total",
+        let mut f = Series::start(
+            &mut e,
+            "config_reloads",
             "Config reloads by result.",
-            "counter",
-        );
-        m.line("config_reloads_total", &[("result", "applied")], reloads);
-        m.line("config_reloads_total", &[("result", "refused")], refused);
-        m.0
+            None,
+            Counter,
+        )?;
+        f.counter(&[("result", "applied")], self.reloads)?;
+        f.counter(&[("result", "refused")], self.refused)
     }
 }
 
-/// Prometheus text being written; every name gets the `activegate_lifecycle_` prefix.
-struct Metrics(String);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Metrics {
-    fn header(&mut self, name: &str, help: &str, kind: &str) {
-        use std::fmt::Write;
-        let _ = writeln!(self.0, "# HELP activegate_lifecycle_{name} {help}");
-        let _ = writeln!(self.0, "# TYPE activegate_lifecycle_{name} {kind}");
+    fn board() -> Board {
+        let b = Board::default();
+        let (tx, _rx) = mpsc::channel(1);
+        b.set_targets(vec![(
+            "prod".into(),
+            TargetStatus {
+                schedule: Some("0 30 3 * * * (UTC)".into()),
+                ..TargetStatus::default()
+            },
+            tx,
+        )]);
+        b.target("prod", |t| {
+            *t.outcomes.entry("verified".into()).or_default() += 2;
+            t.probes_ok = 3;
+            t.availability = Some(0.999);
+        });
+        b.probe_latencies("prod", &[0.004, 0.02, 3.0]);
+        b
     }
 
-    fn line(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        use std::fmt::Write;
-        let esc = |v: &str| {
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-            .collect();
-        let labels = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", labels.join(","))
-        };
-        let _ = writeln!(self.0, "activegate_lifecycle_{name}{labels} {value}");
-    }
-
-    /// One line per target, skipping targets without a value.
-    fn per_target(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: &str,
-        targets: &BTreeMap<String, TargetStatus>,
-        value: impl Fn(&TargetStatus) -> Option<String>,
-    ) {
-        self.header(name, help, kind);
-        for (target, t) in targets {
-            if let Some(v) = value(t) {
-                self.line(name, &[("target", target)], v);
-            }
+    #[test]
+    fn prometheus_text_keeps_the_names_and_the_latency_is_a_histogram() {
+        let m = board().metrics();
+        for line in [
+            "# TYPE activegate_lifecycle_rollouts_total counter",
+            "activegate_lifecycle_rollouts_total{target=\"prod\",outcome=\"verified\"} 2",
+            "activegate_lifecycle_probes_total{target=\"prod\",result=\"ok\"} 3",
+            "activegate_lifecycle_availability_ratio{target=\"prod\"} 0.999",
+            "# TYPE activegate_lifecycle_event_loop_lateness_seconds gauge",
+            "# TYPE activegate_lifecycle_reconcile_retry_backoff_seconds gauge",
+            "# TYPE activegate_lifecycle_probe_latency_seconds histogram",
+            "activegate_lifecycle_probe_latency_seconds_bucket{target=\"prod\",le=\"0.005\"} 1",
+            "activegate_lifecycle_probe_latency_seconds_bucket{target=\"prod\",le=\"0.025\"} 2",
+            "activegate_lifecycle_probe_latency_seconds_bucket{target=\"prod\",le=\"2\"} 2",
+            "activegate_lifecycle_probe_latency_seconds_bucket{target=\"prod\",le=\"+Inf\"} 3",
+            "activegate_lifecycle_probe_latency_seconds_count{target=\"prod\"} 3",
+            "activegate_lifecycle_config_reloads_total{result=\"applied\"} 0",
+        ] {
+            assert!(m.lines().any(|l| l == line), "no `{line}` in:\n{m}");
         }
+        assert!(!m.contains("# EOF"), "{m}");
     }
 
-    /// One line per target and key of a per-target map.
-    fn labelled(
-        &mut self,
-        name: &str,
-        help: &str,
-        kind: &str,
-        targets: &BTreeMap<String, TargetStatus>,
-        label: &str,
-        values: impl Fn(&TargetStatus) -> &BTreeMap<String, u64>,
-    ) {
-        self.header(name, help, kind);
-        for (target, t) in targets {
-            for (k, n) in values(t) {
-                self.line(name, &[("target", target), (label, k)], n);
-            }
-        }
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let m = board().openmetrics();
+        assert!(
+            m.contains("# TYPE activegate_lifecycle_rollouts counter\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("# UNIT activegate_lifecycle_probe_latency_seconds seconds\n"),
+            "{m}"
+        );
+        assert!(m.ends_with("# EOF\n"), "{m}");
+    }
+
+    #[test]
+    fn a_target_dropped_by_a_reload_leaves_the_histogram() {
+        let b = board();
+        let (tx, _rx) = mpsc::channel(1);
+        b.set_targets(vec![("other".into(), TargetStatus::default(), tx)]);
+        let m = b.metrics();
+        assert!(!m.contains("target=\"prod\""), "{m}");
     }
 }

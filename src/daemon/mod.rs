@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError, Target};
 use crate::ecs::ClientSettings;
 use board::{Board, TargetStatus, Trigger};
 use retry::{Backoff, Ended, Retries};
-use schedule::{WallClock, until};
+use schedule::{Scheduler, Ticker, WallClock, until};
 
 /// What the outside world asks of the daemon (signals become these in one place).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,7 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-/// Starts a loop per target. Loops of the previous config are told to stop;
+/// Starts a loop per target, its schedule on the daemon's `scheduler`. Loops of the previous config are told to stop;
 /// a new loop for the same target waits for its predecessor's run to end.
 fn start_targets(
     config: &Arc<Config>,
@@ -98,6 +98,7 @@ fn start_targets(
     options: &Options,
     previous: BTreeMap<String, Running>,
     first: Option<Trigger>,
+    scheduler: &Arc<Scheduler>,
 ) -> BTreeMap<String, Running> {
     let mut previous = previous;
     for r in previous.values() {
@@ -140,6 +141,7 @@ fn start_targets(
             limit: limit.clone(),
             group,
             mesh: mesh.clone(),
+            scheduler: scheduler.clone(),
         };
         tokio::spawn(monitor::watch(
             config.clone(),
@@ -180,6 +182,7 @@ struct Job {
     limit: Arc<Semaphore>,
     group: Option<Arc<Mutex<()>>>,
     mesh: Option<Arc<mesh::MeshSync>>,
+    scheduler: Arc<Scheduler>,
 }
 
 impl Job {
@@ -189,14 +192,34 @@ impl Job {
 
     async fn run(
         self,
-        mut triggers: mpsc::Receiver<Trigger>,
-        mut stop: watch::Receiver<bool>,
+        triggers: mpsc::Receiver<Trigger>,
+        stop: watch::Receiver<bool>,
         before: Option<JoinHandle<()>>,
     ) {
         if let Some(b) = before {
             let _ = b.await;
         }
-        let schedule = self.target.schedule();
+        let jitter = self
+            .target
+            .jitter_seconds
+            .as_ref()
+            .map_or(Duration::ZERO, |j| Duration::from_secs_f64(j.0.max(0.0)));
+        let mut ticker = self.target.schedule().map(|s| Ticker::new(s, jitter));
+        self.serve(triggers, stop, ticker.as_mut()).await;
+        // The loop ends (stop, reload, shutdown): its next scheduled run is not left armed.
+        if let Some(t) = &mut ticker {
+            t.disarm(&self.scheduler).await;
+        }
+    }
+
+    /// The loop: wait for the first of a trigger, the scheduled time and the pending retry;
+    /// run; repeat until told to stop.
+    async fn serve(
+        &self,
+        mut triggers: mpsc::Receiver<Trigger>,
+        mut stop: watch::Receiver<bool>,
+        mut ticker: Option<&mut Ticker>,
+    ) {
         let clock = self.options.clock.clone();
         // A retry armed by the previous config's loop is not carried over: this loop starts
         // with a reconcile of its own (SIGHUP) and decides afresh.
@@ -206,22 +229,23 @@ impl Job {
             if *stop.borrow() {
                 return;
             }
-            let next = schedule
-                .as_ref()
-                .and_then(|s| s.next_after(clock.now()))
-                .map(|t| {
-                    let jitter = self
-                        .target
-                        .jitter_seconds
-                        .as_ref()
-                        .map_or(0.0, |j| j.0 * fastrand::f64());
-                    t + chrono::Duration::milliseconds((jitter * 1000.0) as i64)
-                });
+            // The next scheduled time, as a one-shot job on the daemon's scheduler (kept when
+            // it is still the next one: a trigger in between does not move it).
+            let next = match ticker.as_deref_mut() {
+                Some(t) => t.arm(&self.scheduler, clock.now()).await,
+                None => None,
+            };
             self.board.target(&self.name(), |t| t.next_run = next);
-            let wait = next.map_or(Duration::from_secs(86_400 * 365), |n| until(clock.now(), n));
             let retry_at = retries.pending.map(|p| p.at);
             let retry_wait = retry_at.map_or(Duration::ZERO, |r| until(clock.now(), r));
-            // Whichever comes first: a trigger, the schedule or the pending retry.
+            // Whichever comes first: a trigger, the schedule or the pending retry. A backoff is a
+            // wait on the monotonic clock, not a calendar time: tokio's timer keeps it precise.
+            let scheduled = async {
+                match ticker.as_deref_mut() {
+                    Some(t) => t.fired().await,
+                    None => std::future::pending().await,
+                }
+            };
             let why = tokio::select! {
                 biased;
                 _ = stop.changed() => return,
@@ -229,7 +253,7 @@ impl Job {
                     Some(t) => t,
                     None => return,
                 },
-                _ = tokio::time::sleep(wait), if next.is_some() => Trigger::Schedule,
+                _ = scheduled, if next.is_some() => Trigger::Schedule,
                 _ = tokio::time::sleep(retry_wait), if retry_at.is_some() => Trigger::Retry,
             };
             if why == Trigger::Retry {
@@ -243,17 +267,9 @@ impl Job {
             }
             let started = clock.now();
             self.reconcile(why, &mut retries).await;
-            if let (Some(s), Some(_)) = (&schedule, next) {
+            if let (Some(t), Some(_)) = (ticker.as_deref(), next) {
                 // Scheduled times that passed while this run went on are skipped, not queued.
-                let mut missed = 0;
-                let mut t = started;
-                while let Some(x) = s.next_after(t) {
-                    if x > clock.now() {
-                        break;
-                    }
-                    missed += 1;
-                    t = x;
-                }
+                let missed = t.schedule().fires_between(started, clock.now());
                 if missed > 0 {
                     tracing::warn!(target = %self.target.name, missed, "the schedule fired while a reconcile was running; those runs were skipped");
                     self.board
@@ -453,8 +469,22 @@ pub async fn run(
     let lateness = tokio::spawn(crate::health::load::watch_event_loop(async move {
         let _ = lateness_stopped.await;
     }));
+    // One tokio-cron-scheduler for the daemon: every target's next scheduled run is a one-shot
+    // job on it.
+    let scheduler = Arc::new(
+        Scheduler::start(options.clock.clone())
+            .await
+            .expect("tokio-cron-scheduler with its in-memory stores always starts"),
+    );
     let first = (!options.no_initial_run).then_some(Trigger::Start);
-    let mut running = start_targets(&config, &board, &options, BTreeMap::new(), first);
+    let mut running = start_targets(
+        &config,
+        &board,
+        &options,
+        BTreeMap::new(),
+        first,
+        &scheduler,
+    );
     tracing::info!(targets = config.targets.len(), "daemon running");
     // Until Terminate (or the signal source closes): Reload re-reads the config.
     while let Some(Signal::Reload) = signals.recv().await {
@@ -471,7 +501,14 @@ pub async fn run(
                 tracing::info!("SIGHUP: config reloaded; reconciling every target");
                 board.reloaded(None);
                 config = Arc::new(new);
-                running = start_targets(&config, &board, &options, running, Some(Trigger::Reload));
+                running = start_targets(
+                    &config,
+                    &board,
+                    &options,
+                    running,
+                    Some(Trigger::Reload),
+                    &scheduler,
+                );
             }
         }
     }
@@ -489,6 +526,8 @@ pub async fn run(
         _ = tokio::time::sleep(deadline) => tracing::error!("in-flight rollouts did not end within the shutdown deadline; the next start resumes them from the ECS tags"),
                 _ = signals.recv() => tracing::warn!("a second stop signal: exiting now; the next start resumes from the ECS tags"),
     }
+    // The loops have disarmed their jobs (or the deadline passed): the ticker stops.
+    scheduler.shutdown().await;
     let _ = lateness_stop.send(());
     let _ = lateness.await;
     Ok(())

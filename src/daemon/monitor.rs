@@ -116,9 +116,10 @@ pub async fn watch(
                 (prober.probe(&ip).await, ip)
             });
         }
-        let (mut ok, mut failed, mut latency) = (0u64, 0u64, 0.0f64);
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut latencies = Vec::with_capacity(ips.len());
         while let Some(Ok((p, ip))) = probes.join_next().await {
-            latency += p.latency.as_secs_f64();
+            latencies.push(p.latency.as_secs_f64());
             if p.result.is_ok() {
                 ok += 1;
                 answered.insert(ip);
@@ -164,8 +165,9 @@ pub async fn watch(
             t.error_budget_remaining_seconds = Some(report.budget_remaining_seconds);
             t.probes_ok += ok;
             t.probes_failed += failed;
-            t.probe_latency_seconds_sum += latency;
+            t.probe_latency_seconds_sum += latencies.iter().sum::<f64>();
         });
+        board.probe_latencies(&name, &latencies);
         let encoded = availability.encode();
         if encoded != persisted
             && persisted_at.elapsed() >= PERSIST_EVERY.min(interval * 4)

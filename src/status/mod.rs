@@ -1,5 +1,5 @@
 //! The status server: `/healthz` (the daemon's own liveness, for its Fargate
-//! health check), `/status` (JSON), `/metrics` (Prometheus text), and
+//! health check), `/status` (JSON), `/metrics` (Prometheus or OpenMetrics text), and
 //! `POST /trigger?target=NAME` (bearer token). It knows nothing of the daemon:
 //! `main` hands it the functions that answer.
 
@@ -21,11 +21,51 @@ pub enum Triggered {
     UnknownTarget,
 }
 
+/// The two text formats of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// The Prometheus text format 0.0.4: the default, and what `promtool check metrics` reads.
+    Prometheus,
+    /// OpenMetrics 1.0 text, for scrapers whose `Accept` header asks for it (Prometheus does).
+    OpenMetrics,
+}
+
+impl MetricsFormat {
+    /// Picks the format from an `Accept` header: OpenMetrics when it is listed with a weight
+    /// above zero, else the Prometheus text format.
+    pub fn negotiate(accept: Option<&str>) -> MetricsFormat {
+        let open = accept.unwrap_or("").split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let weight = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            media.eq_ignore_ascii_case("application/openmetrics-text") && weight > 0.0
+        });
+        if open {
+            MetricsFormat::OpenMetrics
+        } else {
+            MetricsFormat::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            MetricsFormat::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            MetricsFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+        }
+    }
+}
+
 /// The answers, provided by whoever runs the server.
 #[derive(Clone)]
 pub struct Sources {
     pub status_json: Arc<dyn Fn() -> String + Send + Sync>,
-    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// `/metrics` in the format asked for (the `Accept` header).
+    pub metrics: Arc<dyn Fn(MetricsFormat) -> String + Send + Sync>,
     pub trigger: Arc<dyn Fn(&str) -> Triggered + Send + Sync>,
     /// The bearer token `POST /trigger` requires; `None` turns the endpoint off.
     pub trigger_token: Option<String>,
@@ -103,7 +143,9 @@ fn answer<B>(s: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/status") => reply(StatusCode::OK, "application/json", (s.status_json)()),
         (&Method::GET, "/metrics") => {
-            reply(StatusCode::OK, "text/plain; version=0.0.4", (s.metrics)())
+            let accept = req.headers().get("accept").and_then(|v| v.to_str().ok());
+            let format = MetricsFormat::negotiate(accept);
+            reply(StatusCode::OK, format.content_type(), (s.metrics)(format))
         }
         (&Method::POST, "/trigger") => {
             let Some(token) = &s.trigger_token else {
@@ -145,5 +187,32 @@ fn answer<B>(s: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {
             StatusCode::NOT_FOUND,
             "not found: /healthz, /status, /metrics, POST /trigger?target=NAME",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetricsFormat;
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_asks_for_it() {
+        let f = MetricsFormat::negotiate;
+        assert_eq!(f(None), MetricsFormat::Prometheus);
+        assert_eq!(f(Some("*/*")), MetricsFormat::Prometheus);
+        assert_eq!(f(Some("text/plain")), MetricsFormat::Prometheus);
+        // What Prometheus 2.x sends.
+        assert_eq!(
+            f(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            MetricsFormat::OpenMetrics
+        );
+        assert_eq!(
+            f(Some(
+                "text/plain;version=0.0.4, application/openmetrics-text; q=0"
+            )),
+            MetricsFormat::Prometheus,
+            "refused with q=0"
+        );
     }
 }
