@@ -291,14 +291,22 @@ impl Environment {
     /// One GET, its answer bounded; the status classified.
     async fn get(&self, url: reqwest::Url, shown: &str) -> Result<Vec<u8>, EnvironmentError> {
         let timeout = self.settings.timeout;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("Api-Token {}", self.settings.token.0))
+                .map_err(|_| EnvironmentError::Answer {
+                    url: shown.to_owned(),
+                    detail: format!(
+                        "the token in `{}` is not valid in an HTTP header (a line break or a control character?)",
+                        self.settings.token_env
+                    ),
+                })?;
+        // Never logged by the HTTP stack, never indexed by HTTP/2 header compression.
+        authorization.set_sensitive(true);
         let resp = self
             .client
             .get(url)
             .header(ACCEPT, "application/json")
-            .header(
-                AUTHORIZATION,
-                format!("Api-Token {}", self.settings.token.0),
-            )
+            .header(AUTHORIZATION, authorization)
             .send()
             .await
             .map_err(|e| {

@@ -300,12 +300,10 @@ impl<'a> Asker<'a> {
     pub fn task_reason(&self, ip: &str, listing: &Listing, waited: Duration) -> Option<String> {
         let text = match listing {
             Listing::Confirmed { .. } => return None,
-            Listing::Unknown => format!(
-                "not confirmed by the environment: {}",
-                self.error
-                    .as_ref()
-                    .map_or_else(|| "it was never asked".to_owned(), ToString::to_string)
-            ),
+            Listing::Unknown if self.error.is_some() => {
+                "not confirmed: the environment could not be asked".to_owned()
+            }
+            Listing::Unknown => "not confirmed: the environment was not asked yet".to_owned(),
             Listing::Absent => {
                 format!("not listed by the environment after {} s", waited.as_secs())
             }

@@ -399,8 +399,8 @@ pub async fn verify(
                 (arn, prober.probe(&ip).await)
             });
         }
-        for ip in old.iter().cloned() {
-            let prober = prober.clone();
+        for ip in &old {
+            let (prober, ip) = (prober.clone(), ip.clone());
             probes.spawn(async move {
                 let _slot = load::probe_slot().await;
                 (None, prober.probe(&ip).await)
@@ -661,8 +661,15 @@ pub async fn verify(
         }
         if now.duration_since(started) >= policy.deadline {
             let mut reasons = vec![format!(
-                "not verified within {} s: {healthy} of {desired} tasks healthy, {}",
+                "not verified within {} s: {healthy} of {desired} tasks healthy{}, {}",
                 policy.deadline.as_secs(),
+                match listed {
+                    Some(l) => format!(
+                        " ({} pass their probes, {l} listed by the Dynatrace environment)",
+                        running_now.iter().filter(|t| probed_ok(t)).count()
+                    ),
+                    None => String::new(),
+                },
                 match task_set {
                     Some(t) => format!("task set {} {}", t.id, t.stability_status),
                     None => format!(
@@ -671,13 +678,20 @@ pub async fn verify(
                     ),
                 }
             )];
-            reasons.extend(running_now.iter().filter_map(|t| {
-                Some(format!(
-                    "task {}: {}",
-                    t.id(),
-                    seen.get(&t.arn)?.last_error.as_deref()?
-                ))
-            }));
+            // The last probe error of the tasks whose probes do not pass now (a task that
+            // answered 503 while it started and has passed since is no probe failure).
+            reasons.extend(
+                running_now
+                    .iter()
+                    .filter(|t| !probed_ok(t))
+                    .filter_map(|t| {
+                        Some(format!(
+                            "task {}: {}",
+                            t.id(),
+                            seen.get(&t.arn)?.last_error.as_deref()?
+                        ))
+                    }),
+            );
             let tasks = running_now.iter().map(|t| t.id().to_owned()).collect();
             if let Some(a) = &asker {
                 // What Dynatrace saw of the tasks it did not confirm.
