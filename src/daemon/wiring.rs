@@ -25,7 +25,7 @@ pub enum WiringError {
         source: crate::ReadError,
     },
     #[error(transparent)]
-    Translate(#[from] TranslateError),
+    Translate(Box<TranslateError>),
     #[error("cannot build the HTTPS prober")]
     Prober(#[from] HealthError),
     #[error("version discovery: {0}")]
@@ -36,6 +36,12 @@ pub enum WiringError {
         target: String,
         why: String,
     },
+}
+
+impl From<TranslateError> for WiringError {
+    fn from(e: TranslateError) -> Self {
+        Self::Translate(Box::new(e))
+    }
 }
 
 /// Builds the engine for one target.

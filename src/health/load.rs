@@ -21,7 +21,7 @@ static PROBE_SLOTS: Semaphore = Semaphore::const_new(MAX_PROBES_IN_FLIGHT);
 static LATENESS_MICROS: AtomicU64 = AtomicU64::new(0);
 
 /// How often the lateness watch wakes up.
-pub const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(1000);
 
 /// A slot for one probe; waits while `MAX_PROBES_IN_FLIGHT` are out.
 pub async fn probe_slot() -> SemaphorePermit<'static> {

@@ -191,7 +191,7 @@ pub enum RolloutError {
     #[error(transparent)]
     Aws(#[from] EcsError),
     #[error("cannot render the task definition")]
-    Render(#[source] TranslateError),
+    Render(#[source] Box<TranslateError>),
     #[error("revision {failed} failed and there is no last good revision to return to; the service runs it unverified: {}", reasons.join("; "))]
     NoLastGood {
         failed: String,
@@ -225,6 +225,11 @@ pub enum RolloutError {
 }
 
 impl RolloutError {
+    /// A translation error, boxed: it is large and rare.
+    fn render(e: TranslateError) -> Self {
+        Self::Render(Box::new(e))
+    }
+
     /// Whether the same reconcile is worth running again soon (the daemon retries it with
     /// backoff): AWS throttling, 5xx and transport errors, a busy service, a registry that
     /// did not answer. Failures that need a person or a new config are not.
@@ -510,7 +515,7 @@ impl Engine {
             settings.image = Some(i.to_owned());
         }
         let t =
-            translate::translate(&self.spec.manifest, &settings).map_err(RolloutError::Render)?;
+            translate::translate(&self.spec.manifest, &settings).map_err(RolloutError::render)?;
         let td = t.task_definition;
         let image = td
             .container_definitions
@@ -747,9 +752,9 @@ impl Engine {
     /// The service document for this target with `image` (network, registries, tags).
     fn service_document(&self, image: &str) -> Result<CreateService, RolloutError> {
         let translation = translate::translate(&self.spec.manifest, &self.settings_for(image))
-            .map_err(RolloutError::Render)?;
+            .map_err(RolloutError::render)?;
         let mut doc = translate::service_document(&translation, &self.spec.settings)
-            .map_err(RolloutError::Render)?;
+            .map_err(RolloutError::render)?;
         doc.deployment_configuration = self.spec.deployment.clone();
         Ok(doc)
     }
