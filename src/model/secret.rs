@@ -91,7 +91,13 @@ fn dynatrace_at(b: &[u8], i: usize) -> Option<usize> {
         && w[4].is_ascii_digit()
         && w[5].is_ascii_digit()
         && w[6] == b'.';
-    ok.then(|| extend(b, i + 7, |c| is_word(c) || c == b'.'))
+    // At least a few characters after the type: `dt0c01.…` (a shape shown in place
+    // of a token) is not itself a token.
+    if !ok {
+        return None;
+    }
+    let body = extend(b, i + 7, |c| c.is_ascii_alphanumeric());
+    (body - (i + 7) >= 3).then(|| extend(b, i + 7, |c| is_word(c) || c == b'.'))
 }
 
 fn aws_key_at(b: &[u8], i: usize) -> Option<usize> {
@@ -337,6 +343,7 @@ mod tests {
         for (text, kind) in [
             (CANARY, Kind::Dynatrace),
             ("x=dt0s01.ABC", Kind::Dynatrace),
+            ("dt0c01.ABCDEFGH.IJKL", Kind::Dynatrace),
             ("AKIAIOSFODNN7EXAMPLE", Kind::AwsAccessKey),
             (
                 "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
@@ -406,6 +413,26 @@ mod tests {
         assert!(s.starts_with("found `«redacted: a Dynatrace token (dt0c01.…, 96 chars)»`"));
         assert!(s.ends_with(" too"));
         assert!(matches!(scrub("nothing here"), Cow::Borrowed(_)));
+        // What scrub writes is not itself token-looking: scrubbing twice changes nothing.
+        assert_eq!(scrub(&s), s);
+    }
+
+    #[test]
+    fn finding_takes_linear_time() {
+        for text in [
+            "a".repeat(1 << 20),
+            "dt0c01".repeat(1 << 17),
+            "-----BEGIN PRIVATE KEY-----".repeat(1 << 14),
+            "://a".repeat(1 << 18),
+        ] {
+            let started = std::time::Instant::now();
+            let _ = find_all(&text);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{}",
+                &text[..12]
+            );
+        }
     }
 
     #[test]

@@ -667,6 +667,14 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
             f.to_string()
         }
         None => {
+            // The name as written, before `.` becomes `-`: a token must not slip through.
+            cx.gate(
+                &m.workload.at,
+                "metadata.name",
+                "family",
+                &m.workload.name,
+                |_, _| Ok(()),
+            )?;
             let f = sanitize_family(&m.workload.name);
             cx.gate(&m.workload.at, "metadata.name", "family", &f, |_, _| Ok(()))?;
             cx.note(
