@@ -583,3 +583,143 @@ fn the_section_is_checked_where_it_is_read() {
         assert!(!e.contains("ABCDEFGHIJKLMNOP"), "the token is echoed: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_lists_its_tasks_activegates_as_dynatrace_does() {
+    use simkit::*;
+    let w = World::new().await;
+    w.image(V2, Mode::Healthy);
+    let td = w.register(V2, false).await;
+    w.create_service("ag", &td, 2).await;
+    let http = reqwest::Client::new();
+    let base = w.sim.endpoint().to_owned();
+    let list = |query: &'static str, token: bool| {
+        let mut r = http.get(format!("{base}/api/v2/activeGates{query}"));
+        if token {
+            r = r.header("authorization", "Api-Token sim");
+        }
+        async move {
+            let resp = r.send().await.expect("answer");
+            let status = resp.status().as_u16();
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: serde_json::Value = resp.json().await.expect("JSON");
+            (status, retry, body)
+        }
+    };
+    let ips: Vec<String> = until(w.sim.real(600.0), || async {
+        let (_, _, body) = list("", true).await;
+        let gates = body["activeGates"].as_array()?.clone();
+        (gates.len() == 2).then(|| {
+            gates
+                .iter()
+                .map(|g| g["networkAddresses"][0].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+    })
+    .await;
+    let running: Vec<String> = w.tasks("ag", false).await.iter().map(task_ip).collect();
+    for ip in &ips {
+        assert!(
+            running.contains(ip),
+            "{ip} is a task's address: {running:?}"
+        );
+    }
+    let (status, _, body) = list("?networkAddress=127.", true).await;
+    assert_eq!(status, 200);
+    let g = &body["activeGates"][0];
+    assert_eq!(g["version"], "1.303.10.20250115-101010");
+    assert_eq!(g["networkZone"], "default");
+    assert!(
+        g["offlineSince"].is_null() && g["connectedHosts"]["number"].is_u64(),
+        "{g}"
+    );
+    assert_eq!(
+        list("?networkZone=aws.eu-central-1", true).await.2["activeGates"],
+        serde_json::json!([])
+    );
+    assert_eq!(list("", false).await.0, 401, "an Api-Token is wanted");
+
+    // Per image, through the control API: another zone; the API answering 429 twice.
+    let post = |path: &'static str, body: serde_json::Value| {
+        let r = http.post(format!("{base}{path}")).json(&body);
+        async move { r.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(
+        post(
+            "/sim/v1/dynatrace/activegates",
+            serde_json::json!({"image": V2, "network_zone": "aws.eu-central-1"})
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        list("?networkZone=AWS.EU-CENTRAL-1", true).await.2["activeGates"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        post(
+            "/sim/v1/dynatrace/fault",
+            serde_json::json!({"status": 429, "retry_after": 7, "times": 2})
+        )
+        .await,
+        200
+    );
+    for _ in 0..2 {
+        let (status, retry, _) = list("", true).await;
+        assert_eq!((status, retry.as_deref()), (429, Some("7")));
+    }
+    assert_eq!(
+        list("", true).await.0,
+        200,
+        "the fault is gone after `times` calls"
+    );
+    for bad in [
+        serde_json::json!({"status": 200}),
+        serde_json::json!({"times": 0}),
+        serde_json::json!({"latency": 5}),
+    ] {
+        assert_eq!(
+            post("/sim/v1/dynatrace/fault", bad.clone()).await,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        post(
+            "/sim/v1/dynatrace/activegates",
+            serde_json::json!({"image": V2, "version": "latest"})
+        )
+        .await,
+        400
+    );
+    assert!(w.sim.dynatrace_calls() >= 8);
+    assert_eq!(
+        w.sim.calls().get("DynatraceActiveGates").copied(),
+        Some(w.sim.dynatrace_calls())
+    );
+    // A stopped task's ActiveGate is listed offline.
+    w.ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("ag")
+        .desired_count(0)
+        .send()
+        .await
+        .expect("scale in");
+    until(w.sim.real(600.0), || async {
+        let (_, _, body) = list("", true).await;
+        body["activeGates"]
+            .as_array()?
+            .iter()
+            .all(|g| g["offlineSince"].is_i64() && g["connectedHosts"]["number"] == 0)
+            .then_some(())
+    })
+    .await;
+    w.sim.shutdown().await;
+}
