@@ -203,6 +203,8 @@ pub(super) struct Asker<'a> {
     failures: u32,
     told: bool,
     pub asked: u64,
+    /// The environment's own zone/group filter hid an ActiveGate that matches: ask unfiltered.
+    unfiltered: bool,
 }
 
 impl fmt::Debug for Asker<'_> {
@@ -225,10 +227,16 @@ impl<'a> Asker<'a> {
             failures: 0,
             told: false,
             asked: 0,
+            unfiltered: false,
         }
     }
 
+    /// The round's request: the configured zone and group, unless the environment's filter
+    /// proved to hide matching ActiveGates.
     pub fn filter(&self) -> Filter {
+        if self.unfiltered {
+            return Filter::default();
+        }
         Filter {
             network_zone: self.check.network_zone.clone(),
             group: self.check.group.clone(),
@@ -238,7 +246,17 @@ impl<'a> Asker<'a> {
 
     /// Whether the filter can hide an ActiveGate that is listed (in another zone or group).
     pub fn filtered(&self) -> bool {
-        self.check.network_zone.is_some() || self.check.group.is_some()
+        !self.unfiltered && (self.check.network_zone.is_some() || self.check.group.is_some())
+    }
+
+    /// A lookup by address found, as rolled out, an ActiveGate the filtered answer left out
+    /// (the environment compares zones or groups otherwise than the engine): from now on the
+    /// rounds ask without the filter and match everything locally.
+    pub fn distrust_filter(&mut self, revision: &str) {
+        if !self.unfiltered {
+            tracing::warn!(revision = %revision, "the environment's networkZone/group filter left out an ActiveGate that matches; asking without it");
+            self.unfiltered = true;
+        }
     }
 
     /// Whether this round asks (not while a 429's `Retry-After` runs).

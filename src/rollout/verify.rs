@@ -252,9 +252,10 @@ async fn diagnose(
         if let l @ (Listing::Wrong(_) | Listing::Confirmed { .. }) =
             judge(&gates, ip, asker.expected.as_ref(), zone, group)
         {
-            // Dynatrace sees it, and not as rolled out: as good as that many answers saying so.
-            if matches!(l, Listing::Wrong(_)) {
-                s.wrong = policy.unhealthy_after;
+            match l {
+                // Dynatrace sees it, and not as rolled out: as good as that many answers.
+                Listing::Wrong(_) => s.wrong = policy.unhealthy_after,
+                _ => asker.distrust_filter(revision),
             }
             s.listing = l;
         }
