@@ -24,6 +24,15 @@ cargo build --release --locked --target "$triple"
 bin="target/$triple/release/activegate-lifecycle"
 
 python3 scripts/check_static.py "$bin"
+# Size: the release profile (fat LTO, one codegen unit, panic = "abort", stripped) keeps the
+# binary under 15 MB; a dependency or feature that pushes it over fails here, with the number.
+max_bytes="${ACTIVEGATE_LIFECYCLE_MAX_BYTES:-15000000}"
+bytes=$(stat -c %s "$bin")
+echo "static binary: $bytes bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'); at most $max_bytes)"
+if [ "$bytes" -gt "$max_bytes" ]; then
+  echo "the static binary is $bytes bytes, over $max_bytes: see README, Benchmarks, binary size" >&2
+  exit 1
+fi
 # The check must be able to fail: the test build links glibc dynamically.
 if python3 scripts/check_static.py target/debug/activegate-lifecycle 2>/dev/null; then
   echo "check_static.py called the dynamically linked debug build static" >&2

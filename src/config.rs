@@ -388,12 +388,12 @@ pub struct Target {
     /// How applications in a Consul service mesh reach these ActiveGates.
     #[serde(default)]
     pub mesh: Option<MeshSettings>,
-}
-
-/// Consul service mesh: the ActiveGate as a terminating-gateway destination.
     /// Where each setting was written (not a config field: filled at load).
     #[serde(skip)]
     pub locations: BTreeMap<String, crate::translate::Where>,
+}
+
+/// Consul service mesh: the ActiveGate as a terminating-gateway destination.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeshSettings {
@@ -785,6 +785,8 @@ checked!(
                 dt_shape(s, |_| true),
                 s.split(',').position(|u| parse_https_url(u.trim()).is_none()).map_or(1, |p| p + 1)
             ))
+        } else if let Err(v) = crate::model::limits::env_value("DT_SERVER", s) {
+            Err(format!("found {}; allowed: {}", v.found, v.allowed))
         } else {
             Ok(())
         }
@@ -835,8 +837,6 @@ checked!(
     |s| crate::daemon::schedule::Schedule::parse(s, "UTC").map(|_| ())
 );
 
-        } else if let Err(v) = crate::model::limits::env_value("DT_SERVER", s) {
-            Err(format!("found {}; allowed: {}", v.found, v.allowed))
 checked!(
     /// A number of days, 0 to 365.
     Days(f64),
@@ -1004,6 +1004,17 @@ impl EntryPointUrl {
     }
 }
 
+/// What a refused `DT_*` value looks like, never the value (it may be a secret
+/// pasted into the wrong field): its length and the first character not allowed.
+fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
+    let mut out = crate::model::secret::shape(s);
+    if let Some((i, c)) = s.char_indices().find(|(_, c)| c.len_utf8() > 1 || !allowed(*c as u8)) {
+        let c = if c.is_alphanumeric() { "a letter or digit".to_owned() } else { format!("`{}`", c.escape_debug()) };
+        out.push_str(&format!(" with {c} at position {}", s[..i].chars().count() + 1));
+    }
+    out
+}
+
 /// A list that must hold at least one element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonEmpty<T>(pub Vec<T>);
@@ -1073,18 +1084,26 @@ impl Config {
                 message: f.message,
             });
         }
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
+        // A check across fields points at the field it names.
+        let at = |segments: &[&str], field: String, message: String| {
+            let (line, column) = line_column(text, tree.offset(segments));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
+        };
+        if file.targets.is_empty() {
+            return Err(at(
+                &[],
+                "target".into(),
+                "no [[target]]: the config must describe at least one ActiveGate service".into(),
+            ));
+        }
         let mut seen: BTreeSet<String> = BTreeSet::new();
-/// What a refused `DT_*` value looks like, never the value (it may be a secret
-/// pasted into the wrong field): its length and the first character not allowed.
-fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
-    let mut out = crate::model::secret::shape(s);
-    if let Some((i, c)) = s.char_indices().find(|(_, c)| c.len_utf8() > 1 || !allowed(*c as u8)) {
-        let c = if c.is_alphanumeric() { "a letter or digit".to_owned() } else { format!("`{}`", c.escape_debug()) };
-        out.push_str(&format!(" with {c} at position {}", s[..i].chars().count() + 1));
-    }
-    out
-}
-
         let mut services: BTreeSet<(String, String, String)> = BTreeSet::new();
         for (i, t) in file.targets.iter().enumerate() {
             let (line, column) = line_column(text, t.span().start);
@@ -1098,7 +1117,7 @@ fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
                         "the name `{}` is used by an earlier target; names must be unique",
                         target.name
                     ),
-                });
+                ));
             }
             let key = (
                 target.region.to_string(),
@@ -1114,6 +1133,69 @@ fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
                     message: format!(
                         "service `{}` in cluster `{}` ({}) is already managed by an earlier target; two targets on one service would fight",
                         target.service, target.cluster, target.region
+                    ),
+                });
+            }
+        }
+        let mut targets: Vec<Target> = file
+            .targets
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .collect();
+        for (i, t) in targets.iter_mut().enumerate() {
+            let index = i.to_string();
+            let seg = |rest: &[&'static str]| -> Vec<String> {
+                ["target", index.as_str()]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .chain(rest.iter().map(|s| (*s).to_owned()))
+                    .collect()
+            };
+            let place = |rest: &[&'static str]| -> (Vec<String>, String) {
+                (seg(rest), format!("target[{i}].{}", rest.join(".")))
+            };
+            let fail = |rest: &[&'static str], message: String| {
+                let (segments, field) = place(rest);
+                let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+                at(&segments, field, message)
+            };
+            let r = &t.rollout;
+            if r.maximum_percent.0 < 100 || r.maximum_percent.0 < r.minimum_healthy_percent.0 {
+                return Err(fail(
+                    &["rollout", "maximum_percent"],
+                    format!(
+                        "target `{}`: rollout.maximum_percent must be at least 100 and at least minimum_healthy_percent ({} / {})",
+                        t.name, r.minimum_healthy_percent.0, r.maximum_percent.0
+                    ),
+                ));
+            }
+            if let Some(v) = &t.versions
+                && v.source == VersionSourceKind::Registry
+                && v.repository.is_none()
+            {
+                return Err(fail(
+                    &["versions", "source"],
+                    format!(
+                        "target `{}`: versions.source = \"registry\" needs versions.repository",
+                        t.name
+                    ),
+                ));
+            }
+            let p = &t.probe;
+            let trusts = usize::from(p.ca_bundle.is_some())
+                + usize::from(p.pin_sha256.is_some())
+                + usize::from(p.insecure);
+            if trusts > 1 {
+                let second = if p.ca_bundle.is_some() && p.pin_sha256.is_some() {
+                    "pin_sha256"
+                } else {
+                    "insecure"
+                };
+                return Err(fail(
+                    &["probe", second],
+                    format!(
+                        "target `{}`: set only one of probe.ca_bundle, probe.pin_sha256 and probe.insecure",
+                        t.name
                     ),
                 ));
             }
@@ -1150,88 +1232,6 @@ fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
                     (*key).to_owned(),
                     crate::translate::Where::at(path, line as u64, column as u64),
                 );
-            }
-        }
-        let mut targets: Vec<Target> = file
-            .targets
-            .into_iter()
-            .map(toml::Spanned::into_inner)
-            .collect();
-        for (i, t) in targets.iter_mut().enumerate() {
-            let index = i.to_string();
-            let seg = |rest: &[&'static str]| -> Vec<String> {
-                ["target", index.as_str()]
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .chain(rest.iter().map(|s| (*s).to_owned()))
-                    .collect()
-            };
-            let place = |rest: &[&'static str]| -> (Vec<String>, String) {
-                (seg(rest), format!("target[{i}].{}", rest.join(".")))
-            };
-            let fail = |rest: &[&'static str], message: String| {
-                let (segments, field) = place(rest);
-                let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-                at(&segments, field, message)
-            };
-            let r = &t.rollout;
-            if r.maximum_percent.0 < 100 || r.maximum_percent.0 < r.minimum_healthy_percent.0 {
-                let second = if p.ca_bundle.is_some() && p.pin_sha256.is_some() {
-                    "pin_sha256"
-                } else {
-                    "insecure"
-                };
-                return Err(fail(
-                    &["probe", second],
-                    format!(
-                        "target `{}`: rollout.maximum_percent must be at least 100 and at least minimum_healthy_percent ({} / {})",
-                        t.name, r.minimum_healthy_percent.0, r.maximum_percent.0
-                    ),
-                ));
-            }
-            if let Some(v) = &t.versions
-                && v.source == VersionSourceKind::Registry
-                && v.repository.is_none()
-            {
-                return Err(fail(
-                    &["versions", "source"],
-                    format!(
-                        "target `{}`: versions.source = \"registry\" needs versions.repository",
-                        t.name
-                    ),
-                ));
-            }
-            let p = &t.probe;
-            let trusts = usize::from(p.ca_bundle.is_some())
-        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
-        // A check across fields points at the field it names.
-        let at = |segments: &[&str], field: String, message: String| {
-            let (line, column) = line_column(text, tree.offset(segments));
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                line,
-                column,
-                field,
-                message,
-            }
-        };
-        if file.targets.is_empty() {
-            return Err(at(
-                &[],
-                "target".into(),
-                "no [[target]]: the config must describe at least one ActiveGate service".into(),
-            ));
-        }
-                + usize::from(p.pin_sha256.is_some())
-                + usize::from(p.insecure);
-            if trusts > 1 {
-                return Err(fail(
-                    &["rollout", "maximum_percent"],
-                    format!(
-                        "target `{}`: set only one of probe.ca_bundle, probe.pin_sha256 and probe.insecure",
-                        t.name
-                    ),
-                ));
             }
         }
         Ok(Config {
@@ -1515,6 +1515,11 @@ fn suggest(message: &str) -> String {
     }
 }
 
+/// Whether a field names or holds a secret: its value is never repeated.
+fn is_secret_field(field: &str) -> bool {
+    field.contains("secrets.") || field.contains("environment.DT_") || field.starts_with("DT_")
+}
+
 fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let start = e.span().map_or(0, |s| s.start);
     let (line, column) = line_column(text, start);
@@ -1523,17 +1528,86 @@ fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     } else {
         "(file)".into()
     };
+    let mut message = suggest(e.message());
+    // A parser's message may quote the value ("invalid type: string \"…\""): for a
+    // field that names a secret, the value as written is replaced by its shape.
+    if is_secret_field(&field)
+        && let Some(span) = e.span()
+    {
+        let end = floor_char_boundary(text, span.end.min(text.len()));
+        let raw = &text[floor_char_boundary(text, span.start)..end];
+        let inner = raw.trim().trim_matches(|c| c == '"' || c == '\'');
+        for v in [raw, inner] {
+            if !v.is_empty() {
+                message = message.replace(v, &crate::model::secret::shape(inner));
+            }
+        }
+    }
     ConfigError::Invalid {
         path: path.to_owned(),
         line,
         column,
-        field: crate::model::secret::scrub(&field).into_owned(),
-        message: crate::model::secret::scrub(&message).into_owned(),
+        field: bounded(&crate::model::secret::scrub(&field), 128),
+        message: bound_quotes(&crate::model::secret::scrub(&message)),
     }
+}
+
+/// At most `max` characters, with the length of the rest.
+fn bounded(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_owned()
+    } else {
+        format!("{}… ({n} chars)", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// A parser's message with every quoted part (between backticks or double quotes)
+/// cut to 64 characters: a key or value of a megabyte is not repeated.
+fn bound_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().expect("found above");
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let close = rest.find(quote).unwrap_or(rest.len());
+        out.push_str(&bounded(&rest[..close], 64));
+        rest = &rest[close..];
+        if let Some(q) = rest.strip_prefix(quote) {
+            out.push(quote);
+            rest = q;
+        }
+    }
+    out.push_str(rest);
+    bounded(&out, 2048)
 }
 
 #[cfg(test)]
 mod tests;
+
+mod raw;
+
+/// Settings whose place the translator may need for a refusal.
+const LOCATED_SETTINGS: &[&str] = &[
+    "name",
+    "image",
+    "family",
+    "service",
+    "entry_point",
+    "probe",
+    "network.subnets",
+    "network.security_groups",
+    "load_balancer.target_group_arn",
+    "service_discovery.registry_arn",
+    "environment.DT_TENANT",
+    "environment.DT_SERVER",
+    "environment.DT_NETWORK_ZONE",
+    "environment.DT_CAPABILITIES",
+    "environment.DT_GROUP",
+    "environment.DT_DEPLOYMENT_METADATA",
+    "environment.DT_IGNORE_CLUSTER_RUNTIME_INFO",
+];
 
 // ---- wiring into the engine -----------------------------------------------------------------
 
@@ -1579,17 +1653,15 @@ impl Target {
                 .unwrap_or((1, 1));
             return Err(ConfigError::Invalid {
                 path: config.path.clone(),
+                line: usize::try_from(line).unwrap_or(1),
+                column: usize::try_from(column).unwrap_or(1),
+                field: format!("target `{}` probe", self.name),
                 message: format!(
                     "target `{}`: set probe.ca_bundle, probe.pin_sha256 or probe.insecure = true; ActiveGate's certificate is self-signed by default, so the daemon must be told whom to trust",
                     self.name
                 ),
             });
         };
-/// Whether a field names or holds a secret: its value is never repeated.
-fn is_secret_field(field: &str) -> bool {
-    field.contains("secrets.") || field.contains("environment.DT_") || field.starts_with("DT_")
-}
-
         Ok(crate::health::ProbeSettings {
             port: p.port.unwrap_or(readiness.port),
             path: p
@@ -1598,21 +1670,6 @@ fn is_secret_field(field: &str) -> bool {
                 .map_or_else(|| readiness.path.clone(), |x| x.0.clone()),
             timeout: p.timeout_seconds.duration(),
             body_match: p.body_match.clone(),
-    let mut message = suggest(e.message());
-    // A parser's message may quote the value ("invalid type: string \"…\""): for a
-    // field that names a secret, the value as written is replaced by its shape.
-    if is_secret_field(&field)
-        && let Some(span) = e.span()
-    {
-        let end = floor_char_boundary(text, span.end.min(text.len()));
-        let raw = &text[floor_char_boundary(text, span.start)..end];
-        let inner = raw.trim().trim_matches(|c| c == '"' || c == '\'');
-        for v in [raw, inner] {
-            if !v.is_empty() {
-                message = message.replace(v, &crate::model::secret::shape(inner));
-            }
-        }
-    }
             trust,
         })
     }
@@ -1625,29 +1682,6 @@ fn is_secret_field(field: &str) -> bool {
 
     /// The deployment settings ECS gets on every update.
     pub fn deployment(&self) -> crate::model::service::DeploymentConfiguration {
-mod raw;
-
-/// Settings whose place the translator may need for a refusal.
-const LOCATED_SETTINGS: &[&str] = &[
-    "name",
-    "image",
-    "family",
-    "service",
-    "entry_point",
-    "probe",
-    "network.subnets",
-    "network.security_groups",
-    "load_balancer.target_group_arn",
-    "service_discovery.registry_arn",
-    "environment.DT_TENANT",
-    "environment.DT_SERVER",
-    "environment.DT_NETWORK_ZONE",
-    "environment.DT_CAPABILITIES",
-    "environment.DT_GROUP",
-    "environment.DT_DEPLOYMENT_METADATA",
-    "environment.DT_IGNORE_CLUSTER_RUNTIME_INFO",
-];
-
         crate::rollout::deployment(
             self.rollout.minimum_healthy_percent.0,
             self.rollout.maximum_percent.0,
@@ -1655,6 +1689,3 @@ const LOCATED_SETTINGS: &[&str] = &[
         )
     }
 }
-                line: usize::try_from(line).unwrap_or(1),
-                column: usize::try_from(column).unwrap_or(1),
-                field: format!("target `{}` probe", self.name),
