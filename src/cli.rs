@@ -281,12 +281,14 @@ pub fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(f) => {
+            // Errors name fields and shapes, never secrets; the scrub is the last guard.
+            use activegate_lifecycle::model::secret::scrub;
             let mut chain = f.error.chain();
             if let Some(top) = chain.next() {
-                eprintln!("{PROGRAM}: error: {top}");
+                eprintln!("{PROGRAM}: error: {}", scrub(&top.to_string()));
             }
             for cause in chain {
-                eprintln!("{PROGRAM}:   caused by: {cause}");
+                eprintln!("{PROGRAM}:   caused by: {}", scrub(&cause.to_string()));
             }
             ExitCode::from(f.code)
         }

@@ -224,7 +224,8 @@ impl Board {
             None => s.reloads += 1,
             Some(e) => {
                 s.reload_failures += 1;
-                s.last_reload_error = Some(e);
+                // Shown by /status and `status`: nothing that looks like a secret.
+                s.last_reload_error = Some(crate::model::secret::scrub(&e).into_owned());
             }
         });
     }

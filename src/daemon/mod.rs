@@ -409,7 +409,7 @@ impl Job {
                 }
                 Err(f) => {
                     *t.errors.entry(f.kind).or_default() += 1;
-                    t.last_error = Some(f.message);
+                    t.last_error = Some(crate::model::secret::scrub(&f.message).into_owned());
                 }
             }
             show_retry(t, retries);
@@ -490,7 +490,9 @@ pub async fn run(
     while let Some(Signal::Reload) = signals.recv().await {
         match Config::load(&config_path) {
             Err(e) => {
-                let why = format!("{:#}", anyhow::Error::new(e));
+                // Config errors name fields and shapes, never values; the scrub is the last guard.
+                let why = crate::model::secret::scrub(&format!("{:#}", anyhow::Error::new(e)))
+                    .into_owned();
                 tracing::error!(error = %why, "SIGHUP: the new config is invalid; keeping the running one");
                 board.reloaded(Some(why));
             }
