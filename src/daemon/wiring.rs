@@ -238,7 +238,20 @@ pub async fn parts(
     })?;
     let manifest = translate::parse(&shown, &bytes)?;
     let settings = target.translate_settings();
-    let translation = translate::translate(&manifest, &settings)?;
+    // With version discovery and no configured image, each reconcile picks the image; until
+    // then the repository stands in, so that a manifest whose image is a placeholder still
+    // renders (its probe port and path are what is needed here).
+    let mut first = settings.clone();
+    if first.image.is_none()
+        && let Some(v) = target
+            .versions
+            .as_ref()
+            .filter(|v| v.source != crate::config::VersionSourceKind::Pinned)
+        && let Some(repo) = &v.repository
+    {
+        first.image = Some(repo.0.clone());
+    }
+    let translation = translate::translate(&manifest, &first)?;
     let probe = target.probe_settings(config, &translation.readiness)?;
     if matches!(probe.trust, Trust::Insecure) {
         tracing::warn!(target = %target.name, "probe.insecure = true: ActiveGate certificates are not verified");

@@ -265,7 +265,7 @@ impl Engine {
                     }
                     Err(VerifyError::Failed(f)) => {
                         tracing::warn!(task_set = %task_set, revision = %revision, reasons = ?f.reasons, "the new task set failed");
-                        learned.logs = self.failure_logs(&f.tasks).await;
+                        learned.logs = self.failure_logs(&desired.image, &f.tasks).await;
                         learned.reasons = f.reasons;
                         if role == Role::Green {
                             // Quarantine before removing green, so that a crash now does not
@@ -542,7 +542,7 @@ impl Engine {
             inconclusive,
         } = evidence;
         tracing::warn!(failed = %failed, restoring = %good, reasons = ?reasons, inconclusive, "rolling back");
-        let logs = self.failure_logs(&failed_tasks).await;
+        let logs = self.failure_logs(image, &failed_tasks).await;
         let now = self.service().await?.unwrap_or_else(|| svc.clone());
         let old_tasks_serve = now
             .deployments

@@ -568,11 +568,11 @@ impl Engine {
 
     /// Last log lines of the failed tasks, from CloudWatch Logs: the ActiveGate container's
     /// stream, named as translate names that container.
-    async fn failure_logs(&self, task_ids: &[String]) -> Vec<String> {
+    async fn failure_logs(&self, image: &str, task_ids: &[String]) -> Vec<String> {
         let Some(logs) = &self.spec.settings.logs else {
             return Vec::new();
         };
-        let container = match translate::translate(&self.spec.manifest, &self.spec.settings) {
+        let container = match translate::translate(&self.spec.manifest, &self.settings_for(image)) {
             Ok(t) => t.container,
             Err(_) => return Vec::new(),
         };
