@@ -365,13 +365,11 @@ fn mutate_manifest(mut docs: Vec<serde_json::Value>, ops: &[Op]) -> Vec<serde_js
                     env.push(serde_json::json!({"name": format!("R{j}"), "value": format!("$(R{})$(R{})", j - 1, j - 1)}));
                 }
                 for doc in docs.iter_mut() {
-                    if let Some(c) = json_at(
+                    if let Some(serde_json::Value::Object(o)) = json_at(
                         doc,
                         &["spec", "template", "spec", "containers", "0"].map(String::from),
                     ) {
-                        if let serde_json::Value::Object(o) = c {
-                            o.insert("env".into(), serde_json::Value::Array(env.clone()));
-                        }
+                        o.insert("env".into(), serde_json::Value::Array(env.clone()));
                     }
                 }
             }

@@ -69,7 +69,7 @@ pub enum TranslateError {
     Limit {
         at: Where,
         source_field: String,
-        violation: Violation,
+        violation: Box<Violation>,
     },
     #[error(
         "{at}: {what}: its $(VAR) references expand to more than {limit} bytes \
@@ -298,7 +298,7 @@ impl Ctx<'_> {
             TranslateError::Limit {
                 at: at.clone(),
                 source_field: short_path(source),
-                violation,
+                violation: Box::new(violation),
             }
         })
     }
@@ -327,7 +327,7 @@ impl Ctx<'_> {
         TranslateError::Limit {
             at,
             source_field,
-            violation,
+            violation: Box::new(violation),
         }
     }
 }
@@ -408,12 +408,12 @@ pub fn translate(m: &Manifest, s: &Settings) -> Result<Translation, TranslateErr
                     return Err(TranslateError::Limit {
                         at,
                         source_field: source,
-                        violation: Violation {
+                        violation: Box::new(Violation {
                             field: image_target,
                             found: format!("the placeholder {}", secret::shown(img)),
                             allowed: "a real image: set `image` in the config".into(),
                             source: limits::source::CONTAINER_DEFINITION,
-                        },
+                        }),
                     });
                 }
                 // A draft without a config: the report asks for the image.
@@ -954,12 +954,12 @@ fn map_ports(
             return Err(TranslateError::Limit {
                 at,
                 source_field: format!("{src}.containerPort"),
-                violation: Violation {
+                violation: Box::new(Violation {
                     field: format!("{target}.containerPort"),
                     found: format!("port {port}, which {first} maps already"),
                     allowed: "each container port once (ECS cannot expose one port for several protocols)".into(),
                     source: limits::source::PORT_MAPPING,
-                },
+                }),
             });
         }
         if protocol != "tcp" && protocol != "udp" {
@@ -1380,11 +1380,11 @@ fn map_resources(
     let (reservation, hard) = (mib_of(mem_req)?, mib_of(mem_lim)?);
     // Checked with the place of the quantity that breaks the limit: the limit when it
     // is below the request or Docker's minimum, else the request.
-    let limit_error = limits::container_memory(&tpath, hard, None, size.memory_mib)
+    let limit_error = limits::container_memory(tpath, hard, None, size.memory_mib)
         .err()
         .map(|v| (v, mem_lim_at.clone(), "limits"))
         .or_else(|| {
-            limits::container_memory(&tpath, None, reservation, size.memory_mib)
+            limits::container_memory(tpath, None, reservation, size.memory_mib)
                 .err()
                 .map(|v| (v, mem_req_at.clone(), "requests"))
         })
@@ -1405,7 +1405,7 @@ fn map_resources(
         return Err(TranslateError::Limit {
             at: at.unwrap_or_else(|| Where::of(&cx.m.source, &ag.name)),
             source_field: format!("{cpath}.resources.{which}.memory"),
-            violation,
+            violation: Box::new(violation),
         });
     }
     if let (Some(q), Some(mib)) = (mem_req, reservation) {

@@ -192,7 +192,7 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
         return Err(TranslateError::Limit {
             at: s.at(key),
             source_field: format!("(config) {key}"),
-            violation,
+            violation: Box::new(violation),
         });
     }
     Ok(doc)
