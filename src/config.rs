@@ -1008,9 +1008,19 @@ impl EntryPointUrl {
 /// pasted into the wrong field): its length and the first character not allowed.
 fn dt_shape(s: &str, allowed: impl Fn(u8) -> bool) -> String {
     let mut out = crate::model::secret::shape(s);
-    if let Some((i, c)) = s.char_indices().find(|(_, c)| c.len_utf8() > 1 || !allowed(*c as u8)) {
-        let c = if c.is_alphanumeric() { "a letter or digit".to_owned() } else { format!("`{}`", c.escape_debug()) };
-        out.push_str(&format!(" with {c} at position {}", s[..i].chars().count() + 1));
+    if let Some((i, c)) = s
+        .char_indices()
+        .find(|(_, c)| c.len_utf8() > 1 || !allowed(*c as u8))
+    {
+        let c = if c.is_alphanumeric() {
+            "a letter or digit".to_owned()
+        } else {
+            format!("`{}`", c.escape_debug())
+        };
+        out.push_str(&format!(
+            " with {c} at position {}",
+            s[..i].chars().count() + 1
+        ));
     }
     out
 }
@@ -1207,18 +1217,25 @@ impl Config {
                 security_groups: n.security_groups.iter().map(ToString::to_string).collect(),
                 assign_public_ip: "DISABLED".into(),
             };
-            if let Some(v) = crate::model::limits::awsvpc("network", &vpc).into_iter().next() {
+            if let Some(v) = crate::model::limits::awsvpc("network", &vpc)
+                .into_iter()
+                .next()
+            {
                 let key = if v.field.ends_with("subnets") {
                     "subnets"
                 } else {
                     "security_groups"
                 };
                 return Err(fail(
-                    &["network", if key == "subnets" { "subnets" } else { "security_groups" }],
-                    format!(
-                        "found {}; allowed: {} ({})",
-                        v.found, v.allowed, v.source
-                    ),
+                    &[
+                        "network",
+                        if key == "subnets" {
+                            "subnets"
+                        } else {
+                            "security_groups"
+                        },
+                    ],
+                    format!("found {}; allowed: {} ({})", v.found, v.allowed, v.source),
                 ));
             }
             // Where each setting was written, for refusals the translator makes later.
