@@ -734,8 +734,8 @@ fn env_number(name: &str, default: u64) -> u64 {
 fn hostile_manifests_and_configs() {
     let started = Instant::now();
     let seed = env_number("HOSTILE_FUZZ_SEED", 14);
-    // About 15 s for both halves in a debug build on two cores: the budget is 30 s.
-    let cases = u32::try_from(env_number("HOSTILE_FUZZ_CASES", 200)).unwrap_or(200);
+    // About 10-15 s for both halves in a debug build on two cores: the budget is 30 s.
+    let cases = u32::try_from(env_number("HOSTILE_FUZZ_CASES", 150)).unwrap_or(150);
     let config = example_settings();
 
     // The inputs found so far, first.
