@@ -78,6 +78,23 @@ fn an_expansion_bomb_is_refused_within_its_budget() {
     assert!(err.contains("env `R"), "{err}");
     assert!(err.contains("expand to more than 32768 bytes"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    // `rollout` (and `run`) translate the same manifest: refused the same way, before
+    // any AWS call (the endpoint is a closed loopback port).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = replace_value(&example(), "manifest", &path)
+        .replace("[aws]\n", "[aws]\nendpoint_url = \"http://127.0.0.1:9\"\n");
+    let config = write(&dir, "ag.toml", &text);
+    let o = run_env(
+        &["rollout", "--config", &config],
+        &[
+            ("RUST_LOG", "off"),
+            ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("expand to more than 32768 bytes"), "{err}");
 }
 
 #[test]
