@@ -13,11 +13,16 @@
 //! one only after a run ended (so runs never overlap), and the crate only has
 //! to fire once.
 //!
-//! What the crate does not do, and [`Alarm`] makes up for: a one-shot job
-//! keeps its time as whole wall-clock seconds and the scheduler looks every
-//! 500 ms, so a job may fire up to a second early (or half a second late).
-//! An alarm that fired early waits the rest on tokio's timer: no run starts
-//! before its time.
+//! What the crate does not do, and [`Scheduler`] and [`Alarm`] make up for: a
+//! one-shot job keeps its time as whole wall-clock seconds and the scheduler
+//! looks every 500 ms, so a job may fire up to a second early (or half a
+//! second late): an alarm that fired early waits the rest on tokio's timer, and
+//! no run starts before its time. Its tasks pass work through broadcast
+//! channels of 200 places that drop what a slow receiver falls behind on: with
+//! more than 200 jobs due in one poll some never run (tested below), so the
+//! alarms of one second share one job, jobs are added and removed one at a
+//! time, and an alarm whose job did not fire rings [`FALLBACK_AFTER`] late on
+//! tokio's timer, with a warning.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 /// A parsed schedule.
@@ -148,13 +153,39 @@ pub enum ScheduleError {
     TooFar(DateTime<Utc>),
 }
 
+/// How long after its time an alarm whose job did not fire rings anyway (logged).
+pub const FALLBACK_AFTER: Duration = Duration::from_secs(10);
+/// How long a call into the scheduler may take before it is given up (logged).
+const CALL_LIMIT: Duration = Duration::from_secs(5);
+
 /// The daemon's one tokio-cron-scheduler, used for one-shot jobs only.
 ///
-/// Its jobs do nothing but ring an [`Alarm`]: the run itself happens in the target's loop,
+/// Its jobs do nothing but ring [`Alarm`]s: the run itself happens in the target's loop,
 /// which the daemon's shutdown joins (the crate's own shutdown does not wait for jobs).
+///
+/// Alarms in the same wall-clock second share one job, and jobs are added and removed one
+/// at a time. Both because of how the crate passes work between its tasks: broadcast channels
+/// of 200 places, whose receivers drop what they fall behind on. More than 200 jobs due in
+/// one poll lose their activations (the jobs never run), and more than 200 additions or
+/// removals at once end the task that makes them. The crate only keeps whole seconds anyway.
+/// Should a job still not fire, its alarms ring [`FALLBACK_AFTER`] late, with a warning.
 pub struct Scheduler {
     jobs: JobScheduler,
     clock: Arc<dyn WallClock>,
+    /// The jobs by the second they fire at.
+    seconds: Arc<std::sync::Mutex<std::collections::BTreeMap<i64, Second>>>,
+    /// One addition or removal at a time.
+    turn: tokio::sync::Mutex<()>,
+    /// Alarms that rang without their job.
+    fallbacks: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The job of one wall-clock second.
+struct Second {
+    /// `None` when the crate would not take the job: its alarms ring by the fallback.
+    id: Option<uuid::Uuid>,
+    ring: Arc<watch::Sender<bool>>,
+    alarms: usize,
 }
 
 impl Scheduler {
@@ -162,40 +193,122 @@ impl Scheduler {
     pub async fn start(clock: Arc<dyn WallClock>) -> Result<Scheduler, ScheduleError> {
         let jobs = JobScheduler::new().await.map_err(ScheduleError::Start)?;
         jobs.start().await.map_err(ScheduleError::Start)?;
-        Ok(Scheduler { jobs, clock })
+        Ok(Scheduler {
+            jobs,
+            clock,
+            seconds: Arc::default(),
+            turn: tokio::sync::Mutex::new(()),
+            fallbacks: Arc::default(),
+        })
     }
 
-    /// Adds a one-shot job that rings the returned alarm when the wall clock reaches `at`.
+    fn seconds(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<i64, Second>> {
+        // Never held across an await; the map stays consistent through a panic.
+        self.seconds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Arms an alarm that rings when the wall clock reaches `at`: a one-shot job for `at`'s
+    /// second (shared with the other alarms of that second), then tokio's timer for the rest.
     pub async fn arm(&self, at: DateTime<Utc>) -> Result<Alarm, ScheduleError> {
-        let wait = self.clock.wait_until(at);
-        let instant = std::time::Instant::now()
-            .checked_add(wait)
+        let second = at.timestamp();
+        let start = DateTime::from_timestamp(second, 0).ok_or(ScheduleError::TooFar(at))?;
+        let wait = self.clock.wait_until(start);
+        let fallback = tokio::time::Instant::now()
+            .checked_add(wait + FALLBACK_AFTER)
             .ok_or(ScheduleError::TooFar(at))?;
-        // Room for one ring: should the crate fire a job twice, the second finds it full.
-        let (ring, rung) = mpsc::channel(1);
-        let job = Job::new_one_shot_at_instant_async(instant, move |_, _| {
-            let _ = ring.try_send(());
-            Box::pin(async {})
-        })
-        .map_err(|source| ScheduleError::Arm { at, source })?;
-        let id = self
-            .jobs
-            .add(job)
-            .await
-            .map_err(|source| ScheduleError::Arm { at, source })?;
+        let _turn = self.turn.lock().await;
+        // Jobs that fired and whose alarms are gone: the crate has deleted them itself.
+        self.seconds()
+            .retain(|_, s| s.alarms > 0 || !*s.ring.borrow());
+        let existing = self.seconds().get_mut(&second).map(|s| {
+            s.alarms += 1;
+            s.ring.subscribe()
+        });
+        let rung = match existing {
+            Some(rung) => rung,
+            None => {
+                let instant = std::time::Instant::now()
+                    .checked_add(wait)
+                    .ok_or(ScheduleError::TooFar(at))?;
+                let (ring, rung) = watch::channel(false);
+                let ring = Arc::new(ring);
+                let fire = ring.clone();
+                let job = Job::new_one_shot_at_instant_async(instant, move |_, _| {
+                    fire.send_replace(true);
+                    Box::pin(async {})
+                })
+                .map_err(|source| ScheduleError::Arm { at, source })?;
+                let id = match tokio::time::timeout(CALL_LIMIT, self.jobs.add(job)).await {
+                    Ok(Ok(id)) => Some(id),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%at, error = %e, "tokio-cron-scheduler would not take the job; the run starts on tokio's timer instead");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(%at, "tokio-cron-scheduler did not take the job in time; the run starts on tokio's timer instead");
+                        None
+                    }
+                };
+                self.seconds().insert(
+                    second,
+                    Second {
+                        id,
+                        ring,
+                        alarms: 1,
+                    },
+                );
+                rung
+            }
+        };
+        let fallback = match self.seconds().get(&second).and_then(|s| s.id) {
+            Some(_) => fallback,
+            None => fallback - FALLBACK_AFTER,
+        };
         Ok(Alarm {
-            id,
+            second,
             at,
-            rung: Some(rung),
+            rung,
+            rang: false,
+            by_fallback: false,
+            fallback,
             clock: self.clock.clone(),
+            seconds: self.seconds.clone(),
+            fallbacks: self.fallbacks.clone(),
         })
     }
 
-    /// Removes the alarm's job (it may have fired already: then there is nothing to remove).
+    /// Gives the alarm up; its second's job is removed when no other alarm waits for it.
     pub async fn disarm(&self, alarm: Alarm) {
-        if let Err(e) = self.jobs.remove(&alarm.id).await {
-            tracing::debug!(at = %alarm.at, error = %e, "the one-shot job was not removed");
+        let second = alarm.second;
+        drop(alarm);
+        let _turn = self.turn.lock().await;
+        let unused = {
+            let mut seconds = self.seconds();
+            match seconds.get(&second) {
+                Some(s) if s.alarms == 0 => seconds.remove(&second).and_then(|s| s.id),
+                _ => None,
+            }
+        };
+        if let Some(id) = unused {
+            match tokio::time::timeout(CALL_LIMIT, self.jobs.remove(&id)).await {
+                Ok(Ok(())) => {}
+                // It may have fired already: then there is nothing to remove.
+                Ok(Err(e)) => {
+                    tracing::debug!(second, error = %e, "the one-shot job was not removed")
+                }
+                Err(_) => tracing::warn!(
+                    second,
+                    "tokio-cron-scheduler did not remove the job in time; it fires for no one"
+                ),
+            }
         }
+    }
+
+    /// How many alarms rang without their job (each logged as a warning).
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the scheduler's ticker: no job fires after this.
@@ -207,13 +320,31 @@ impl Scheduler {
     }
 }
 
-/// One armed one-shot job.
+/// One armed time.
 pub struct Alarm {
-    id: uuid::Uuid,
+    second: i64,
     at: DateTime<Utc>,
-    /// `None` once the job has fired.
-    rung: Option<mpsc::Receiver<()>>,
+    rung: watch::Receiver<bool>,
+    /// The job has fired (or the fallback came).
+    rang: bool,
+    by_fallback: bool,
+    /// When to ring without the job (monotonic).
+    fallback: tokio::time::Instant,
     clock: Arc<dyn WallClock>,
+    seconds: Arc<std::sync::Mutex<std::collections::BTreeMap<i64, Second>>>,
+    fallbacks: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        let mut seconds = self
+            .seconds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = seconds.get_mut(&self.second) {
+            s.alarms = s.alarms.saturating_sub(1);
+        }
+    }
 }
 
 impl Alarm {
@@ -222,14 +353,28 @@ impl Alarm {
         self.at
     }
 
-    /// Resolves once the job has fired and the wall clock has reached `at`; never when the job
-    /// went without firing (the scheduler stopped). Cancel-safe: a ring is kept once received.
+    /// Whether it rang because its job did not fire.
+    pub fn by_fallback(&self) -> bool {
+        self.by_fallback
+    }
+
+    /// Resolves once the job has fired and the wall clock has reached `at`. Cancel-safe: a
+    /// ring is kept once received.
     pub async fn rung(&mut self) {
-        if let Some(rx) = &mut self.rung {
-            if rx.recv().await.is_none() {
-                return std::future::pending().await;
+        if !self.rang {
+            let fired = tokio::select! {
+                r = self.rung.wait_for(|fired| *fired) => r.is_ok(),
+                _ = tokio::time::sleep_until(self.fallback) => false,
+            };
+            if !fired {
+                // The job did not fire in time, or is gone (the scheduler stopped).
+                tokio::time::sleep_until(self.fallback).await;
+                tracing::warn!(at = %self.at, "tokio-cron-scheduler did not fire the one-shot job; running on tokio's timer");
+                self.by_fallback = true;
+                self.fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            self.rung = None;
+            self.rang = true;
         }
         // The crate may fire up to a second early (whole seconds, 500 ms polls).
         tokio::time::sleep(self.clock.wait_until(self.at)).await;
@@ -364,6 +509,7 @@ mod tests {
             assert!(clock.now() >= fired, "never before its time");
             out.push(clock.now());
         }
+        assert_eq!(scheduler.fallbacks(), 0, "every run was fired by the crate");
         scheduler.shutdown().await;
         out
     }
@@ -487,13 +633,86 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn nothing_rings_after_the_scheduler_shut_down() {
+    async fn after_shutdown_no_job_fires_and_an_alarm_rings_only_by_the_fallback() {
         let clock = SkipClock::at(utc(2026, 5, 1, 12, 0));
         let scheduler = Scheduler::start(clock.clone()).await.expect("scheduler");
         scheduler.shutdown().await;
         let mut alarm = scheduler.arm(utc(2026, 5, 1, 12, 0)).await.expect("armed");
-        let rang = tokio::time::timeout(Duration::from_secs(60), alarm.rung()).await;
-        assert!(rang.is_err(), "a job fired after shutdown");
+        let started = tokio::time::Instant::now();
+        alarm.rung().await;
+        assert!(alarm.by_fallback());
+        assert!(started.elapsed() >= FALLBACK_AFTER);
+        assert_eq!(scheduler.fallbacks(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_targets_at_one_time_share_one_job() {
+        let at = utc(2026, 5, 1, 3, 30);
+        let clock = SkipClock::at(at - chrono::Duration::hours(1));
+        let scheduler = Scheduler::start(clock.clone()).await.expect("scheduler");
+        let mut alarms = Vec::new();
+        for _ in 0..1000 {
+            alarms.push(scheduler.arm(at).await.expect("armed"));
+        }
+        assert_eq!(scheduler.seconds().len(), 1, "one job");
+        assert_eq!(scheduler.seconds()[&at.timestamp()].alarms, 1000);
+        for a in &mut alarms {
+            a.rung().await;
+        }
+        assert_eq!(scheduler.fallbacks(), 0, "the one job rang them all");
+        assert_eq!(clock.now(), at);
+    }
+
+    /// The defect the sharing works around, shown on the crate alone: its job runner hears of
+    /// due jobs through a broadcast channel of 200 places and drops what it falls behind on.
+    #[tokio::test(start_paused = true)]
+    async fn tokio_cron_scheduler_loses_jobs_when_more_than_200_are_due_in_one_poll() {
+        let jobs = JobScheduler::new().await.expect("scheduler");
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..300 {
+            let ran = ran.clone();
+            let job = Job::new_one_shot_at_instant_async(std::time::Instant::now(), move |_, _| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Box::pin(async {})
+            })
+            .expect("job");
+            jobs.add(job).await.expect("added");
+        }
+        jobs.start().await.expect("started");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let ran = ran.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            ran < 300,
+            "all 300 jobs ran: tokio-cron-scheduler no longer drops activations, and Scheduler's sharing of a second's job is no longer needed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_crate_drops_jobs_their_alarms_ring_by_the_fallback() {
+        // 300 alarms at 300 different seconds, all past due when armed: 300 jobs due at once.
+        let t0 = utc(2026, 5, 1, 12, 0);
+        let scheduler = Scheduler::start(Arc::new(FixedClock(t0 + chrono::Duration::hours(1))))
+            .await
+            .expect("scheduler");
+        let mut alarms = Vec::new();
+        for i in 0..300 {
+            alarms.push(
+                scheduler
+                    .arm(t0 + chrono::Duration::seconds(i))
+                    .await
+                    .expect("armed"),
+            );
+        }
+        for a in &mut alarms {
+            a.rung().await;
+        }
+        let late = alarms.iter().filter(|a| a.by_fallback()).count() as u64;
+        assert!(late > 0, "the crate dropped none of 300 due jobs");
+        assert_eq!(scheduler.fallbacks(), late);
+        // Giving alarms up still ends, even when the crate's deleter has stopped.
+        for a in alarms {
+            scheduler.disarm(a).await;
+        }
     }
 
     /// Real time: the crate's one-shot job fires early (it keeps whole seconds); the alarm does
@@ -507,19 +726,18 @@ mod tests {
         let mut alarm = scheduler.arm(at).await.expect("armed");
         alarm
             .rung
-            .as_mut()
-            .expect("not fired yet")
-            .recv()
+            .clone()
+            .wait_for(|fired| *fired)
             .await
             .expect("the job fired");
         let fired = Utc::now();
-        alarm.rung = None;
         assert!(
             fired < at,
             "tokio-cron-scheduler fired at {fired}, not before {at}: it no longer truncates to whole seconds, and Alarm::rung need not wait the rest"
         );
         alarm.rung().await;
         assert!(Utc::now() >= at);
+        assert!(!alarm.by_fallback());
         scheduler.shutdown().await;
     }
 
