@@ -106,6 +106,10 @@ struct Scale {
     verified: usize,
     /// First rollouts that did not verify (e.g. probes timing out on a saturated machine).
     failed: usize,
+    /// Targets whose image ended up quarantined (a good image: a false failure).
+    quarantined: usize,
+    /// The highest event-loop lateness /metrics showed while the targets rolled out.
+    peak_event_loop_lateness_s: f64,
     calls_per_rollout: f64,
     calls_per_poll_cycle: f64,
     peak_rss_mib: f64,
@@ -166,7 +170,17 @@ async fn scale(n: usize) -> Scale {
     };
     let deadline = Instant::now() + Duration::from_secs(900);
     let (mut done, mut failed) = (0, 0);
+    let mut peak_lateness = 0.0f64;
     while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{url}/metrics")).send().await
+            && let Ok(text) = r.text().await
+        {
+            let v = text
+                .lines()
+                .find(|l| l.starts_with("activegate_lifecycle_event_loop_lateness_seconds "))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+            peak_lateness = peak_lateness.max(v.unwrap_or(0.0));
+        }
         if let Ok(r) = http.get(format!("{url}/status")).send().await
             && let Ok(s) = r.json::<serde_json::Value>().await
         {
@@ -178,6 +192,31 @@ async fn scale(n: usize) -> Scale {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let rolled_out_in_s = started.elapsed().as_secs_f64();
+    let mut quarantined = 0;
+    for i in 0..n {
+        let out = rig
+            .w
+            .ecs
+            .describe_services()
+            .cluster(simkit::CLUSTER)
+            .services(format!("ag-{i}"))
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await;
+        if let Ok(o) = out {
+            quarantined += o
+                .services()
+                .iter()
+                .flat_map(|s| s.tags())
+                .filter(|t| {
+                    t.key().is_some_and(|k| {
+                        k.starts_with(activegate_lifecycle::rollout::tags::QUARANTINE_PREFIX)
+                    })
+                })
+                .count()
+                .min(1);
+        }
+    }
     let total = |calls: std::collections::BTreeMap<String, u64>| calls.values().sum::<u64>();
     let after_rollouts = total(rig.w.sim.calls());
     // Idle: 20 probe cycles of 1 s.
@@ -189,6 +228,8 @@ async fn scale(n: usize) -> Scale {
         rolled_out_in_s,
         verified: done,
         failed,
+        quarantined,
+        peak_event_loop_lateness_s: peak_lateness,
         calls_per_rollout: after_rollouts as f64 / n as f64,
         calls_per_poll_cycle: idle_calls as f64 / idle.as_secs_f64(),
         peak_rss_mib: procfs::status_kib(pid, "VmHWM:") as f64 / 1024.0,
@@ -262,12 +303,12 @@ async fn main() {
         simkit::SPEED
     );
     println!(
-        "| targets | all created and verified in (real) | AWS calls per rollout (monitors' calls meanwhile included) | AWS calls per poll cycle (1 s) | peak RSS | CPU time (whole run) |"
+        "| targets | all created and verified in (real) | failed / quarantined | peak event-loop lateness | AWS calls per rollout (monitors' calls meanwhile included) | AWS calls per poll cycle (1 s) | peak RSS | CPU time (whole run) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for s in &scales {
         println!(
-            "| {}{} | {:.1} s | {:.1} | {:.1} | {:.1} MiB | {:.1} s |",
+            "| {}{} | {:.1} s | {} / {} | {:.2} s | {:.1} | {:.1} | {:.1} MiB | {:.1} s |",
             s.targets,
             if s.verified < s.targets {
                 format!(" ({} verified, {} failed)", s.verified, s.failed)
@@ -275,6 +316,9 @@ async fn main() {
                 String::new()
             },
             s.rolled_out_in_s,
+            s.failed,
+            s.quarantined,
+            s.peak_event_loop_lateness_s,
             s.calls_per_rollout,
             s.calls_per_poll_cycle,
             s.peak_rss_mib,
