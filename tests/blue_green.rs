@@ -51,13 +51,12 @@ async fn started() -> (Rig, String) {
         Some("EXTERNAL"),
         "a service the product creates uses task sets"
     );
+    let sets = task_sets(&rig).await;
     assert_eq!(
-        task_sets(&rig).await,
-        vec![(
-            task_sets(&rig).await[0].0.clone(),
-            "PRIMARY".to_owned(),
-            first.clone()
-        )]
+        sets.iter()
+            .map(|(_, status, td)| (status.as_str(), td.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("PRIMARY", first.as_str())]
     );
     assert_eq!(rig.service_tags().await.get(tags::LAST_GOOD), Some(&first));
     (rig, first)

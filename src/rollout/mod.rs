@@ -615,6 +615,16 @@ impl Engine {
     /// One read of the service and of the revision it serves (a rolling service's task
     /// definition, an EXTERNAL service's primary task set's).
     async fn observe(&self) -> Result<Observed, RolloutError> {
+        self.observe_again(None).await
+    }
+
+    /// `observe`, reusing the serving revision read by the previous pass when it is still the
+    /// one served: a registered revision's content (and so its content hash) never changes, so
+    /// the reconcile loop reads each revision once rather than once per step.
+    async fn observe_again(
+        &self,
+        previous: Option<TaskDefinitionState>,
+    ) -> Result<Observed, RolloutError> {
         let Some(svc) = self.service().await? else {
             return Ok(Observed::default());
         };
@@ -631,7 +641,10 @@ impl Engine {
             Some(svc.task_definition.clone())
         };
         let running = match serving.filter(|s| !s.is_empty()) {
-            Some(td) => Some(self.aws.describe_task_definition(&td).await?),
+            Some(td) => match previous.filter(|p| p.arn == td) {
+                Some(known) => Some(known),
+                None => Some(self.aws.describe_task_definition(&td).await?),
+            },
             None => None,
         };
         Ok(Observed {
@@ -687,7 +700,7 @@ impl Engine {
                 .await?
             {
                 Flow::Done(outcome) => return Ok(outcome),
-                Flow::Again => observed = self.observe().await?,
+                Flow::Again => observed = self.observe_again(observed.running.take()).await?,
             }
         }
         Err(RolloutError::NoProgress(MAX_STEPS))
