@@ -1,11 +1,11 @@
 //! The command line as a user meets it: exit codes, error lines, logs.
 //! Every bad input exits 2 with one clear error naming the place, never a panic.
 
-mod common;
+mod simkit;
 
 use std::io::Write;
 
-use common::*;
+use simkit::cli::*;
 
 fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
     let path = dir.path().join(name);

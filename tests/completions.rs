@@ -1,10 +1,12 @@
 //! `completions SHELL` and `man`, as a user installs them: the bash script sourced by bash and
 //! asked to complete, the man page rendered by `man -l` (and its roff read line by line).
 
+mod simkit;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
+use simkit::binary::BIN;
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use activegate_lifecycle::rollout::tags;
 use activegate_lifecycle::sim::Mode;
+use simkit::binary::BIN;
 use simkit::rig::*;
 use simkit::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
 const TOKEN: &str = "trigger-secret-for-tests";
 /// The Dynatrace API token the daemon reads from its environment; it must never be printed.
 const DT_TOKEN: &str = "dt0c01.SIMULATED.never-print-me";

@@ -2,9 +2,9 @@
 //! Kubernetes) translated by the real binary, compared byte for byte with
 //! checked-in documents and reports.
 
-mod common;
+mod simkit;
 
-use common::*;
+use simkit::cli::*;
 
 fn translate(extra: &[&str]) -> std::process::Output {
     let manifest = fixture("activegate-k8s.yaml");

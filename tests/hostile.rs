@@ -5,13 +5,13 @@
 //! and JSON), a document, `/status`, `/metrics` or `status --json`, a SIGHUP reload of
 //! an invalid config included.
 
-mod common;
+mod simkit;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use simkit::cli::*;
 
 /// The canary: a Dynatrace token of the documented shape (dt0c01 + 24 + 64 characters).
 const CANARY: &str = "dt0c01.ABCDEFGHIJKLMNOPQRSTUVWX.ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789AB";

@@ -598,7 +598,7 @@ async fn the_mesh_command_names_the_running_tasks_and_warns_that_they_move() {
     let ips = running_ips(&rig).await;
     assert_eq!(ips.len(), 2);
     let mesh = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_activegate-lifecycle"))
+        std::process::Command::new(simkit::binary::BIN)
             .args(["mesh", "--config"])
             .arg(&path)
             .args(extra)

@@ -331,7 +331,7 @@ async fn plan_with_the_dynatrace_api_source_shows_the_named_version() {
     let digest = rig.w.sim.publish_tag(NAME, version);
     rig.w.sim.set_latest_gateway_version(version);
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_activegate-lifecycle"))
+        std::process::Command::new(simkit::binary::BIN)
             .args(["plan", "--config"])
             .arg(&path)
             .env("AWS_ACCESS_KEY_ID", "AKIDSIMULATOR")

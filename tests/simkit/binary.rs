@@ -5,6 +5,8 @@ use std::process::{Child, Command, Stdio};
 
 use super::rig::Rig;
 
+/// The one definition of the binary's path: every test and benchmark that runs the binary
+/// takes it from here.
 pub const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
 
 pub fn command(rig: &Rig, args: &[&str]) -> Command {

@@ -1,9 +1,16 @@
 //! Scenario kit: an in-process simulator, AWS SDK clients pointed at it, task
-//! definitions built fluently, and waiting on conditions with a deadline.
+//! definitions built fluently, and waiting on conditions with a deadline; the real binary
+//! (`binary`, with the one definition of its path, `binary::BIN`), run as a command line
+//! (`cli`) or as a daemon measured through `/proc` (`procfs`).
+//!
+//! Every test and benchmark compiles this kit into its own crate with `mod simkit;` and uses
+//! a part of it, so rustc would call the rest dead in each of them; the allowance is for
+//! that, on the shared kit only (a test's own code still gets the lint).
 
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cli;
 pub mod compare;
 pub mod procfs;
 pub mod rig;

@@ -4,7 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
+use super::binary::BIN;
+
 /// USER_HZ on Linux.
 pub const TICKS_PER_SECOND: f64 = 100.0;
 

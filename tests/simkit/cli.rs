@@ -1,11 +1,10 @@
-//! Shared helpers for the end-to-end tests: run the real binary.
-
-#![allow(dead_code)]
+//! The real binary as a user meets it on the command line, without a simulator: run to the
+//! end with quiet logs, its output and exit code, the repository's fixtures and golden files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_activegate-lifecycle");
+pub use super::binary::BIN;
 
 /// The repository root.
 pub fn root() -> PathBuf {
