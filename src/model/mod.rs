@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod fargate;
+pub mod ids;
 pub mod limits;
 pub mod secret;
 pub mod service;
