@@ -784,7 +784,7 @@ fn mesh_command(args: &MeshArgs) -> Result<ExitCode, Failure> {
         .target(args.target.target.as_deref())
         .map_err(Failure::bad_input)?
         .clone();
-    let Some(spec) = target.mesh_spec(&config) else {
+    let Some(spec) = daemon::settings::mesh(&config, &target) else {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "{}: target `{}` has no [target.mesh]: name at least the services allowed to reach the ActiveGate (mesh.sources)",
             config.path,
@@ -959,10 +959,11 @@ fn translate_command(args: &TranslateArgs) -> Result<ExitCode, Failure> {
     let settings = match &args.config {
         Some(path) => {
             let config = Config::load(path).map_err(Failure::bad_input)?;
-            config
-                .target(args.target.as_deref())
-                .map_err(Failure::bad_input)?
-                .translate_settings()
+            daemon::settings::translate(
+                config
+                    .target(args.target.as_deref())
+                    .map_err(Failure::bad_input)?,
+            )
         }
         None => translate::Settings::default(),
     };

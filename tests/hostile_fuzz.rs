@@ -504,10 +504,11 @@ fn example_config() -> String {
 }
 
 fn example_settings() -> Settings {
-    Config::parse("example.toml", &example_config())
-        .expect("the example config is valid")
-        .targets[0]
-        .translate_settings()
+    activegate_lifecycle::daemon::settings::translate(
+        &Config::parse("example.toml", &example_config())
+            .expect("the example config is valid")
+            .targets[0],
+    )
 }
 
 /// A refusal of a manifest: a place, no canary, a bounded message.
@@ -691,7 +692,7 @@ fn run_config_inner(text: &str, manifest: &translate::Manifest) -> Result<(), Te
                 "an accepted config holds the canary"
             );
             for t in &config.targets {
-                let s = t.translate_settings();
+                let s = activegate_lifecycle::daemon::settings::translate(t);
                 match translate::translate(manifest, &s) {
                     Err(e) => check_translate_error(&e, "seed.yaml")?,
                     Ok(tr) => {

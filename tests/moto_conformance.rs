@@ -44,7 +44,7 @@ async fn the_engines_calls_are_understood_by_moto() {
     );
     let manifest = translate::parse("fixture", &std::fs::read(manifest_path).expect("fixture"))
         .expect("parse");
-    let settings = target.translate_settings();
+    let settings = activegate_lifecycle::daemon::settings::translate(target);
     let t = translate::translate(&manifest, &settings).expect("translate");
     let mut td = t.task_definition.clone();
     // moto insists on a memory value for every container (ECS does not).

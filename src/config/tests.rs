@@ -36,13 +36,13 @@ fn invalid(text: &str) -> (usize, usize, String, String) {
 fn the_shipped_example_is_valid() {
     let c = Config::parse("example", EXAMPLE).expect("the example config must be valid");
     assert_eq!(c.targets.len(), 1);
-    let s = c.targets[0].translate_settings();
+    let t = &c.targets[0];
     assert_eq!(
-        s.environment.get("DT_TENANT").map(String::as_str),
+        t.environment.to_map().get("DT_TENANT").map(String::as_str),
         Some("abc12345")
     );
     assert_eq!(
-        s.entry_point.as_ref().map(|e| (e.host.as_str(), e.port)),
+        t.entry_point.as_ref().map(|e| (e.host.as_str(), e.port)),
         Some(("activegate.observability.internal", 9999))
     );
 }
@@ -233,48 +233,6 @@ fn a_duplicate_table_is_named_by_its_header() {
     assert_eq!(line, 19);
     assert_eq!(field, "aws");
     assert!(message.contains("duplicate"), "{message}");
-}
-
-#[test]
-fn the_mesh_destination_prefers_a_stable_name() {
-    use crate::mesh::AddressSource;
-    // No mesh: no spec.
-    let c = Config::parse("ag.toml", MINIMAL).expect("valid");
-    assert!(c.targets[0].mesh_spec(&c).is_none());
-    // Only sources: the tasks' addresses on the probe port, named after the ECS service.
-    let text = format!("{MINIMAL}\n[target.mesh]\nsources = [{{ name = \"web\" }}]\n");
-    let c = Config::parse("ag.toml", &text).expect("valid");
-    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
-    assert_eq!(s.addresses, AddressSource::Tasks);
-    assert_eq!((s.service.as_str(), s.port), ("dynatrace-activegate", 9999));
-    assert_eq!(s.gateway, "terminating-gateway");
-    assert!(s.consul.is_none());
-    // An entry point with a name: that name and its port.
-    let text = text.replace(
-        "[target.network]",
-        "entry_point = \"https://ag.example.internal:443/communication\"\n\n[target.network]",
-    );
-    let c = Config::parse("ag.toml", &text).expect("valid");
-    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
-    assert_eq!(
-        s.addresses,
-        AddressSource::Stable("ag.example.internal".into())
-    );
-    assert_eq!(s.port, 443);
-    // task_addresses wins over the name.
-    let forced = text.replace("sources = ", "task_addresses = true\nsources = ");
-    let c = Config::parse("ag.toml", &forced).expect("valid");
-    assert_eq!(
-        c.targets[0].mesh_spec(&c).expect("a mesh").addresses,
-        AddressSource::Tasks
-    );
-    // The example's Consul settings.
-    let c = Config::parse("example", EXAMPLE).expect("valid");
-    let s = c.targets[0].mesh_spec(&c).expect("a mesh");
-    let consul = s.consul.expect("consul");
-    assert_eq!(consul.token_env, "CONSUL_HTTP_TOKEN");
-    assert_eq!(consul.datacenter.as_deref(), Some("dc1"));
-    assert_eq!(s.sources.len(), 2);
 }
 
 #[test]

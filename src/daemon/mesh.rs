@@ -49,7 +49,7 @@ pub enum Cause {
 impl MeshSync {
     /// The target's sync, when its mesh names a Consul to write to.
     pub fn new(config: &Config, target: &Target) -> Option<Arc<MeshSync>> {
-        let spec = target.mesh_spec(config)?;
+        let spec = super::settings::mesh(config, target)?;
         let settings = spec.consul.clone()?;
         match consul::Client::new(&settings, spec.namespace.as_deref(), CONSUL_TIMEOUT) {
             Ok(client) => Some(Arc::new(MeshSync {

@@ -11,6 +11,7 @@ pub mod mesh;
 mod monitor;
 pub mod retry;
 pub mod schedule;
+pub mod settings;
 pub mod wiring;
 
 use std::collections::BTreeMap;

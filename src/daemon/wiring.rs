@@ -63,10 +63,10 @@ pub async fn engine_with(
         service: target.service.to_string(),
         manifest: Arc::new(parts.manifest),
         settings: parts.settings,
-        deployment: target.deployment(),
+        deployment: super::settings::deployment(target),
         keep_revisions: target.rollout.keep_revisions.0,
         log_retention_days: target.logs.retention_days.0,
-        verify: target.verify_policy(),
+        verify: super::settings::verify_policy(target),
         strategy: match target.rollout.strategy {
             crate::config::StrategyName::BlueGreen => crate::rollout::Strategy::BlueGreen,
             crate::config::StrategyName::Rolling => crate::rollout::Strategy::Rolling,
@@ -237,7 +237,7 @@ pub async fn parts(
         }
     })?;
     let manifest = translate::parse(&shown, &bytes)?;
-    let settings = target.translate_settings();
+    let settings = super::settings::translate(target);
     // With version discovery and no configured image, each reconcile picks the image; until
     // then the repository stands in, so that a manifest whose image is a placeholder still
     // renders (its probe port and path are what is needed here).
@@ -252,7 +252,7 @@ pub async fn parts(
         first.image = Some(repo.0.clone());
     }
     let translation = translate::translate(&manifest, &first)?;
-    let probe = target.probe_settings(config, &translation.readiness)?;
+    let probe = super::settings::probe(config, target, &translation.readiness)?;
     if matches!(probe.trust, Trust::Insecure) {
         tracing::warn!(target = %target.name, "probe.insecure = true: ActiveGate certificates are not verified");
     }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod fargate;
 pub mod ids;
 pub mod limits;
+pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod task_definition;

@@ -1,0 +1,76 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../config/activegate-lifecycle.toml");
+
+const MINIMAL: &str = r#"[[target]]
+name = "prod-eu"
+region = "eu-central-1"
+cluster = "observability"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/activegate"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
+"#;
+
+#[test]
+fn the_shipped_example_translates_with_its_settings() {
+    let c = Config::parse("example", EXAMPLE).expect("the example config must be valid");
+    let s = translate(&c.targets[0]);
+    assert_eq!(
+        s.environment.get("DT_TENANT").map(String::as_str),
+        Some("abc12345")
+    );
+    assert_eq!(
+        s.entry_point.as_ref().map(|e| (e.host.as_str(), e.port)),
+        Some(("activegate.observability.internal", 9999))
+    );
+}
+
+#[test]
+fn the_mesh_destination_prefers_a_stable_name() {
+    use crate::mesh::AddressSource;
+    // No mesh: no spec.
+    let c = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert!(mesh(&c, &c.targets[0]).is_none());
+    // Only sources: the tasks' addresses on the probe port, named after the ECS service.
+    let text = format!("{MINIMAL}\n[target.mesh]\nsources = [{{ name = \"web\" }}]\n");
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let s = mesh(&c, &c.targets[0]).expect("a mesh");
+    assert_eq!(s.addresses, AddressSource::Tasks);
+    assert_eq!((s.service.as_str(), s.port), ("dynatrace-activegate", 9999));
+    assert_eq!(s.gateway, "terminating-gateway");
+    assert!(s.consul.is_none());
+    // An entry point with a name: that name and its port.
+    let text = text.replace(
+        "[target.network]",
+        "entry_point = \"https://ag.example.internal:443/communication\"\n\n[target.network]",
+    );
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let s = mesh(&c, &c.targets[0]).expect("a mesh");
+    assert_eq!(
+        s.addresses,
+        AddressSource::Stable("ag.example.internal".into())
+    );
+    assert_eq!(s.port, 443);
+    // task_addresses wins over the name.
+    let forced = text.replace("sources = ", "task_addresses = true\nsources = ");
+    let c = Config::parse("ag.toml", &forced).expect("valid");
+    assert_eq!(
+        mesh(&c, &c.targets[0]).expect("a mesh").addresses,
+        AddressSource::Tasks
+    );
+    // The example's Consul settings.
+    let c = Config::parse("example", EXAMPLE).expect("valid");
+    let s = mesh(&c, &c.targets[0]).expect("a mesh");
+    let consul = s.consul.expect("consul");
+    assert_eq!(consul.token_env, "CONSUL_HTTP_TOKEN");
+    assert_eq!(consul.datacenter.as_deref(), Some("dc1"));
+    assert_eq!(s.sources.len(), 2);
+}
