@@ -20,9 +20,7 @@ pub mod engine;
 mod logs;
 pub mod registry;
 mod server;
-mod service_deployments;
 pub mod state;
-mod task_sets;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};

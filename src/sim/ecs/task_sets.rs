@@ -22,9 +22,9 @@
 
 use serde_json::{Value, json};
 
-use super::api::{ApiError, ApiResult, Request, tags_json};
-use super::ecs::{active_task_definition, find_service, running_pending};
-use super::state::{Controller, Service, State, TaskSet, TaskSetStatus};
+use super::services::{active_task_definition, find_service, running_pending};
+use crate::sim::api::{ApiError, ApiResult, Request, tags_json};
+use crate::sim::state::{Controller, Service, State, TaskSet, TaskSetStatus};
 
 /// At most this many task sets (DRAINING ones included) per service, as ECS.
 const MAX_TASK_SETS: usize = 5;
@@ -134,7 +134,7 @@ fn answer(st: &State, cluster: &str, service: &str, id: &str) -> ApiResult {
     let s = st
         .services
         .get(&(cluster.to_owned(), service.to_owned()))
-        .ok_or_else(super::ecs::service_not_found)?;
+        .ok_or_else(super::service_not_found)?;
     let t = s
         .task_sets
         .iter()

@@ -16,10 +16,11 @@
 
 use serde_json::{Value, json};
 
-use super::api::{ApiError, ApiResult, Request};
-use super::ecs::{find_service, page_sized, running_pending};
-use super::engine::breaker_threshold;
-use super::state::{
+use super::page_sized;
+use super::services::{find_service, running_pending};
+use crate::sim::api::{ApiError, ApiResult, Request};
+use crate::sim::engine::breaker_threshold;
+use crate::sim::state::{
     Controller, Deployment, DeploymentStatus, Rollback, Service, ServiceDeployment,
     ServiceRevision, State,
 };
@@ -348,7 +349,7 @@ pub fn stop(req: Request, st: &mut State, now: f64) -> ApiResult {
         .services
         .get(&d.service)
         .filter(|s| s.arn == d.service_arn)
-        .ok_or_else(super::ecs::service_not_found)?;
+        .ok_or_else(super::service_not_found)?;
     // Back to the revision of the last completed deployment among the sources, else the newest source.
     let back = s
         .last_completed
