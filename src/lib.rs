@@ -36,13 +36,29 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::limited(5))
 }
 
+/// Why [`body_limited`] returned no body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed while the body was read. The message is the whole chain on one
+    /// line (callers put it into a one-line detail), so the error is not also a `source`.
+    #[error("{}", error_chain(.error))]
+    Read { error: reqwest::Error },
+    /// The body went past the limit; reading stopped there.
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
 /// A response body, refused past `limit` bytes without reading more than one chunk beyond it
 /// (a hostile or broken server cannot make the daemon buffer gigabytes).
-pub async fn body_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn body_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|error| BodyError::Read { error })?
+    {
         if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {limit} bytes"));
+            return Err(BodyError::TooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }

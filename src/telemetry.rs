@@ -13,12 +13,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why logging could not start. Shown as one line before the process exits 2, so the
+/// parser's error is part of the message rather than a `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("RUST_LOG=`{spec}` is not a valid filter: {error}")]
+    BadFilter {
+        spec: String,
+        error: tracing_subscriber::filter::ParseError,
+    },
+    #[error("cannot start logging: {error}")]
+    Install {
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
 /// Installs the global subscriber. Logs go to stderr; stdout is for documents.
 /// `default` applies when RUST_LOG is not set.
-pub fn init(format: LogFormat, default: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, default: &str) -> Result<(), TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(&spec)
-            .map_err(|e| format!("RUST_LOG=`{spec}` is not a valid filter: {e}"))?,
+        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
+            Ok(filter) => filter,
+            Err(error) => return Err(TelemetryError::BadFilter { spec, error }),
+        },
         _ => EnvFilter::new(default),
     };
     let builder = tracing_subscriber::fmt()
@@ -35,5 +52,5 @@ pub fn init(format: LogFormat, default: &str) -> Result<(), String> {
             .with_current_span(true)
             .try_init(),
     };
-    result.map_err(|e| format!("cannot start logging: {e}"))
+    result.map_err(|error| TelemetryError::Install { error })
 }

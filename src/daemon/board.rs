@@ -77,6 +77,61 @@ pub struct TargetStatus {
     pub connected_hosts: Option<ConnectedHosts>,
 }
 
+impl TargetStatus {
+    /// The status of a target that a reload kept: `self` (built from the new config) for where
+    /// it runs and its schedule, and history from `prev` for everything else, so that counters
+    /// never go back to 0 and an in-flight reconcile (its loop ends after it) stays visible.
+    /// Every field is named below without `..`: a new field does not compile until it is put
+    /// in one of the two groups.
+    fn reloaded(self, prev: &TargetStatus) -> TargetStatus {
+        let TargetStatus {
+            // From the new config; the new loop arms `next_run` itself.
+            cluster,
+            service,
+            schedule,
+            next_run,
+            // A pending retry belongs to the loop that armed it; the new loop reconciles at once.
+            retry_at,
+            retry_attempt,
+            retry_backoff_seconds,
+            // History: taken from `prev`.
+            running: _,
+            last_trigger: _,
+            last_started: _,
+            last_finished: _,
+            last_outcome: _,
+            revision: _,
+            last_error: _,
+            outcomes: _,
+            errors: _,
+            missed_fires: _,
+            coalesced_triggers: _,
+            skipped_for_budget: _,
+            skipped_outside_window: _,
+            discovery_failures: _,
+            retries: _,
+            availability: _,
+            downtime_seconds: _,
+            error_budget_remaining_seconds: _,
+            probes_ok: _,
+            probes_failed: _,
+            probe_latency_seconds_sum: _,
+            mesh: _,
+            connected_hosts: _,
+        } = self;
+        TargetStatus {
+            cluster,
+            service,
+            schedule,
+            next_run,
+            retry_at,
+            retry_attempt,
+            retry_backoff_seconds,
+            ..prev.clone()
+        }
+    }
+}
+
 /// OneAgents connected to newly verified ActiveGates, as Dynatrace's `connectedHosts` says
 /// (information, not a gate: OneAgents move over gradually).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -159,33 +214,17 @@ impl Board {
         self.with(|s| f(s.targets.entry(name.to_owned()).or_default()));
     }
 
-    /// Replaces the set of targets and their trigger channels (start, reload).
+    /// Replaces the set of targets and their trigger channels (start, reload). A target that
+    /// stays keeps what the daemon learnt about it ([`TargetStatus::reloaded`]).
     pub fn set_targets(&self, entries: Vec<(String, TargetStatus, mpsc::Sender<Trigger>)>) {
         self.with(|s| {
             let old = std::mem::take(&mut s.targets);
             s.triggers.clear();
-            for (name, mut status, tx) in entries {
-                if let Some(prev) = old.get(&name) {
-                    // Keep history across reloads.
-                    status.outcomes = prev.outcomes.clone();
-                    status.errors = prev.errors.clone();
-                    status.last_outcome = prev.last_outcome.clone();
-                    status.revision = prev.revision.clone();
-                    status.last_finished = prev.last_finished;
-                    status.availability = prev.availability;
-                    status.downtime_seconds = prev.downtime_seconds;
-                    status.error_budget_remaining_seconds = prev.error_budget_remaining_seconds;
-                    status.probes_ok = prev.probes_ok;
-                    status.probes_failed = prev.probes_failed;
-                    status.probe_latency_seconds_sum = prev.probe_latency_seconds_sum;
-                    status.skipped_for_budget = prev.skipped_for_budget;
-                    status.skipped_outside_window = prev.skipped_outside_window;
-                    status.discovery_failures = prev.discovery_failures;
-                    // A pending retry belongs to the loop that armed it; the new loop reconciles at once.
-                    status.retries = prev.retries;
-                    status.mesh = prev.mesh.clone();
-                    status.connected_hosts = prev.connected_hosts.clone();
-                }
+            for (name, status, tx) in entries {
+                let status = match old.get(&name) {
+                    Some(prev) => status.reloaded(prev),
+                    None => status,
+                };
                 s.targets.insert(name.clone(), status);
                 s.triggers.insert(name, tx);
             }
@@ -215,6 +254,8 @@ impl Board {
                 e.retries += c.retries;
                 e.throttled += c.throttled;
                 e.failed += c.failed;
+                e.budget_waits += c.budget_waits;
+                e.budget_waited += c.budget_waited;
             }
         });
     }
@@ -342,207 +383,284 @@ type PerTarget = (
     fn(&TargetStatus) -> Option<f64>,
 );
 
+/// The per-target families with one series per target, in the order `/metrics` shows them.
+const PER_TARGET: [PerTarget; 15] = {
+    use MetricType::{Counter, Gauge};
+    [
+        (
+            "rollbacks",
+            "Roll-backs to the last good revision.",
+            None,
+            Counter,
+            |t| Some(t.outcomes.get("rolled-back").copied().unwrap_or(0) as f64),
+        ),
+        (
+            "reconcile_retries",
+            "Reconciles retried after a retriable failure.",
+            None,
+            Counter,
+            |t| Some(t.retries as f64),
+        ),
+        (
+            "reconcile_retry_backoff",
+            "The wait of the pending retry; 0 when none is pending.",
+            Some(Unit::Seconds),
+            Gauge,
+            |t| Some(t.retry_backoff_seconds),
+        ),
+        (
+            "rollout_in_progress",
+            "1 while a reconcile of the target runs.",
+            None,
+            Gauge,
+            |t| Some(f64::from(u8::from(t.running))),
+        ),
+        (
+            "next_run_timestamp",
+            "The next scheduled reconcile (Unix time).",
+            Some(Unit::Seconds),
+            Gauge,
+            |t| t.next_run.map(|n| n.timestamp() as f64),
+        ),
+        (
+            "missed_fires",
+            "Scheduled times that passed while a reconcile ran.",
+            None,
+            Counter,
+            |t| Some(t.missed_fires as f64),
+        ),
+        (
+            "availability_ratio",
+            "Availability over the last 30 days (observed part).",
+            None,
+            Gauge,
+            |t| t.availability,
+        ),
+        (
+            "error_budget_remaining",
+            "Downtime the SLO still allows in the 30-day window.",
+            Some(Unit::Seconds),
+            Gauge,
+            |t| t.error_budget_remaining_seconds,
+        ),
+        (
+            "downtime",
+            "Time in the 30-day window with no task answering healthy.",
+            Some(Unit::Seconds),
+            Gauge,
+            |t| Some(t.downtime_seconds),
+        ),
+        (
+            "mesh_updates",
+            "Writes of the Consul destination (created or updated).",
+            None,
+            Counter,
+            |t| t.mesh.as_ref().map(|m| m.updates as f64),
+        ),
+        (
+            "mesh_failures",
+            "Consul destination updates that failed (retried).",
+            None,
+            Counter,
+            |t| t.mesh.as_ref().map(|m| m.failures as f64),
+        ),
+        (
+            "mesh_gateway_healthy",
+            "1 when the terminating gateway showed every destination address HEALTHY.",
+            None,
+            Gauge,
+            |t| {
+                t.mesh
+                    .as_ref()
+                    .and_then(|m| m.gateway_healthy)
+                    .map(|h| f64::from(u8::from(h)))
+            },
+        ),
+        (
+            "skipped_for_budget",
+            "Scheduled runs skipped because the error budget was spent.",
+            None,
+            Counter,
+            |t| Some(t.skipped_for_budget as f64),
+        ),
+        (
+            "skipped_outside_window",
+            "Scheduled runs outside the maintenance window.",
+            None,
+            Counter,
+            |t| Some(t.skipped_outside_window as f64),
+        ),
+        (
+            "discovery_failures",
+            "Version discoveries that failed; the running version was kept.",
+            None,
+            Counter,
+            |t| Some(t.discovery_failures as f64),
+        ),
+    ]
+};
+
+/// A per-target family with one series per key of a map: name, help, the key's label, the map.
+type Labelled = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&TargetStatus) -> &BTreeMap<String, u64>,
+);
+
+const LABELLED: [Labelled; 2] = [
+    ("rollouts", "Reconciles by outcome.", "outcome", |t| {
+        &t.outcomes
+    }),
+    (
+        "reconcile_errors",
+        "Reconciles that could not finish, by kind.",
+        "kind",
+        |t| &t.errors,
+    ),
+];
+
+/// The AWS call families, one series per operation: name, help, the count.
+const AWS_CALLS: [(&str, &str, fn(&CallCount) -> u64); 4] = [
+    (
+        "aws_calls",
+        "AWS calls by operation, retries included.",
+        |c| c.calls,
+    ),
+    ("aws_retries", "AWS calls retried by operation.", |c| {
+        c.retries
+    }),
+    ("aws_throttled", "AWS calls throttled by operation.", |c| {
+        c.throttled
+    }),
+    (
+        "aws_failed",
+        "AWS calls that failed for good, by operation.",
+        |c| c.failed,
+    ),
+];
+
+/// One function per group of families, called in the order `/metrics` shows them; a new
+/// family is a row in one of the tables above or a function here.
 impl Collector for Collected {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use MetricType::{Counter, Gauge};
-        let seconds = Some(Unit::Seconds);
+        self.event_loop(&mut e)?;
+        self.labelled(&mut e)?;
+        self.per_target(&mut e)?;
+        self.probes(&mut e)?;
+        self.aws_calls(&mut e)?;
+        self.aws_rate_budget(&mut e)?;
+        self.config_reloads(&mut e)
+    }
+}
+
+impl Collected {
+    fn event_loop(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         Series::start(
-            &mut e,
+            e,
             "event_loop_lateness",
             "How late the daemon's event loop wakes up (recent peak, decaying); above 1 s probe failures are not held against a new version.",
-            seconds.as_ref(),
-            Gauge,
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
         )?
-        .gauge(&[], self.lateness)?;
-        for (name, help, label, pick) in [
-            (
-                "rollouts",
-                "Reconciles by outcome.",
-                "outcome",
-                (|t: &TargetStatus| &t.outcomes) as fn(&TargetStatus) -> &BTreeMap<String, u64>,
-            ),
-            (
-                "reconcile_errors",
-                "Reconciles that could not finish, by kind.",
-                "kind",
-                |t: &TargetStatus| &t.errors,
-            ),
-        ] {
-            let mut f = Series::start(&mut e, name, help, None, Counter)?;
+        .gauge(&[], self.lateness)
+    }
+
+    fn labelled(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, label, pick) in &LABELLED {
+            let mut f = Series::start(e, name, help, None, MetricType::Counter)?;
             for (target, t) in &self.targets {
                 for (k, n) in pick(t) {
                     f.counter(&[("target", target), (label, k)], *n)?;
                 }
             }
         }
-        let per_target: [PerTarget; 15] = [
-            (
-                "rollbacks",
-                "Roll-backs to the last good revision.",
-                None,
-                Counter,
-                |t| Some(t.outcomes.get("rolled-back").copied().unwrap_or(0) as f64),
-            ),
-            (
-                "reconcile_retries",
-                "Reconciles retried after a retriable failure.",
-                None,
-                Counter,
-                |t| Some(t.retries as f64),
-            ),
-            (
-                "reconcile_retry_backoff",
-                "The wait of the pending retry; 0 when none is pending.",
-                Some(Unit::Seconds),
-                Gauge,
-                |t| Some(t.retry_backoff_seconds),
-            ),
-            (
-                "rollout_in_progress",
-                "1 while a reconcile of the target runs.",
-                None,
-                Gauge,
-                |t| Some(f64::from(u8::from(t.running))),
-            ),
-            (
-                "next_run_timestamp",
-                "The next scheduled reconcile (Unix time).",
-                Some(Unit::Seconds),
-                Gauge,
-                |t| t.next_run.map(|n| n.timestamp() as f64),
-            ),
-            (
-                "missed_fires",
-                "Scheduled times that passed while a reconcile ran.",
-                None,
-                Counter,
-                |t| Some(t.missed_fires as f64),
-            ),
-            (
-                "availability_ratio",
-                "Availability over the last 30 days (observed part).",
-                None,
-                Gauge,
-                |t| t.availability,
-            ),
-            (
-                "error_budget_remaining",
-                "Downtime the SLO still allows in the 30-day window.",
-                Some(Unit::Seconds),
-                Gauge,
-                |t| t.error_budget_remaining_seconds,
-            ),
-            (
-                "downtime",
-                "Time in the 30-day window with no task answering healthy.",
-                Some(Unit::Seconds),
-                Gauge,
-                |t| Some(t.downtime_seconds),
-            ),
-            (
-                "mesh_updates",
-                "Writes of the Consul destination (created or updated).",
-                None,
-                Counter,
-                |t| t.mesh.as_ref().map(|m| m.updates as f64),
-            ),
-            (
-                "mesh_failures",
-                "Consul destination updates that failed (retried).",
-                None,
-                Counter,
-                |t| t.mesh.as_ref().map(|m| m.failures as f64),
-            ),
-            (
-                "mesh_gateway_healthy",
-                "1 when the terminating gateway showed every destination address HEALTHY.",
-                None,
-                Gauge,
-                |t| {
-                    t.mesh
-                        .as_ref()
-                        .and_then(|m| m.gateway_healthy)
-                        .map(|h| f64::from(u8::from(h)))
-                },
-            ),
-            (
-                "skipped_for_budget",
-                "Scheduled runs skipped because the error budget was spent.",
-                None,
-                Counter,
-                |t| Some(t.skipped_for_budget as f64),
-            ),
-            (
-                "skipped_outside_window",
-                "Scheduled runs outside the maintenance window.",
-                None,
-                Counter,
-                |t| Some(t.skipped_outside_window as f64),
-            ),
-            (
-                "discovery_failures",
-                "Version discoveries that failed; the running version was kept.",
-                None,
-                Counter,
-                |t| Some(t.discovery_failures as f64),
-            ),
-        ];
-        for (name, help, unit, kind, pick) in &per_target {
-            let mut f = Series::start(&mut e, name, help, unit.as_ref(), *kind)?;
+        Ok(())
+    }
+
+    fn per_target(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, unit, kind, pick) in &PER_TARGET {
+            let mut f = Series::start(e, name, help, unit.as_ref(), *kind)?;
             for (target, t) in &self.targets {
                 let Some(v) = pick(t) else { continue };
                 let labels = [("target", target.as_str())];
                 match kind {
                     // Counters are whole numbers here; written as such.
-                    Counter => f.counter(&labels, v as u64)?,
+                    MetricType::Counter => f.counter(&labels, v as u64)?,
                     _ => f.gauge(&labels, v)?,
                 }
             }
         }
+        Ok(())
+    }
+
+    fn probes(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut f = Series::start(
-            &mut e,
+            e,
             "probes",
             "Availability probes by result.",
             None,
-            Counter,
+            MetricType::Counter,
         )?;
         for (target, t) in &self.targets {
             f.counter(&[("target", target), ("result", "ok")], t.probes_ok)?;
             f.counter(&[("target", target), ("result", "failed")], t.probes_failed)?;
         }
-        for (name, help, pick) in [
-            (
-                "aws_calls",
-                "AWS calls by operation, retries included.",
-                (|c: &CallCount| c.calls) as fn(&CallCount) -> u64,
-            ),
-            (
-                "aws_retries",
-                "AWS calls retried by operation.",
-                |c: &CallCount| c.retries,
-            ),
-            (
-                "aws_throttled",
-                "AWS calls throttled by operation.",
-                |c: &CallCount| c.throttled,
-            ),
-            (
-                "aws_failed",
-                "AWS calls that failed for good, by operation.",
-                |c: &CallCount| c.failed,
-            ),
-        ] {
-            let mut f = Series::start(&mut e, name, help, None, Counter)?;
+        Ok(())
+    }
+
+    fn aws_calls(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, pick) in &AWS_CALLS {
+            let mut f = Series::start(e, name, help, None, MetricType::Counter)?;
             for (op, c) in &self.aws {
                 f.counter(&[("operation", op)], pick(c))?;
             }
         }
+        Ok(())
+    }
+
+    /// The client-side rate budgets' waits, by ECS throttling family (every family listed).
+    fn aws_rate_budget(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::ecs::Family;
+        let mut by_family: BTreeMap<Family, CallCount> =
+            Family::ALL.iter().map(|&f| (f, CallCount::default())).collect();
+        for (op, c) in &self.aws {
+            let sum = by_family.entry(Family::of(op)).or_default();
+            sum.budget_waits += c.budget_waits;
+            sum.budget_waited += c.budget_waited;
+        }
         let mut f = Series::start(
-            &mut e,
+            e,
+            "aws_rate_budget_waits",
+            "AWS calls that waited for a token of the client-side rate budget, by ECS throttling family.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (family, c) in &by_family {
+            f.counter(&[("family", family.label())], c.budget_waits)?;
+        }
+        let mut f = Series::start(
+            e,
+            "aws_rate_budget_wait",
+            "Time AWS calls waited for the client-side rate budget, by ECS throttling family.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for (family, c) in &by_family {
+            let labels = [("family", family.label())];
+            ConstCounter::new(c.budget_waited.as_secs_f64())
+                .encode(f.encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn config_reloads(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut f = Series::start(
+            e,
             "config_reloads",
             "Config reloads by result.",
             None,
-            Counter,
+            MetricType::Counter,
         )?;
         f.counter(&[("result", "applied")], self.reloads)?;
         f.counter(&[("result", "refused")], self.refused)
@@ -608,6 +726,71 @@ mod tests {
             "{m}"
         );
         assert!(m.ends_with("# EOF\n"), "{m}");
+    }
+
+    #[test]
+    fn a_reload_keeps_what_the_daemon_learnt_and_takes_the_new_config() {
+        let b = board();
+        let started = Utc::now();
+        b.target("prod", |t| {
+            // What the old code dropped on a reload: two counters (missed fires is a
+            // Prometheus counter, which must not go back to 0), the last error beside the
+            // kept last outcome, and a reconcile still in flight (its loop ends after it).
+            t.missed_fires = 4;
+            t.coalesced_triggers = 2;
+            t.last_error = Some("ecs: throttled".into());
+            t.running = true;
+            t.last_trigger = Some(Trigger::Schedule);
+            t.last_started = Some(started);
+            // A pending retry belongs to the old loop.
+            t.retry_attempt = 3;
+            t.retry_backoff_seconds = 8.0;
+            t.retry_at = Some(started);
+        });
+        let before = b.snapshot().targets["prod"].clone();
+        let (tx, _rx) = mpsc::channel(1);
+        b.set_targets(vec![(
+            "prod".into(),
+            TargetStatus {
+                cluster: "new-cluster".into(),
+                service: "new-service".into(),
+                schedule: Some("0 0 4 * * * (UTC)".into()),
+                ..TargetStatus::default()
+            },
+            tx,
+        )]);
+        let t = b.snapshot().targets["prod"].clone();
+        assert_eq!(
+            (
+                t.cluster.as_str(),
+                t.service.as_str(),
+                t.schedule.as_deref()
+            ),
+            ("new-cluster", "new-service", Some("0 0 4 * * * (UTC)"))
+        );
+        assert_eq!((t.retry_attempt, t.retry_at), (0, None));
+        assert_eq!(t.retry_backoff_seconds, 0.0);
+        assert_eq!(
+            (
+                t.missed_fires,
+                t.coalesced_triggers,
+                t.last_error.as_deref()
+            ),
+            (4, 2, Some("ecs: throttled"))
+        );
+        assert_eq!(
+            (t.running, t.last_trigger, t.last_started),
+            (true, Some(Trigger::Schedule), Some(started))
+        );
+        assert_eq!(t.outcomes, before.outcomes);
+        assert_eq!((t.probes_ok, t.availability), (3, Some(0.999)));
+        assert!(
+            b.metrics()
+                .lines()
+                .any(|l| l == "activegate_lifecycle_missed_fires_total{target=\"prod\"} 4"),
+            "{}",
+            b.metrics()
+        );
     }
 
     #[test]

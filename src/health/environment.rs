@@ -326,18 +326,15 @@ impl Environment {
         let headers = resp.headers().clone();
         let body = crate::body_limited(resp, MAX_BODY)
             .await
-            .map_err(|detail| {
-                if detail.contains("larger than") {
-                    EnvironmentError::Answer {
-                        url: shown.to_owned(),
-                        detail,
-                    }
-                } else {
-                    EnvironmentError::Transport {
-                        url: shown.to_owned(),
-                        detail: secret::scrub(&detail).into_owned(),
-                    }
-                }
+            .map_err(|e| match e {
+                crate::BodyError::TooLarge { .. } => EnvironmentError::Answer {
+                    url: shown.to_owned(),
+                    detail: e.to_string(),
+                },
+                crate::BodyError::Read { .. } => EnvironmentError::Transport {
+                    url: shown.to_owned(),
+                    detail: secret::scrub(&e.to_string()).into_owned(),
+                },
             })?;
         match status {
             s if s.is_success() => Ok(body),

@@ -144,9 +144,9 @@ impl Client {
         let status = resp.status().as_u16();
         let body = crate::body_limited(resp, MAX_ANSWER_BYTES)
             .await
-            .map_err(|detail| ConsulError::Transport {
+            .map_err(|e| ConsulError::Transport {
                 url: url.to_owned(),
-                detail,
+                detail: e.to_string(),
             })?;
         if status == 403 {
             return Err(ConsulError::Forbidden {

@@ -1,0 +1,215 @@
+//! The daemon and its status server: `run`, `status` (asks a running daemon) and
+//! `healthcheck` (the container's health check).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use activegate_lifecycle::config::Config;
+use activegate_lifecycle::model::ids::TaskDefinitionArn;
+use activegate_lifecycle::{daemon, status};
+
+use super::{Failure, print_stdout};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// The config file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Do not reconcile every target at start (an interrupted rollout then waits for the first run).
+    #[arg(long)]
+    no_initial_run: bool,
+    /// Run scheduled rollouts even while a target's error budget is spent.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct StatusArgs {
+    /// The daemon's status server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct HealthcheckArgs {
+    /// The daemon's status server (`daemon.status_listen`; 0.0.0.0 is asked on loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+}
+
+pub(super) fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
+    let config = Config::load(&args.config).map_err(Failure::bad_input)?;
+    // On ECS, the task's stopTimeout (at most 120 s on Fargate) ends the wait after SIGTERM.
+    let deadline = config.daemon.shutdown_deadline_seconds.0;
+    if std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some() && deadline > 110.0 {
+        tracing::warn!(
+            shutdown_deadline_seconds = deadline,
+            "running on ECS, which kills the container at most 120 s after SIGTERM: \
+             set daemon.shutdown_deadline_seconds below the task's stopTimeout"
+        );
+    }
+    // One thread: the daemon waits on timers and the network, and one thread
+    // (with one allocator arena) keeps it small at rest.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    runtime.block_on(async {
+        let signals = daemon::os_signals()
+            .context("cannot install signal handlers")
+            .map_err(Failure::runtime)?;
+        let board = std::sync::Arc::new(daemon::board::Board::default());
+        let token = std::env::var(&config.daemon.trigger_token_env).ok().filter(|t| !t.is_empty());
+        if token.is_none() {
+            tracing::info!(variable = %config.daemon.trigger_token_env, "POST /trigger is off: the token variable is not set");
+        }
+        let server = status::serve(config.daemon.status_listen, status_sources(&board, token))
+            .await
+            .with_context(|| format!("cannot serve status on {}", config.daemon.status_listen))
+            .map_err(Failure::runtime)?;
+        print_stdout(&format!("status: http://{}\n", server.addr))?;
+        let options = daemon::Options {
+            no_initial_run: args.no_initial_run,
+            force: args.force,
+            ..daemon::Options::default()
+        };
+        daemon::run(args.config.clone(), config, board, options, signals)
+            .await
+            .map_err(Failure::bad_input)?;
+        server.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The status server's answers, from the daemon's board.
+pub fn status_sources(
+    board: &std::sync::Arc<daemon::board::Board>,
+    token: Option<String>,
+) -> status::Sources {
+    let (b1, b2, b3) = (board.clone(), board.clone(), board.clone());
+    status::Sources {
+        status_json: std::sync::Arc::new(move || {
+            serde_json::to_string_pretty(&b1.snapshot())
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        }),
+        metrics: std::sync::Arc::new(move |format| match format {
+            status::MetricsFormat::Prometheus => b2.metrics(),
+            status::MetricsFormat::OpenMetrics => b2.openmetrics(),
+        }),
+        trigger: std::sync::Arc::new(move |t: &str| {
+            if b3.trigger(t, daemon::board::Trigger::Manual) {
+                status::Triggered::Yes
+            } else {
+                status::Triggered::UnknownTarget
+            }
+        }),
+        trigger_token: token,
+    }
+}
+
+pub(super) fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(Failure::runtime)?;
+    let url = format!("{}/status", args.url.trim_end_matches('/'));
+    let body = runtime
+        .block_on(async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?;
+            r.text().await
+        })
+        .with_context(|| format!("cannot read {url}; is the daemon running?"))
+        .map_err(Failure::runtime)?;
+    if args.json {
+        print_stdout(&format!("{body}\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .with_context(|| format!("{url} did not answer JSON"))
+        .map_err(Failure::runtime)?;
+    let mut out = format!(
+        "{:<20} {:<12} {:<14} {:<26} {}\n",
+        "TARGET", "STATE", "LAST OUTCOME", "NEXT RUN", "REVISION"
+    );
+    for (name, t) in v["targets"].as_object().into_iter().flatten() {
+        let state = if t["running"].as_bool() == Some(true) {
+            "rolling"
+        } else if t["last_error"].is_string() {
+            "error"
+        } else {
+            "idle"
+        };
+        let revision = t["revision"]
+            .as_str()
+            .map_or_else(|| "-".to_owned(), TaskDefinitionArn::shorten);
+        out.push_str(&format!(
+            "{:<20} {:<12} {:<14} {:<26} {}\n",
+            name,
+            state,
+            t["last_outcome"].as_str().unwrap_or("-"),
+            t["next_run"].as_str().unwrap_or("-"),
+            revision
+        ));
+        if let Some(e) = t["last_error"].as_str() {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+    }
+    print_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One plain HTTP/1.1 request over a std socket: no runtime, no TLS, a few hundred
+/// microseconds, so a health check every 30 s costs the daemon's task nothing.
+pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
+    use std::io::Read;
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let status_line = (|| -> io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = Vec::new();
+        stream.take(256).read_to_end(&mut head)?;
+        let text = String::from_utf8_lossy(&head);
+        Ok(text.lines().next().unwrap_or_default().to_owned())
+    })()
+    .with_context(|| format!("no answer from the status server on {addr}"))
+    .map_err(Failure::runtime)?;
+    let healthy = status_line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code == "200");
+    if healthy {
+        print_stdout(&format!("healthy: http://{addr}/healthz\n"))?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Failure::runtime(anyhow::anyhow!(
+            "http://{addr}/healthz answered `{}`",
+            status_line.escape_debug()
+        )))
+    }
+}
