@@ -2,164 +2,169 @@
 //! probe interval — between rollouts and during them — and counts the time in
 //! which none answered healthy.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::Options;
 use super::availability::{Availability, SINCE_TAG, TAG};
 use super::board::Board;
-use super::{Options, wiring};
-use crate::config::{Config, Target};
+use super::context::TargetContext;
+use super::mesh::{Cause, MeshSync};
+use super::shutdown::Shutdown;
+use super::tasks::Done;
+use crate::config::Target;
+use crate::ecs::Aws;
+use crate::health::Prober;
 
 /// Task IPs are refreshed from ECS every this many probe rounds.
 const REFRESH_EVERY: u32 = 4;
 /// Downtime is written to the service tag at most this often (and at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
+/// Watches `target` with the context's clients and prober until `stop`; writes the downtime
+/// it counted before it returns. Starts once `before` (the previous config version's monitor)
+/// has ended, so that it reads what that one wrote last.
 pub async fn watch(
-    config: Arc<Config>,
+    context: Arc<TargetContext>,
     target: Target,
     board: Arc<Board>,
     options: Options,
-    mesh: Option<Arc<super::mesh::MeshSync>>,
-    mut stop: watch::Receiver<bool>,
+    mesh: Option<Arc<MeshSync>>,
+    mut stop: Shutdown,
+    before: Option<Done>,
 ) {
-    let name = target.name.to_string();
-    let adjust = options.adjust_client.clone();
-    let parts = match wiring::parts(&config, &target, |c| adjust(c)).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(target = %name, error = %e, "availability monitor off: cannot build its prober");
-            return;
-        }
-    };
-    let (aws, prober) = (parts.aws, parts.prober);
-    let (cluster, service) = (target.cluster.to_string(), target.service.to_string());
-    let slo = target.slo_percent.0 / 100.0;
-    let clock = options.clock.clone();
-    let interval = target.probe.interval_seconds.duration();
-
-    // Pick up what earlier runs of the daemon counted.
-    let mut service_arn = None;
-    let mut availability = Availability::new(slo, clock.now());
-    if let Ok(Some(svc)) = aws.describe_service(&cluster, &service).await {
-        let since = svc
-            .tags
-            .get(SINCE_TAG)
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.with_timezone(&chrono::Utc));
-        if since.is_none() {
-            let _ = aws
-                .tag(
-                    &svc.arn,
-                    &[(
-                        SINCE_TAG.into(),
-                        clock
-                            .now()
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    )],
-                )
-                .await;
-        }
-        availability = Availability::decode(
-            slo,
-            since.unwrap_or_else(|| clock.now()),
-            svc.tags.get(TAG).map_or("", String::as_str),
-        );
-        service_arn = Some(svc.arn);
+    if let Some(b) = before {
+        b.wait().await;
     }
-
-    let mut ips: Vec<String> = Vec::new();
-    // For the mesh: when ECS last listed the tasks, and which of them ever answered healthy (a
-    // single failed probe does not take a task out of the destination; leaving ECS does).
-    let mut listed_at = tokio::time::Instant::now();
-    let mut answered: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    // Until one task has answered healthy, the service is being created, not down.
-    let mut ever_healthy = availability.report(clock.now()).downtime_seconds > 0.0;
-    let mut round = 0u32;
-    let mut last = clock.now();
-    let mut persisted = availability.encode();
-    let mut persisted_at = tokio::time::Instant::now();
+    let Some((aws, prober)) = context.monitor() else {
+        // The context said why when it was built.
+        return;
+    };
+    let mut m = Monitor::start(aws, prober, target, board, options, mesh).await;
     // The first wait is a random part of the interval: targets' rounds spread over it
     // rather than all starting together.
-    let mut wait = interval.mul_f64(fastrand::f64());
+    let mut wait = m.interval.mul_f64(fastrand::f64());
     loop {
         tokio::select! {
-            _ = stop.changed() => break,
+            _ = stop.recv() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = interval;
-        if round.is_multiple_of(REFRESH_EVERY) || ips.is_empty() {
-            let asked_at = tokio::time::Instant::now();
-            if let Ok(tasks) = aws.tasks(&cluster, &service, false).await {
-                ips = crate::ecs::running_ips(tasks, None);
-                listed_at = asked_at;
-                answered.retain(|a| ips.contains(a));
+        wait = m.interval;
+        m.round().await;
+    }
+    m.finish().await;
+}
+
+/// One target's monitor between its start and its stop.
+struct Monitor {
+    aws: Aws,
+    prober: Prober,
+    name: String,
+    cluster: String,
+    service: String,
+    board: Arc<Board>,
+    options: Options,
+    mesh: Option<Arc<MeshSync>>,
+    interval: Duration,
+    service_arn: Option<String>,
+    availability: Availability,
+    ips: Vec<String>,
+    /// For the mesh: when ECS last listed the tasks, and which of them ever answered healthy (a
+    /// single failed probe does not take a task out of the destination; leaving ECS does).
+    listed_at: tokio::time::Instant,
+    answered: BTreeSet<String>,
+    /// Until one task has answered healthy, the service is being created, not down.
+    ever_healthy: bool,
+    round: u32,
+    last: chrono::DateTime<chrono::Utc>,
+    persisted: String,
+    persisted_at: tokio::time::Instant,
+    /// Mesh updates in flight, awaited before the monitor ends.
+    syncs: JoinSet<()>,
+}
+
+impl Monitor {
+    /// Picks up what earlier runs of the daemon counted.
+    async fn start(
+        aws: Aws,
+        prober: Prober,
+        target: Target,
+        board: Arc<Board>,
+        options: Options,
+        mesh: Option<Arc<MeshSync>>,
+    ) -> Monitor {
+        let (cluster, service) = (target.cluster.to_string(), target.service.to_string());
+        let slo = target.slo_percent.0 / 100.0;
+        let clock = options.clock.clone();
+        let mut service_arn = None;
+        let mut availability = Availability::new(slo, clock.now());
+        if let Ok(Some(svc)) = aws.describe_service(&cluster, &service).await {
+            let since = svc
+                .tags
+                .get(SINCE_TAG)
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&chrono::Utc));
+            if since.is_none() {
+                let now = clock
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let _ = aws.tag(&svc.arn, &[(SINCE_TAG.into(), now)]).await;
             }
-            if service_arn.is_none() {
-                service_arn = aws
-                    .describe_service(&cluster, &service)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|s| s.arn);
-            }
+            availability = Availability::decode(
+                slo,
+                since.unwrap_or_else(|| clock.now()),
+                svc.tags.get(TAG).map_or("", String::as_str),
+            );
+            service_arn = Some(svc.arn);
         }
-        round = round.wrapping_add(1);
-        let mut probes = JoinSet::new();
-        for ip in &ips {
-            let (prober, ip) = (prober.clone(), ip.clone());
-            probes.spawn(async move {
-                let _slot = crate::health::load::probe_slot().await;
-                (prober.probe(&ip).await, ip)
-            });
+        let ever_healthy = availability.report(clock.now()).downtime_seconds > 0.0;
+        let persisted = availability.encode();
+        Monitor {
+            aws,
+            prober,
+            name: target.name.to_string(),
+            cluster,
+            service,
+            board,
+            mesh,
+            interval: target.probe.interval_seconds.duration(),
+            service_arn,
+            availability,
+            ips: Vec::new(),
+            listed_at: tokio::time::Instant::now(),
+            answered: BTreeSet::new(),
+            ever_healthy,
+            round: 0,
+            last: clock.now(),
+            persisted,
+            persisted_at: tokio::time::Instant::now(),
+            syncs: JoinSet::new(),
+            options,
         }
-        let (mut ok, mut failed) = (0u64, 0u64);
-        let mut latencies = Vec::with_capacity(ips.len());
-        while let Some(Ok((p, ip))) = probes.join_next().await {
-            latencies.push(p.latency.as_secs_f64());
-            if p.result.is_ok() {
-                ok += 1;
-                answered.insert(ip);
-            } else {
-                failed += 1
-            }
+    }
+
+    /// One probe round: refresh the tasks now and then, probe each, count, show, persist.
+    async fn round(&mut self) {
+        if self.round.is_multiple_of(REFRESH_EVERY) || self.ips.is_empty() {
+            self.refresh().await;
         }
-        // A task replaced by ECS, or one started by a rollout, changes the mesh destination:
-        // the running tasks that have answered healthy.
-        let serving: Vec<String> = ips
-            .iter()
-            .filter(|ip| answered.contains(*ip))
-            .cloned()
-            .collect();
-        if let Some(m) = mesh
-            .as_ref()
-            .filter(|m| m.follows_tasks() && !serving.is_empty())
-        {
-            let (m, board) = (m.clone(), board.clone());
-            tokio::spawn(async move {
-                m.sync(
-                    &serving,
-                    listed_at,
-                    &board,
-                    super::mesh::Cause::TasksChanged,
-                )
-                .await
-            });
-        }
-        let now = clock.now();
-        let elapsed = ((now - last).num_milliseconds() as f64 / 1000.0).max(0.0);
-        last = now;
-        ever_healthy |= ok > 0;
+        self.round = self.round.wrapping_add(1);
+        let (ok, failed, latencies) = self.probe_all().await;
+        self.follow_mesh();
+        let now = self.options.clock.now();
+        let elapsed = ((now - self.last).num_milliseconds() as f64 / 1000.0).max(0.0);
+        self.last = now;
+        self.ever_healthy |= ok > 0;
         // A service that has answered before and now has no healthy task is down.
-        if ok == 0 && ever_healthy && service_arn.is_some() {
-            availability.add_downtime(now, elapsed);
-            tracing::warn!(target = %name, tasks = ips.len(), "no ActiveGate task answered healthy");
+        if ok == 0 && self.ever_healthy && self.service_arn.is_some() {
+            self.availability.add_downtime(now, elapsed);
+            tracing::warn!(target = %self.name, tasks = self.ips.len(), "no ActiveGate task answered healthy");
         }
-        let report = availability.report(now);
-        board.target(&name, |t| {
+        let report = self.availability.report(now);
+        self.board.target(&self.name, |t| {
             t.availability = Some(report.availability);
             t.downtime_seconds = report.downtime_seconds;
             t.error_budget_remaining_seconds = Some(report.budget_remaining_seconds);
@@ -167,22 +172,103 @@ pub async fn watch(
             t.probes_failed += failed;
             t.probe_latency_seconds_sum += latencies.iter().sum::<f64>();
         });
-        board.probe_latencies(&name, &latencies);
-        let encoded = availability.encode();
-        if encoded != persisted
-            && persisted_at.elapsed() >= PERSIST_EVERY.min(interval * 4)
-            && let Some(arn) = &service_arn
-            && aws.tag(arn, &[(TAG.into(), encoded.clone())]).await.is_ok()
-        {
-            persisted = encoded;
-            persisted_at = tokio::time::Instant::now();
+        self.board.probe_latencies(&self.name, &latencies);
+        if self.persisted_at.elapsed() >= PERSIST_EVERY.min(self.interval * 4) {
+            self.persist().await;
+        }
+        // Mesh updates that ended are not kept.
+        while self.syncs.try_join_next().is_some() {}
+    }
+
+    /// The running tasks' addresses from ECS (and the service's ARN until it is known).
+    async fn refresh(&mut self) {
+        let asked_at = tokio::time::Instant::now();
+        if let Ok(tasks) = self.aws.tasks(&self.cluster, &self.service, false).await {
+            self.ips = crate::ecs::running_ips(tasks, None);
+            self.listed_at = asked_at;
+            let ips = &self.ips;
+            self.answered.retain(|a| ips.contains(a));
+        }
+        if self.service_arn.is_none() {
+            self.service_arn = self
+                .aws
+                .describe_service(&self.cluster, &self.service)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.arn);
         }
     }
-    let encoded = availability.encode();
-    if encoded != persisted
-        && let Some(arn) = &service_arn
-    {
-        let _ = aws.tag(arn, &[(TAG.into(), encoded)]).await;
+
+    /// Probes every known task at once; returns (healthy, failed, latencies in seconds).
+    async fn probe_all(&mut self) -> (u64, u64, Vec<f64>) {
+        let mut probes = JoinSet::new();
+        for ip in &self.ips {
+            let (prober, ip) = (self.prober.clone(), ip.clone());
+            probes.spawn(async move {
+                let _slot = crate::health::load::probe_slot().await;
+                (prober.probe(&ip).await, ip)
+            });
+        }
+        let (mut ok, mut failed) = (0u64, 0u64);
+        let mut latencies = Vec::with_capacity(self.ips.len());
+        while let Some(Ok((p, ip))) = probes.join_next().await {
+            latencies.push(p.latency.as_secs_f64());
+            if p.result.is_ok() {
+                ok += 1;
+                self.answered.insert(ip);
+            } else {
+                failed += 1
+            }
+        }
+        (ok, failed, latencies)
     }
-    board.add_aws_counts(aws.counts());
+
+    /// A task replaced by ECS, or one started by a rollout, changes the mesh destination: the
+    /// running tasks that have answered healthy.
+    fn follow_mesh(&mut self) {
+        let serving: Vec<String> = self
+            .ips
+            .iter()
+            .filter(|ip| self.answered.contains(*ip))
+            .cloned()
+            .collect();
+        let Some(m) = self
+            .mesh
+            .as_ref()
+            .filter(|m| m.follows_tasks() && !serving.is_empty())
+        else {
+            return;
+        };
+        let (m, board, listed_at) = (m.clone(), self.board.clone(), self.listed_at);
+        self.syncs.spawn(async move {
+            m.sync(&serving, listed_at, &board, Cause::TasksChanged)
+                .await
+        });
+    }
+
+    /// Writes the downtime to the service tag when it changed since the last write.
+    async fn persist(&mut self) {
+        let encoded = self.availability.encode();
+        if encoded == self.persisted {
+            return;
+        }
+        if let Some(arn) = &self.service_arn
+            && self
+                .aws
+                .tag(arn, &[(TAG.into(), encoded.clone())])
+                .await
+                .is_ok()
+        {
+            self.persisted = encoded;
+            self.persisted_at = tokio::time::Instant::now();
+        }
+    }
+
+    /// The last write, before the daemon exits or the next config's monitor starts.
+    async fn finish(mut self) {
+        self.persist().await;
+        while self.syncs.join_next().await.is_some() {}
+        self.board.add_aws_counts(self.aws.counts());
+    }
 }

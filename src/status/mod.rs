@@ -6,13 +6,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// What `POST /trigger` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,38 +80,71 @@ pub struct Server {
 }
 
 impl Server {
+    /// Stops accepting, ends the open connections and waits until the server's task is gone.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 }
 
+/// The wait after a failed `accept` (e.g. EMFILE: out of file descriptors), doubling up to
+/// `ACCEPT_BACKOFF_MAX`: retrying at once would spin on a failure that lasts.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 pub async fn serve(listen: SocketAddr, sources: Sources) -> std::io::Result<Server> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let (stop, mut stopped) = watch::channel(false);
-    let sources = Arc::new(sources);
-    let task = tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stopped.changed() => return,
-            };
-            let Ok((socket, _)) = accepted else { continue };
-            let sources = sources.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(socket);
-                let service = hyper::service::service_fn(move |req| {
-                    let sources = sources.clone();
-                    async move { Ok::<_, Infallible>(answer(&sources, &req)) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, Arc::new(sources), stopped));
     Ok(Server { addr, stop, task })
+}
+
+/// Accepts until told to stop; every connection is a tracked task, ended with the server.
+async fn accept_loop(
+    listener: TcpListener,
+    sources: Arc<Sources>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        // Connections that ended are not kept.
+        while connections.try_join_next().is_some() {}
+        let socket = match accepted {
+            Ok((socket, _)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                socket
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "the status server cannot accept a connection; waiting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let sources = sources.clone();
+        connections.spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(socket);
+            let service = hyper::service::service_fn(move |req| {
+                let sources = sources.clone();
+                async move { Ok::<_, Infallible>(answer(&sources, &req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+    // Answers are computed at once from memory; what is left open are idle keep-alive
+    // connections, which end with the server.
+    connections.shutdown().await;
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
