@@ -1,21 +1,40 @@
-//! Building the SDK clients: region, endpoint, credentials, timeouts, one rustls stack.
+//! Building the AWS clients: `ClientSettings` (region, endpoint, retries, credentials, an
+//! optional role to assume, rate budgets) and `Clients`, the cache owned by whoever runs (the
+//! daemon for its run, a command for its own) that hands out `Aws` values sharing one SDK
+//! configuration and one set of rate budgets per key.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls;
 
-use super::Aws;
+use super::budget::{Budget, Family, RateLimits, WaitCount};
+use super::error::classify;
+use super::{Aws, EcsError};
+use crate::model::secret::Redacted;
+
+/// An IAM role the clients act as (a target in another account): assumed with the base
+/// credentials through STS, at the configured endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub arn: String,
+    /// The role's trust policy may require it (`sts:ExternalId`); never printed.
+    pub external_id: Option<Redacted>,
+    pub session_name: String,
+}
 
 /// How the AWS clients are built and how hard calls are retried.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientSettings {
     pub region: String,
     /// An explicit endpoint (the simulator, a VPC endpoint); otherwise the SDK's
-    /// resolution applies, including `AWS_ENDPOINT_URL`.
+    /// resolution applies, including `AWS_ENDPOINT_URL`. STS follows it when a role is set.
     pub endpoint_url: Option<String>,
     /// Attempts per call, the first included.
     pub max_attempts: u32,
@@ -27,6 +46,11 @@ pub struct ClientSettings {
     /// Fixed credentials instead of the default chain: for the simulator (the
     /// `demo` command and tests), never read from a config file.
     pub static_credentials: Option<(String, String)>,
+    /// A role to assume with the credentials above (or the default chain's).
+    pub role: Option<AssumeRole>,
+    /// Client-side token buckets, shared per (identity, region); the first settings of a
+    /// key in a `Clients` set them.
+    pub rate_limits: RateLimits,
 }
 
 impl ClientSettings {
@@ -39,88 +63,275 @@ impl ClientSettings {
             max_backoff: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(20),
             static_credentials: None,
+            role: None,
+            rate_limits: RateLimits::default(),
         }
     }
 }
 
-impl Aws {
-    /// Builds the clients: region and endpoint from the settings, credentials from the
-    /// default chain (environment, profile, ECS task role, instance role), one rustls stack.
-    ///
-    /// The SDK configuration (HTTP client with its connection pool and TLS roots, credentials
-    /// with their cache) is built once per runtime and settings and shared: a daemon with 1,000
-    /// targets otherwise held 1,000 copies of the system's root certificates and fetched its
-    /// credentials 1,000 times. Call counts stay per `Aws`.
-    pub async fn connect(settings: ClientSettings) -> Aws {
-        type Key = (
-            Option<tokio::runtime::Id>,
-            String,
-            Option<String>,
-            Option<(String, String)>,
-            Duration,
-        );
-        static SHARED: Mutex<Vec<(Key, aws_config::SdkConfig)>> = Mutex::new(Vec::new());
-        let key: Key = (
-            tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
-            settings.region.clone(),
-            settings.endpoint_url.clone(),
-            settings.static_credentials.clone(),
-            settings.attempt_timeout,
-        );
-        let cached = SHARED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, c)| c.clone());
-        let config = match cached {
-            Some(c) => c,
-            None => {
-                let c = Self::sdk_config(&settings).await;
-                SHARED
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((key, c.clone()));
-                c
-            }
+/// The secret access key of static credentials is left out.
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field(
+                "static_credentials",
+                &self.static_credentials.as_ref().map(|(id, _)| id),
+            )
+            .field("role", &self.role)
+            .field("rate_limits", &self.rate_limits)
+            .finish()
+    }
+}
+
+/// What an SDK configuration depends on: settings that give the same key share one HTTP
+/// client (connection pool, TLS roots) and one credentials cache.
+#[derive(PartialEq)]
+struct ConfigKey {
+    region: String,
+    endpoint_url: Option<String>,
+    static_credentials: Option<(String, String)>,
+    attempt_timeout: Duration,
+    role: Option<AssumeRole>,
+}
+
+impl ConfigKey {
+    fn of(s: &ClientSettings) -> Self {
+        Self {
+            region: s.region.clone(),
+            endpoint_url: s.endpoint_url.clone(),
+            static_credentials: s.static_credentials.clone(),
+            attempt_timeout: s.attempt_timeout,
+            role: s.role.clone(),
+        }
+    }
+}
+
+/// Whose ECS buckets a call draws from: ECS throttles per account and region. The account
+/// of the base credentials is not known without a call; the role, the static access key or
+/// "the default chain" stand for it (one daemon has one default chain).
+#[derive(PartialEq)]
+struct BudgetKey {
+    identity: Identity,
+    region: String,
+    endpoint_url: Option<String>,
+}
+
+#[derive(PartialEq)]
+enum Identity {
+    Role(String),
+    StaticKey(String),
+    DefaultChain,
+}
+
+impl BudgetKey {
+    fn of(s: &ClientSettings) -> Self {
+        let identity = match (&s.role, &s.static_credentials) {
+            (Some(role), _) => Identity::Role(role.arn.clone()),
+            (None, Some((id, _))) => Identity::StaticKey(id.clone()),
+            (None, None) => Identity::DefaultChain,
         };
+        Self {
+            identity,
+            region: s.region.clone(),
+            endpoint_url: s.endpoint_url.clone(),
+        }
+    }
+}
+
+/// The client cache: one per daemon run or command, never process-wide, so that two
+/// runtimes (tests) or two runs never share connections bound to another runtime.
+#[derive(Clone, Default)]
+pub struct Clients {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// A tokio mutex, held while a configuration is built: 1,000 targets starting at once
+    /// build it once and wait for it, instead of loading credentials 1,000 times.
+    configs: tokio::sync::Mutex<Vec<(ConfigKey, aws_config::SdkConfig)>>,
+    /// Never held across an await.
+    budgets: Mutex<Vec<(BudgetKey, Arc<Budget>)>>,
+}
+
+impl fmt::Debug for Clients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clients")
+            .field("budgets", &self.lock_budgets().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The clients for `settings`: the SDK configuration (HTTP client with its connection
+    /// pool and TLS roots, credentials with their cache, the assumed role's too) is built
+    /// once per key and shared — a daemon with 1,000 targets otherwise held 1,000 copies of
+    /// the system's root certificates and fetched its credentials 1,000 times — and so are
+    /// the rate budgets of the (identity, region). Call counts stay per `Aws`.
+    pub async fn aws(&self, settings: ClientSettings) -> Aws {
+        let config = self.sdk_config(&settings).await;
+        let budget = self.budget(&settings);
         Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            budget,
             settings,
             counts: Arc::default(),
         }
     }
 
-    async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(settings.region.clone()))
-            .http_client(http)
-            // Retries happen in `call`, where they are counted.
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(settings.attempt_timeout)
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
+    /// Waits for a token per family so far, summed over every (identity, region).
+    pub fn budget_waits(&self) -> BTreeMap<Family, WaitCount> {
+        let mut sum: BTreeMap<Family, WaitCount> = Family::ALL
+            .iter()
+            .map(|&f| (f, WaitCount::default()))
+            .collect();
+        for (_, budget) in self.lock_budgets().iter() {
+            for (family, count) in budget.waits() {
+                *sum.entry(family).or_default() += count;
+            }
         }
-        if let Some((id, secret)) = &settings.static_credentials {
-            loader = loader.credentials_provider(aws_sdk_ecs::config::Credentials::new(
-                id, secret, None, None, "static",
-            ));
+        sum
+    }
+
+    fn lock_budgets(&self) -> std::sync::MutexGuard<'_, Vec<(BudgetKey, Arc<Budget>)>> {
+        self.shared
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn budget(&self, settings: &ClientSettings) -> Arc<Budget> {
+        let key = BudgetKey::of(settings);
+        let mut budgets = self.lock_budgets();
+        if let Some((_, b)) = budgets.iter().find(|(k, _)| *k == key) {
+            return b.clone();
         }
-        loader.load().await
+        let b = Arc::new(Budget::new(settings.rate_limits));
+        budgets.push((key, b.clone()));
+        b
+    }
+
+    async fn sdk_config(&self, settings: &ClientSettings) -> aws_config::SdkConfig {
+        let key = ConfigKey::of(settings);
+        let mut configs = self.shared.configs.lock().await;
+        if let Some((_, c)) = configs.iter().find(|(k, _)| *k == key) {
+            return c.clone();
+        }
+        let c = sdk_config(settings).await;
+        configs.push((key, c.clone()));
+        c
+    }
+}
+
+async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(settings.region.clone()))
+        .http_client(http)
+        // Retries happen in `call`, where they are counted.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(settings.attempt_timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some((id, secret)) = &settings.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            id, secret, None, None, "static",
+        ));
+    }
+    let base = loader.load().await;
+    match &settings.role {
+        Some(role) => assume(base, role).await,
+        None => base,
+    }
+}
+
+/// The base configuration with its credentials replaced by the SDK's assume-role provider,
+/// which takes the base credentials as its source and STS's client from the base
+/// configuration (region, endpoint, HTTP client). The configuration's identity cache keeps
+/// the assumed credentials and refreshes them before they expire.
+async fn assume(base: aws_config::SdkConfig, role: &AssumeRole) -> aws_config::SdkConfig {
+    let mut provider = AssumeRoleProvider::builder(role.arn.clone())
+        .session_name(role.session_name.clone())
+        .configure(&base);
+    if let Some(id) = &role.external_id {
+        provider = provider.external_id(id.0.clone());
+    }
+    let provider = provider.build().await;
+    base.into_builder()
+        .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .build()
+}
+
+/// Who a client acts as (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+impl Aws {
+    /// Builds the clients on a cache of their own (no sharing with any other `Aws`); the
+    /// daemon and commands hold one `Clients` and ask it instead.
+    pub async fn connect(settings: ClientSettings) -> Aws {
+        Clients::new().aws(settings).await
     }
 
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
+    }
+
+    /// Waits for a token per family so far, of every client of this one's (identity, region).
+    pub fn budget_waits(&self) -> BTreeMap<Family, WaitCount> {
+        self.budget.waits().into_iter().collect()
+    }
+
+    /// The identity the credentials of these clients belong to: the assumed role's session
+    /// when a role is set. GetCallerIdentity needs no permission.
+    pub async fn caller_identity(&self) -> Result<CallerIdentity, EcsError> {
+        const OP: &str = "GetCallerIdentity";
+        let out = self
+            .call(OP, || async {
+                self.sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| classify(OP, e))
+            })
+            .await?;
+        let field = |v: Option<&str>, what| {
+            v.map(str::to_owned)
+                .ok_or(EcsError::Incomplete { op: OP, what })
+        };
+        Ok(CallerIdentity {
+            account: field(out.account(), "Account")?,
+            arn: field(out.arn(), "Arn")?,
+            user_id: field(out.user_id(), "UserId")?,
+        })
     }
 }

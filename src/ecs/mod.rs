@@ -6,10 +6,12 @@
 //! then one file per kind of ECS object (`services`, `task_sets`, `tasks`,
 //! `task_definitions`, `tags`) and CloudWatch Logs (`logs`).
 
+mod budget;
 mod call;
 mod clients;
 mod convert;
 mod error;
+pub mod leases;
 mod logs;
 mod services;
 mod tags;
@@ -21,7 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 pub use call::CallCount;
-pub use clients::ClientSettings;
+pub use budget::{Bucket, Family, RateLimits, WaitCount};
+pub use clients::{AssumeRole, CallerIdentity, ClientSettings, Clients};
 pub use error::EcsError;
 pub use services::{DeploymentState, ServiceDeploymentState, ServiceState};
 pub use task_definitions::TaskDefinitionState;
@@ -33,6 +36,11 @@ pub use tasks::{TaskState, running_ips};
 pub struct Aws {
     ecs: aws_sdk_ecs::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    sts: aws_sdk_sts::Client,
+    /// The lease table's client (`leases`), used only with `[daemon.lease]`.
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// The rate budgets of this client's (identity, region), shared by every `Aws` of it.
+    budget: Arc<budget::Budget>,
     settings: ClientSettings,
     counts: Arc<Mutex<BTreeMap<&'static str, CallCount>>>,
 }
