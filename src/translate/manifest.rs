@@ -449,6 +449,30 @@ fn yaml_error(source: &str, err: &serde_saphyr::Error) -> TranslateError {
 
 /// Parses a manifest from raw bytes. `source` names the input in errors.
 pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
+    let text = decode(source, bytes)?;
+    let docs: Vec<Document> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| yaml_error(source, &e))?;
+    let raws: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple_with_options(text, yaml_options())
+            .map_err(|e| yaml_error(source, &e))?;
+    if docs.is_empty() {
+        return Err(TranslateError::Empty {
+            at: Where::file(source),
+        });
+    }
+    let mut sorted = sort_documents(source, docs, raws)?;
+    let workload = one_workload(source, &mut sorted)?;
+    Ok(Manifest {
+        source: source.to_owned(),
+        workload,
+        services: sorted.services,
+        skipped: sorted.skipped,
+    })
+}
+
+/// The bytes as text: within the size limit, UTF-8 (the first bad byte's line
+/// and column named), without a byte-order mark.
+fn decode<'b>(source: &str, bytes: &'b [u8]) -> Result<&'b str, TranslateError> {
     let size = bytes.len() as u64;
     if size > MAX_MANIFEST_BYTES {
         return Err(TranslateError::TooLarge {
@@ -474,22 +498,27 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
             offset,
         }
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
 
-    let docs: Vec<Document> = serde_saphyr::from_multiple_with_options(text, yaml_options())
-        .map_err(|e| yaml_error(source, &e))?;
-    let raws: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple_with_options(text, yaml_options())
-            .map_err(|e| yaml_error(source, &e))?;
-    if docs.is_empty() {
-        return Err(TranslateError::Empty {
-            at: Where::file(source),
-        });
-    }
+/// The documents of a file by kind.
+struct Sorted {
+    workloads: Vec<Workload>,
+    services: Vec<Service>,
+    /// `Kind/name` of the documents of other kinds.
+    skipped: Vec<String>,
+}
 
-    let mut workloads = Vec::new();
-    let mut services = Vec::new();
-    let mut skipped = Vec::new();
+fn sort_documents(
+    source: &str,
+    docs: Vec<Document>,
+    raws: Vec<serde_json::Value>,
+) -> Result<Sorted, TranslateError> {
+    let mut sorted = Sorted {
+        workloads: Vec::new(),
+        services: Vec::new(),
+        skipped: Vec::new(),
+    };
     for (doc, raw) in docs.into_iter().zip(raws) {
         let name = doc
             .metadata
@@ -497,17 +526,17 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
             .and_then(|m| m.name.clone())
             .unwrap_or_default();
         let Some(kind) = doc.kind else {
-            skipped.push(format!("(no kind)/{name}"));
+            sorted.skipped.push(format!("(no kind)/{name}"));
             continue;
         };
         let at = Where::of(source, &kind);
         let spec = doc.spec.unwrap_or_default();
         let kind_name = kind.value.clone();
-        let workload_kind = match kind_name.as_str() {
-            "StatefulSet" => Some(WorkloadKind::StatefulSet),
-            "Deployment" => Some(WorkloadKind::Deployment),
+        let kind = match kind_name.as_str() {
+            "StatefulSet" => WorkloadKind::StatefulSet,
+            "Deployment" => WorkloadKind::Deployment,
             "Service" => {
-                services.push(Service {
+                sorted.services.push(Service {
                     name,
                     service_type: spec.service_type,
                     ports: spec.ports,
@@ -516,56 +545,58 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                 continue;
             }
             other => {
-                skipped.push(format!("{other}/{name}"));
+                sorted.skipped.push(format!("{other}/{name}"));
                 continue;
             }
         };
-        if let Some(kind) = workload_kind {
-            let pod =
-                spec.template
-                    .and_then(|t| t.spec)
-                    .ok_or_else(|| TranslateError::Unsupported {
-                        at: at.clone(),
-                        message: crate::model::secret::scrub(&format!(
-                            "{kind_name}/{name} has no spec.template.spec (the pod template)"
-                        ))
-                        .into_owned(),
-                    })?;
-            workloads.push(Workload {
-                kind,
-                name,
-                at,
-                replicas: spec.replicas,
-                pod,
-                raw,
-            });
-        }
+        let pod =
+            spec.template
+                .and_then(|t| t.spec)
+                .ok_or_else(|| TranslateError::Unsupported {
+                    at: at.clone(),
+                    message: crate::model::secret::scrub(&format!(
+                        "{kind_name}/{name} has no spec.template.spec (the pod template)"
+                    ))
+                    .into_owned(),
+                })?;
+        sorted.workloads.push(Workload {
+            kind,
+            name,
+            at,
+            replicas: spec.replicas,
+            pod,
+            raw,
+        });
     }
+    Ok(sorted)
+}
 
-    let workload = match workloads.len() {
-        1 => workloads.pop().expect("length checked"),
-        0 => {
-            return Err(TranslateError::NoWorkload {
-                at: Where::file(source),
-                found: if skipped.is_empty() && services.is_empty() {
-                    String::new()
-                } else {
-                    let mut kinds: Vec<String> = services
-                        .iter()
-                        .map(|s| format!("Service/{}", s.name))
-                        .collect();
-                    kinds.extend(skipped.iter().cloned());
-                    let found = format!(" (found {})", kinds.join(", "));
-                    crate::model::secret::scrub(&found).into_owned()
-                },
-            });
-        }
+/// The one workload of the file; none or several are refused, naming what was found.
+fn one_workload(source: &str, sorted: &mut Sorted) -> Result<Workload, TranslateError> {
+    let workloads = &mut sorted.workloads;
+    match workloads.len() {
+        1 => Ok(workloads.pop().expect("length checked")),
+        0 => Err(TranslateError::NoWorkload {
+            at: Where::file(source),
+            found: if sorted.skipped.is_empty() && sorted.services.is_empty() {
+                String::new()
+            } else {
+                let mut kinds: Vec<String> = sorted
+                    .services
+                    .iter()
+                    .map(|s| format!("Service/{}", s.name))
+                    .collect();
+                kinds.extend(sorted.skipped.iter().cloned());
+                let found = format!(" (found {})", kinds.join(", "));
+                crate::model::secret::scrub(&found).into_owned()
+            },
+        }),
         _ => {
             let names: Vec<String> = workloads
                 .iter()
                 .map(|w| format!("{} at {}", w.id(), w.at))
                 .collect();
-            return Err(TranslateError::Unsupported {
+            Err(TranslateError::Unsupported {
                 at: workloads[1].at.clone(),
                 message: crate::model::secret::scrub(&format!(
                     "one ActiveGate workload per manifest, found {}: {}",
@@ -573,13 +604,7 @@ pub fn parse(source: &str, bytes: &[u8]) -> Result<Manifest, TranslateError> {
                     names.join(", ")
                 ))
                 .into_owned(),
-            });
+            })
         }
-    };
-    Ok(Manifest {
-        source: source.to_owned(),
-        workload,
-        services,
-        skipped,
-    })
+    }
 }

@@ -1,7 +1,8 @@
 //! The Kubernetes Service → the ECS service document (`create-service`).
 
+use super::context::Ctx;
 use super::manifest::IntOrString;
-use super::{Action, Ctx, Settings, TranslateError, Translation};
+use super::{Action, Settings, TranslateError, Translation};
 use crate::model::MANAGED_BY;
 use crate::model::limits;
 use crate::model::service::{
@@ -11,8 +12,10 @@ use crate::model::service::{
 use crate::model::task_definition::Tag;
 
 /// Reports what becomes of each Service port; returns (port name, container port).
-pub(super) fn map_services(cx: &mut Ctx<'_>, ag_name: &str) -> Vec<(String, u16)> {
+pub(super) fn map_services(cx: &mut Ctx<'_>) -> Vec<(String, u16)> {
     let mut out = Vec::new();
+    let ag_name = cx.ag_name();
+    // The first container of that name, as the raw manifest is searched too.
     let ag =
         cx.m.workload
             .pod
@@ -126,7 +129,7 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
         .collect();
     let mut tags = vec![Tag::new("managed-by", MANAGED_BY)];
     if let Some(target) = &s.target {
-        tags.push(Tag::new("activegate-lifecycle:target", target.clone()));
+        tags.push(Tag::new(crate::model::marks::TARGET, target.clone()));
     }
     let doc = CreateService {
         cluster: cluster.to_string(),

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Action, Ctx};
+use super::Action;
+use super::context::Ctx;
 
 /// Why a Kubernetes field has no place in an ECS task definition.
 fn reason(key: &str) -> &'static str {
@@ -76,7 +77,20 @@ fn drop_unhandled(cx: &mut Ctx<'_>, prefix: &str, obj: Option<&Value>, handled: 
     }
 }
 
-pub(super) fn report(cx: &mut Ctx<'_>, ag_name: &str) {
+/// Documents that are neither the workload nor a Service.
+pub(super) fn skipped_documents(cx: &mut Ctx<'_>) {
+    for skipped in &cx.m.skipped {
+        cx.report.push(
+            Action::Dropped,
+            skipped.clone(),
+            None,
+            "document skipped: this kind has no part in an ActiveGate task",
+        );
+    }
+}
+
+pub(super) fn report(cx: &mut Ctx<'_>) {
+    let ag_name = cx.ag_name();
     let raw = cx.m.workload.raw.clone();
     drop_unhandled(cx, "metadata", raw.get("metadata"), &["name"]);
     let spec = raw.get("spec");
