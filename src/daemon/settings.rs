@@ -118,28 +118,13 @@ pub fn deployment(target: &Target) -> crate::model::service::DeploymentConfigura
 }
 
 /// The probe settings; the port and path default to the manifest's readinessProbe.
-/// A target must say whom to trust: ActiveGate's certificate is self-signed by default.
 pub fn probe(
     config: &Config,
     target: &Target,
     readiness: &crate::translate::Readiness,
 ) -> Result<crate::health::ProbeSettings, ConfigError> {
-    use crate::health::Trust;
     let p = &target.probe;
-    let trust = if let Some(bundle) = &p.ca_bundle {
-        let path = config.resolve(bundle);
-        let pem = std::fs::read(&path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Trust::CaBundle(pem)
-    } else if let Some(pin) = &p.pin_sha256 {
-        Trust::Pin(pin.0)
-    } else if p.insecure {
-        Trust::Insecure
-    } else {
-        return Err(no_trust(config, target));
-    };
+    let trust = trust(config, target)?;
     Ok(crate::health::ProbeSettings {
         port: p.port.unwrap_or(readiness.port),
         path: p
@@ -150,6 +135,27 @@ pub fn probe(
         body_match: p.body_match.clone(),
         trust,
     })
+}
+
+/// Whom the probes trust. A target must say: ActiveGate's certificate is self-signed by
+/// default.
+pub fn trust(config: &Config, target: &Target) -> Result<crate::health::Trust, ConfigError> {
+    use crate::health::Trust;
+    let p = &target.probe;
+    if let Some(bundle) = &p.ca_bundle {
+        let path = config.resolve(bundle);
+        let pem = std::fs::read(&path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Trust::CaBundle(pem))
+    } else if let Some(pin) = &p.pin_sha256 {
+        Ok(Trust::Pin(pin.0))
+    } else if p.insecure {
+        Ok(Trust::Insecure)
+    } else {
+        Err(no_trust(config, target))
+    }
 }
 
 /// The refusal of a target with no trust set, at its `[target.probe]` (or the target).

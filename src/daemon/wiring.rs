@@ -1,5 +1,8 @@
 //! From a config target to a ready rollout engine: read and parse its
 //! manifest, build its prober and its AWS clients.
+//!
+//! [`check`] makes every refusal `run` makes, without the network: `check-config`
+//! calls it for every target, and the engine is built from what it returns.
 
 use std::sync::Arc;
 
@@ -30,6 +33,19 @@ pub enum WiringError {
     Prober(#[from] HealthError),
     #[error("version discovery: {0}")]
     Versions(String),
+    /// A variable the process environment must provide (not the config): `check-config`,
+    /// which may run where the daemon's secrets are not, reports it without refusing.
+    #[error("version discovery: the environment variable `{var}` ({field}) is not set")]
+    VersionsVariable { var: String, field: &'static str },
+    #[error(
+        "{config}: target `{target}`: verify.dynatrace: the environment variable `{var}` (token_env) is not set; it must hold an API token with the `{scope}` scope"
+    )]
+    DynatraceToken {
+        config: String,
+        target: String,
+        var: String,
+        scope: &'static str,
+    },
     #[error("{config}: target `{target}`: verify.dynatrace: {why}")]
     Dynatrace {
         config: String,
@@ -38,10 +54,50 @@ pub enum WiringError {
     },
 }
 
+impl WiringError {
+    /// Whether the process environment, not the config, lacks something: a variable with
+    /// a token or password, or the `env:` variable a manifest is read from.
+    pub fn is_unset_variable(&self) -> bool {
+        match self {
+            Self::VersionsVariable { .. } | Self::DynatraceToken { .. } => true,
+            Self::ReadManifest {
+                path,
+                source: crate::ReadError::Io(e),
+            } => path.starts_with(crate::ENV_PREFIX) && e.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
 impl From<TranslateError> for WiringError {
     fn from(e: TranslateError) -> Self {
         Self::Translate(Box::new(e))
     }
+}
+
+/// [`check`] for `check-config`, which may run where the daemon's secrets are not: what the
+/// process environment lacks (a token's or password's variable, the `env:` variable of the
+/// manifest) is returned, not refused; every check of the config and the files it names
+/// still refuses as in `run` (without the manifest, the probes' trust is checked alone).
+pub fn preflight(config: &Config, target: &Target) -> Result<Vec<WiringError>, WiringError> {
+    let mut unset = Vec::new();
+    let mut soft = |r: Result<(), WiringError>| match r {
+        Err(e) if e.is_unset_variable() => {
+            unset.push(e);
+            Ok(())
+        }
+        other => other,
+    };
+    match inputs(config, target) {
+        Err(e) if e.is_unset_variable() => {
+            soft(Err(e))?;
+            super::settings::trust(config, target)?;
+        }
+        r => soft(r.map(|_| ()))?,
+    }
+    soft(discovery(config, target).map(|_| ()))?;
+    soft(environment_check(config, target).map(|_| ()))?;
+    Ok(unset)
 }
 
 /// Builds the engine for one target.
@@ -56,13 +112,20 @@ pub async fn engine_with(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Result<Engine, WiringError> {
-    let parts = parts(config, target, adjust).await?;
+    let checked = check(config, target)?;
+    let aws = aws(config, target, adjust).await;
+    Ok(engine_from(config, target, checked, aws))
+}
+
+/// The engine from a target's checked inputs and its AWS clients (the daemon builds those
+/// from its one `ecs::Clients` for the run).
+pub fn engine_from(config: &Config, target: &Target, checked: Checked, aws: Aws) -> Engine {
     let spec = Spec {
         target: target.name.to_string(),
         cluster: target.cluster.to_string(),
         service: target.service.to_string(),
-        manifest: Arc::new(parts.manifest),
-        settings: parts.settings,
+        manifest: Arc::new(checked.manifest),
+        settings: checked.settings,
         deployment: super::settings::deployment(target),
         keep_revisions: target.rollout.keep_revisions.0,
         log_retention_days: target.logs.retention_days.0,
@@ -76,10 +139,33 @@ pub async fn engine_with(
             .migrate_to
             .as_ref()
             .map_or_else(|| format!("{}-bg", target.service), ToString::to_string),
+        versions: checked.versions,
+        environment: checked.environment,
+    };
+    Engine::new(aws, checked.prober, spec)
+}
+
+/// Everything a target's engine is made of but its AWS clients, each input checked.
+pub struct Checked {
+    pub manifest: translate::Manifest,
+    pub settings: translate::Settings,
+    pub prober: Prober,
+    pub versions: Option<Discovery>,
+    pub environment: Option<crate::rollout::EnvironmentCheck>,
+}
+
+/// Every refusal `run` makes for this target, without the network, in `run`'s order: the
+/// manifest read and translated, the probe settings and prober, version discovery's
+/// settings, the Dynatrace-side check's. `check-config` calls it for every target.
+pub fn check(config: &Config, target: &Target) -> Result<Checked, WiringError> {
+    let inputs = inputs(config, target)?;
+    Ok(Checked {
         versions: discovery(config, target)?,
         environment: environment_check(config, target)?,
-    };
-    Ok(Engine::new(parts.aws, parts.prober, spec))
+        manifest: inputs.manifest,
+        settings: inputs.settings,
+        prober: inputs.prober,
+    })
 }
 
 /// The Dynatrace-side check from `[target.verify.dynatrace]`: the token read from its
@@ -103,11 +189,11 @@ fn environment_check(
     let token = std::env::var(var)
         .ok()
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            error(format!(
-                "the environment variable `{var}` (token_env) is not set; it must hold an API token with the `{}` scope",
-                crate::health::environment::SCOPE
-            ))
+        .ok_or_else(|| WiringError::DynatraceToken {
+            config: config.path.clone(),
+            target: target.name.to_string(),
+            var: var.clone(),
+            scope: crate::health::environment::SCOPE,
         })?;
     let environment = Environment::new(EnvironmentSettings {
         url: d.environment_url.0.clone(),
@@ -145,11 +231,12 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
     let (base, name) = registry::split_repository(&repository).ok_or_else(|| WiringError::Versions(format!("`{repository}` is not an image repository such as `public.ecr.aws/dynatrace/dynatrace-activegate`")))?;
     let base = v.registry_url.as_ref().map_or(base, |u| u.0.clone());
     let password = match (&v.password_env, &v.password_file) {
-        (Some(env), _) => Some(std::env::var(env).map_err(|_| {
-            WiringError::Versions(format!(
-                "the environment variable `{env}` (versions.password_env) is not set"
-            ))
-        })?),
+        (Some(env), _) => Some(
+            std::env::var(env).map_err(|_| WiringError::VersionsVariable {
+                var: env.clone(),
+                field: "versions.password_env",
+            })?,
+        ),
         (None, Some(file)) => {
             let path = config.resolve(file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -176,10 +263,9 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
                 .token_env
                 .clone()
                 .unwrap_or_else(|| "DT_PAAS_TOKEN".into());
-            let token = std::env::var(&var).map_err(|_| {
-                WiringError::Versions(format!(
-                    "the environment variable `{var}` (versions.token_env) is not set"
-                ))
+            let token = std::env::var(&var).map_err(|_| WiringError::VersionsVariable {
+                var: var.clone(),
+                field: "versions.token_env",
             })?;
             let m = crate::versions::dynatrace::Metainfo::new(&env.0, token)
                 .map_err(|e| WiringError::Versions(e.to_string()))?;
@@ -209,11 +295,20 @@ pub async fn aws(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Aws {
+    Aws::connect(client_settings(config, target, adjust)).await
+}
+
+/// The target's AWS client settings, for the caller's `ecs::Clients` (the daemon's one cache).
+pub fn client_settings(
+    config: &Config,
+    target: &Target,
+    adjust: impl FnOnce(&mut ClientSettings),
+) -> ClientSettings {
     let mut client = ClientSettings::new(target.region.as_str());
     client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
     client.max_attempts = config.aws.max_attempts.0;
     adjust(&mut client);
-    Aws::connect(client).await
+    client
 }
 
 /// Reads the target's manifest, builds its prober and its AWS clients.
@@ -222,6 +317,26 @@ pub async fn parts(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Result<Parts, WiringError> {
+    let inputs = inputs(config, target)?;
+    let aws = aws(config, target, adjust).await;
+    Ok(Parts {
+        manifest: inputs.manifest,
+        settings: inputs.settings,
+        prober: inputs.prober,
+        aws,
+    })
+}
+
+/// The manifest, the translator's settings and the prober: what the engine and the
+/// availability monitor share.
+struct Inputs {
+    manifest: translate::Manifest,
+    settings: translate::Settings,
+    prober: Prober,
+}
+
+/// Reads and translates the target's manifest and builds its prober.
+fn inputs(config: &Config, target: &Target) -> Result<Inputs, WiringError> {
     let Some(manifest_path) = &target.manifest else {
         return Err(WiringError::NoManifest {
             config: config.path.clone(),
@@ -257,11 +372,9 @@ pub async fn parts(
         tracing::warn!(target = %target.name, "probe.insecure = true: ActiveGate certificates are not verified");
     }
     let prober = Prober::new(probe)?;
-    let aws = aws(config, target, adjust).await;
-    Ok(Parts {
+    Ok(Inputs {
         manifest,
         settings,
         prober,
-        aws,
     })
 }
