@@ -224,13 +224,9 @@ impl Budget {
         }
     }
 
-    pub(crate) fn limits(&self) -> &RateLimits {
-        &self.limits
-    }
-
-    /// Waits until the bucket of `op`'s family has a token and takes it. Dropping the
-    /// future while it waits takes no token.
-    pub(crate) async fn acquire(&self, op: &'static str) {
+    /// Waits until the bucket of `op`'s family has a token and takes it; how long it
+    /// waited, when it had to. Dropping the future while it waits takes no token.
+    pub(crate) async fn acquire(&self, op: &'static str) -> Option<Duration> {
         let family = Family::of(op);
         let limiter = &self.limiters[family.index()];
         let mut started: Option<tokio::time::Instant> = None;
@@ -241,19 +237,18 @@ impl Budget {
             let wait = not_until.wait_time_from(TokioClock.now());
             tokio::time::sleep(wait).await;
         }
-        if let Some(started) = started {
-            let waited = started.elapsed();
-            let i = family.index();
-            self.waits[i].fetch_add(1, Ordering::Relaxed);
-            let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
-            self.waited_nanos[i].fetch_add(nanos, Ordering::Relaxed);
-            tracing::debug!(
-                op,
-                family = family.label(),
-                waited_ms = waited.as_millis() as u64,
-                "waited for the rate budget"
-            );
-        }
+        let waited = started?.elapsed();
+        let i = family.index();
+        self.waits[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.waited_nanos[i].fetch_add(nanos, Ordering::Relaxed);
+        tracing::debug!(
+            op,
+            family = family.label(),
+            waited_ms = waited.as_millis() as u64,
+            "waited for the rate budget"
+        );
+        Some(waited)
     }
 
     /// Waits per family so far, every family listed.

@@ -1,8 +1,10 @@
-//! Every call goes through [`Aws::call`]: the one place that retries (with backoff and
-//! jitter) and counts calls, retries, throttles and failures per operation.
+//! Every call goes through [`Aws::call`]: the one place that waits for the rate budget,
+//! retries (with backoff and jitter) and counts calls, retries, throttles, failures and
+//! budget waits per operation.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use super::{Aws, EcsError};
 
@@ -13,6 +15,38 @@ pub struct CallCount {
     pub retries: u64,
     pub throttled: u64,
     pub failed: u64,
+    /// Attempts that waited for a token of the client-side rate budget, and how long in all.
+    pub budget_waits: u64,
+    #[serde(serialize_with = "seconds")]
+    pub budget_waited: Duration,
+}
+
+impl CallCount {
+    /// What was counted since `before` (an earlier reading of the same counter).
+    pub fn since(&self, before: &CallCount) -> CallCount {
+        CallCount {
+            calls: self.calls.saturating_sub(before.calls),
+            retries: self.retries.saturating_sub(before.retries),
+            throttled: self.throttled.saturating_sub(before.throttled),
+            failed: self.failed.saturating_sub(before.failed),
+            budget_waits: self.budget_waits.saturating_sub(before.budget_waits),
+            budget_waited: self.budget_waited.saturating_sub(before.budget_waited),
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &CallCount) {
+        self.calls += other.calls;
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+        self.failed += other.failed;
+        self.budget_waits += other.budget_waits;
+        self.budget_waited += other.budget_waited;
+    }
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl Aws {
@@ -32,7 +66,8 @@ impl Aws {
         f(counts.entry(op).or_default());
     }
 
-    /// Runs one call, retrying what is retriable with exponential backoff and jitter.
+    /// Runs one call, each attempt after a token of its family's rate budget, retrying
+    /// what is retriable with exponential backoff and jitter.
     pub(super) async fn call<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, EcsError>
     where
         F: FnMut() -> Fut,
@@ -40,6 +75,14 @@ impl Aws {
     {
         let mut attempt = 0;
         loop {
+            // Before every attempt, retries included: a retry after a throttle must not
+            // spend a token the bucket does not have.
+            if let Some(waited) = self.budget.acquire(op).await {
+                self.count(op, |c| {
+                    c.budget_waits += 1;
+                    c.budget_waited += waited;
+                });
+            }
             self.count(op, |c| c.calls += 1);
             match f().await {
                 Ok(v) => return Ok(v),
