@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::board::{self, Board};
 use super::wiring;
 use crate::config::{Config, Target};
-use crate::ecs::{Aws, CallCount, ClientSettings};
+use crate::ecs::{Aws, CallCount, ClientSettings, Clients};
 use crate::health::Prober;
 use crate::rollout::Engine;
 use crate::translate::manifest::MAX_MANIFEST_BYTES;
@@ -90,11 +90,20 @@ impl Inputs {
     }
 }
 
-/// What the engine and the monitor run with, or why the target cannot run.
+/// What the engine and the monitor run with.
 struct Built {
-    engine: Engine,
-    /// The monitor's prober and clients.
+    /// The engine, or why the target cannot run (bad input).
+    engine: Result<Engine, String>,
+    /// The monitor's clients and prober (`None`: the monitor is off).
     monitor: Option<(Aws, Prober)>,
+}
+
+/// What building a context takes besides the config: the daemon's one client cache, the
+/// client adjustment, the board the engine reports to.
+pub struct Env<'a> {
+    pub clients: &'a Clients,
+    pub adjust: &'a Adjust,
+    pub board: &'a Arc<Board>,
 }
 
 /// One target's context for one config version.
@@ -103,7 +112,7 @@ pub struct TargetContext {
     inputs: Inputs,
     /// The manifest's metadata when it was last known to match `inputs.bytes`.
     stamp: Mutex<Option<Stamp>>,
-    built: Result<Built, String>,
+    built: Built,
     /// What has been added to the board of the engine's counters, so that each reconcile adds
     /// only what it did.
     reported_counts: Mutex<BTreeMap<&'static str, CallCount>>,
@@ -123,22 +132,19 @@ pub enum Why {
 impl TargetContext {
     /// Builds the context: reads and translates the manifest, builds the engine (with its AWS
     /// clients and prober) and the monitor's prober.
-    pub async fn build(
-        config: &Config,
-        target: &Target,
-        adjust: &Adjust,
-        board: &Arc<Board>,
-        why: Why,
-    ) -> TargetContext {
+    pub async fn build(config: &Config, target: &Target, env: &Env<'_>, why: Why) -> TargetContext {
         let name = target.name.to_string();
         let inputs = Inputs::of(config, target);
         let stamp = inputs.manifest.as_deref().and_then(stamp);
-        let built = Self::parts(config, target, adjust, board).await;
-        match &built {
+        let built = Self::parts(config, target, env).await;
+        match &built.engine {
             Ok(_) => tracing::info!(target = %name, why = ?why, "target context built"),
             Err(e) => {
                 tracing::info!(target = %name, why = ?why, error = %e, "target context built; the target cannot run")
             }
+        }
+        if built.monitor.is_none() {
+            tracing::warn!(target = %name, "availability monitor off: cannot build its prober");
         }
         TargetContext {
             name,
@@ -150,17 +156,28 @@ impl TargetContext {
         }
     }
 
-    async fn parts(
-        config: &Config,
-        target: &Target,
-        adjust: &Adjust,
-        board: &Arc<Board>,
-    ) -> Result<Built, String> {
-        let a = adjust.clone();
-        let engine = wiring::engine_with(config, target, |c| a(c))
-            .await
-            .map_err(|e| chain(&e))?;
-        let (board, name) = (board.clone(), target.name.to_string());
+    async fn parts(config: &Config, target: &Target, env: &Env<'_>) -> Built {
+        let a = env.adjust.clone();
+        let settings = wiring::client_settings(config, target, |c| a(c));
+        let checked = match wiring::check(config, target) {
+            Ok(checked) => checked,
+            Err(e) => {
+                // The monitor needs only the manifest and the prober: a target whose rollout
+                // cannot run (e.g. a missing token) is still watched, as it always was.
+                let a = env.adjust.clone();
+                let monitor = wiring::parts(config, target, |c| a(c))
+                    .await
+                    .ok()
+                    .map(|p| (p.aws, p.prober));
+                return Built {
+                    engine: Err(chain(&e)),
+                    monitor,
+                };
+            }
+        };
+        let prober = checked.prober.clone();
+        let engine = wiring::engine_from(target, checked, env.clients.aws(settings.clone()).await);
+        let (board, name) = (env.board.clone(), target.name.to_string());
         let engine = engine.with_connected(Arc::new(move |c| {
             board.target(&name, |t| {
                 t.connected_hosts = Some(board::ConnectedHosts {
@@ -172,17 +189,13 @@ impl TargetContext {
                 });
             });
         }));
-        // The monitor's own clients, so that its call counts stay its own (the board adds
-        // them when it stops); they share the SDK configuration with the engine's.
-        let a = adjust.clone();
-        let monitor = match wiring::parts(config, target, |c| a(c)).await {
-            Ok(p) => Some((p.aws, p.prober)),
-            Err(e) => {
-                tracing::warn!(target = %target.name, error = %chain(&e), "availability monitor off: cannot build its prober");
-                None
-            }
-        };
-        Ok(Built { engine, monitor })
+        // The monitor's own `Aws`, so that its call counts stay its own (the board adds them
+        // when it stops); it shares the SDK configuration and rate budgets with the engine's.
+        let monitor = Some((env.clients.aws(settings).await, prober));
+        Built {
+            engine: Ok(engine),
+            monitor,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -191,15 +204,12 @@ impl TargetContext {
 
     /// The engine, or why the target cannot run (bad input: the same until it changes).
     pub fn engine(&self) -> Result<&Engine, &str> {
-        self.built
-            .as_ref()
-            .map(|b| &b.engine)
-            .map_err(String::as_str)
+        self.built.engine.as_ref().map_err(String::as_str)
     }
 
     /// The availability monitor's clients and prober (`None`: the monitor is off).
     pub fn monitor(&self) -> Option<(Aws, Prober)> {
-        self.built.as_ref().ok()?.monitor.clone()
+        self.built.monitor.clone()
     }
 
     /// Whether this context was built from what `config` says of `target` now.
@@ -269,14 +279,11 @@ impl Slot {
         &self,
         config: &Config,
         target: &Target,
-        adjust: &Adjust,
-        board: &Arc<Board>,
+        env: &Env<'_>,
     ) -> Arc<TargetContext> {
         let mut ctx = self.0.lock().await;
         if ctx.manifest_changed() {
-            *ctx = Arc::new(
-                TargetContext::build(config, target, adjust, board, Why::ManifestChanged).await,
-            );
+            *ctx = Arc::new(TargetContext::build(config, target, env, Why::ManifestChanged).await);
         }
         ctx.clone()
     }
@@ -292,8 +299,7 @@ impl Contexts {
     pub async fn for_config(
         previous: Contexts,
         config: &Config,
-        adjust: &Adjust,
-        board: &Arc<Board>,
+        env: &Env<'_>,
         why: Why,
     ) -> Contexts {
         let mut previous = previous.0;
@@ -309,7 +315,7 @@ impl Contexts {
                     tracing::debug!(target = %name, "target context kept: its inputs did not change");
                     slot
                 }
-                None => Slot::new(TargetContext::build(config, target, adjust, board, why).await),
+                None => Slot::new(TargetContext::build(config, target, env, why).await),
             };
             next.insert(name, slot);
         }

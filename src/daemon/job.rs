@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::board::{Board, TargetStatus, Trigger};
-use super::context::{Slot, TargetContext};
+use super::context::{self, Slot, TargetContext};
 use super::retry::{Ended, Retries};
 use super::schedule::{Scheduler, Ticker, until};
 use super::shutdown::Shutdown;
@@ -40,6 +40,8 @@ pub(super) struct Job {
     pub mesh: Option<Arc<mesh::MeshSync>>,
     pub scheduler: Arc<Scheduler>,
     pub context: Slot,
+    /// The daemon's one client cache, for a context rebuilt when the manifest changed.
+    pub clients: crate::ecs::Clients,
 }
 
 impl Job {
@@ -190,8 +192,11 @@ impl Job {
             .current(
                 &self.config,
                 &self.target,
-                &self.options.adjust_client,
-                &self.board,
+                &context::Env {
+                    clients: &self.clients,
+                    adjust: &self.options.adjust_client,
+                    board: &self.board,
+                },
             )
             .await;
         let permit = self.limit.acquire().await;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::config::{Config, ConfigError};
-use crate::ecs::ClientSettings;
+use crate::ecs::{ClientSettings, Clients};
 use board::{Board, TargetStatus, Trigger};
 use context::{Contexts, Why};
 use retry::Backoff;
@@ -80,6 +80,9 @@ struct Supervisor {
     board: Arc<Board>,
     options: Options,
     scheduler: Arc<Scheduler>,
+    /// One client cache for the run: every target's clients share SDK configurations and
+    /// rate budgets per (identity, region).
+    clients: Clients,
     contexts: Contexts,
     running: BTreeMap<String, Running>,
     loops: Tasks,
@@ -97,14 +100,12 @@ impl Supervisor {
         }
         let mut previous = std::mem::take(&mut self.running);
         let contexts = std::mem::take(&mut self.contexts);
-        self.contexts = Contexts::for_config(
-            contexts,
-            config,
-            &self.options.adjust_client,
-            &self.board,
-            why,
-        )
-        .await;
+        let env = context::Env {
+            clients: &self.clients,
+            adjust: &self.options.adjust_client,
+            board: &self.board,
+        };
+        self.contexts = Contexts::for_config(contexts, config, &env, why).await;
         let limit = Arc::new(Semaphore::new(config.daemon.max_parallel.0 as usize));
         let mut groups: BTreeMap<String, Arc<Mutex<()>>> = BTreeMap::new();
         let mut entries = Vec::new();
@@ -157,6 +158,7 @@ impl Supervisor {
                 mesh,
                 scheduler: self.scheduler.clone(),
                 context: slot,
+                clients: self.clients.clone(),
             };
             let job = self
                 .loops
@@ -269,6 +271,7 @@ pub async fn run(
         board,
         options,
         scheduler,
+        clients: Clients::new(),
         contexts: Contexts::default(),
         running: BTreeMap::new(),
         loops: Tasks::default(),

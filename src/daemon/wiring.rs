@@ -114,12 +114,12 @@ pub async fn engine_with(
 ) -> Result<Engine, WiringError> {
     let checked = check(config, target)?;
     let aws = aws(config, target, adjust).await;
-    Ok(engine_from(config, target, checked, aws))
+    Ok(engine_from(target, checked, aws))
 }
 
 /// The engine from a target's checked inputs and its AWS clients (the daemon builds those
 /// from its one `ecs::Clients` for the run).
-pub fn engine_from(config: &Config, target: &Target, checked: Checked, aws: Aws) -> Engine {
+pub fn engine_from(target: &Target, checked: Checked, aws: Aws) -> Engine {
     let spec = Spec {
         target: target.name.to_string(),
         cluster: target.cluster.to_string(),
