@@ -9,9 +9,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 /// The window availability is measured over.
 pub const WINDOW_DAYS: i64 = 30;
 /// The service tag holding the downtime per day.
-pub const TAG: &str = "activegate-lifecycle:downtime";
+pub const TAG: &str = crate::model::marks::DOWNTIME;
 /// The service tag holding when observation started.
-pub const SINCE_TAG: &str = "activegate-lifecycle:observed-since";
+pub const SINCE_TAG: &str = crate::model::marks::OBSERVED_SINCE;
 
 /// Downtime seconds per day.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,9 @@ use aws_sdk_ecs::types as sdk;
 
 use super::EcsError;
 use crate::model::service::CreateService;
-use crate::model::task_definition::{ContainerDefinition, TaskDefinition};
+use crate::model::task_definition::{
+    ContainerDefinition, LinuxParameters, LogConfiguration, TaskDefinition,
+};
 
 fn build_err<E: std::fmt::Display>(op: &'static str) -> impl Fn(E) -> EcsError {
     move |e| EcsError::Request {
@@ -97,28 +99,10 @@ fn container(c: &ContainerDefinition) -> Result<sdk::ContainerDefinition, EcsErr
         );
     }
     if let Some(lp) = &c.linux_parameters {
-        let caps = lp.capabilities.as_ref().map(|k| {
-            sdk::KernelCapabilities::builder()
-                .set_add((!k.add.is_empty()).then(|| k.add.clone()))
-                .set_drop((!k.drop.is_empty()).then(|| k.drop.clone()))
-                .build()
-        });
-        b = b.linux_parameters(
-            sdk::LinuxParameters::builder()
-                .set_capabilities(caps)
-                .set_init_process_enabled(lp.init_process_enabled)
-                .build(),
-        );
+        b = b.linux_parameters(linux_parameters(lp));
     }
     if let Some(lc) = &c.log_configuration {
-        let options: HashMap<String, String> = lc.options.clone().into_iter().collect();
-        b = b.log_configuration(
-            sdk::LogConfiguration::builder()
-                .log_driver(sdk::LogDriver::from(lc.log_driver.as_str()))
-                .set_options(Some(options))
-                .build()
-                .map_err(&err)?,
-        );
+        b = b.log_configuration(log_configuration(lc)?);
     }
     if let Some(rc) = &c.repository_credentials {
         b = b.repository_credentials(
@@ -129,6 +113,28 @@ fn container(c: &ContainerDefinition) -> Result<sdk::ContainerDefinition, EcsErr
         );
     }
     Ok(b.build())
+}
+
+fn linux_parameters(lp: &LinuxParameters) -> sdk::LinuxParameters {
+    let caps = lp.capabilities.as_ref().map(|k| {
+        sdk::KernelCapabilities::builder()
+            .set_add((!k.add.is_empty()).then(|| k.add.clone()))
+            .set_drop((!k.drop.is_empty()).then(|| k.drop.clone()))
+            .build()
+    });
+    sdk::LinuxParameters::builder()
+        .set_capabilities(caps)
+        .set_init_process_enabled(lp.init_process_enabled)
+        .build()
+}
+
+fn log_configuration(lc: &LogConfiguration) -> Result<sdk::LogConfiguration, EcsError> {
+    let options: HashMap<String, String> = lc.options.clone().into_iter().collect();
+    sdk::LogConfiguration::builder()
+        .log_driver(sdk::LogDriver::from(lc.log_driver.as_str()))
+        .set_options(Some(options))
+        .build()
+        .map_err(build_err(REGISTER))
 }
 
 /// Fills a RegisterTaskDefinition request from our document and extra tags.

@@ -8,6 +8,7 @@ use super::error::classify;
 use super::tags::tags_map;
 use super::task_sets::{TaskSetState, task_set_state};
 use super::{Aws, EcsError, convert, n};
+use crate::model::marks::Marks;
 use crate::model::service::CreateService;
 
 /// A service as the rollout engine sees it.
@@ -28,6 +29,11 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
+    /// The daemon's own state in the service's tags, typed.
+    pub fn marks(&self) -> Marks {
+        Marks::parse(&self.tags)
+    }
+
     /// The PRIMARY task set of an EXTERNAL service.
     pub fn primary_task_set(&self) -> Option<&TaskSetState> {
         self.task_sets.iter().find(|t| t.status == "PRIMARY")

@@ -7,6 +7,7 @@ use aws_sdk_ecs::types as sdk;
 use super::error::classify;
 use super::tags::tags_map;
 use super::{Aws, EcsError, convert, n};
+use crate::model::ids::TaskDefinitionArn;
 use crate::model::task_definition::TaskDefinition;
 
 /// A registered task definition: what the rollout needs of it.
@@ -130,11 +131,7 @@ impl Aws {
             arns.extend(
                 out.task_definition_arns()
                     .iter()
-                    .filter(|a| {
-                        a.rsplit_once(':').is_some_and(|(head, _)| {
-                            head.ends_with(&format!("task-definition/{family}"))
-                        })
-                    })
+                    .filter(|a| TaskDefinitionArn::parse(a).is_ok_and(|t| t.family() == family))
                     .cloned(),
             );
             token = out.next_token().map(str::to_owned);

@@ -4,6 +4,7 @@ use aws_sdk_ecs::types as sdk;
 
 use super::error::classify;
 use super::{Aws, EcsError};
+use crate::model::ids::TaskArn;
 
 /// The addresses of the RUNNING tasks among `tasks`, of `revision` only when given.
 pub fn running_ips(tasks: Vec<TaskState>, revision: Option<&str>) -> Vec<String> {
@@ -19,6 +20,8 @@ pub fn running_ips(tasks: Vec<TaskState>, revision: Option<&str>) -> Vec<String>
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
     pub arn: String,
+    /// The last part of the ARN, parsed once where the task is described.
+    id: String,
     pub task_definition: String,
     pub last_status: String,
     pub desired_status: String,
@@ -37,7 +40,7 @@ pub struct TaskState {
 
 impl TaskState {
     pub fn id(&self) -> &str {
-        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+        &self.id
     }
 }
 
@@ -92,8 +95,11 @@ impl Aws {
                 })
                 .await?;
             tasks.extend(out.tasks().iter().map(|t| {
+                let arn = t.task_arn().unwrap_or_default();
                 TaskState {
-                    arn: t.task_arn().unwrap_or_default().to_owned(),
+                    arn: arn.to_owned(),
+                    // An ARN ECS never sends (unparsable) names the task by the whole ARN.
+                    id: TaskArn::parse(arn).map_or_else(|_| arn.to_owned(), |a| a.id().to_owned()),
                     task_definition: t.task_definition_arn().unwrap_or_default().to_owned(),
                     last_status: t.last_status().unwrap_or_default().to_owned(),
                     desired_status: t.desired_status().unwrap_or_default().to_owned(),

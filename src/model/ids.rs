@@ -134,6 +134,13 @@ impl TaskDefinitionArn {
         format!("{}:{}", self.family, self.revision)
     }
 
+    /// For display: the `family:revision` of a task definition ARN, anything else as it is
+    /// (a reference given as `family:revision` already, or text ECS never sends).
+    pub fn shorten(reference: &str) -> String {
+        TaskDefinitionArn::parse(reference)
+            .map_or_else(|_| reference.to_owned(), |a| a.family_revision())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.arn
     }

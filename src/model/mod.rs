@@ -5,6 +5,7 @@ pub mod aws;
 pub mod fargate;
 pub mod ids;
 pub mod limits;
+pub mod marks;
 pub mod schedule;
 pub mod secret;
 pub mod service;

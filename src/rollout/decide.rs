@@ -29,58 +29,7 @@ impl Strategy {
     }
 }
 
-/// The verdict on a task set, kept in a service tag (`passed:ID` / `failed:ID`) so that a
-/// restarted daemon neither promotes an unverified set nor verifies a failed one again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Passed(String),
-    Failed(String),
-    /// Not proven either way (the daemon could not judge): removed, never quarantined.
-    Inconclusive(String),
-}
-
-impl Verdict {
-    pub fn parse(v: &str) -> Option<Verdict> {
-        match v.split_once(':') {
-            Some(("passed", id)) => Some(Self::Passed(id.to_owned())),
-            Some(("failed", id)) => Some(Self::Failed(id.to_owned())),
-            Some(("inconclusive", id)) => Some(Self::Inconclusive(id.to_owned())),
-            _ => None,
-        }
-    }
-
-    pub fn tag_value(&self) -> String {
-        match self {
-            Self::Passed(id) => format!("passed:{id}"),
-            Self::Failed(id) => format!("failed:{id}"),
-            Self::Inconclusive(id) => format!("inconclusive:{id}"),
-        }
-    }
-}
-
-/// The tags that hold a service's rollout state, read once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Marks {
-    pub last_good: Option<String>,
-    /// The revision of a rollout in flight, and what it started from.
-    pub to: Option<String>,
-    pub from: Option<String>,
-    pub started: Option<String>,
-    pub verdict: Option<Verdict>,
-}
-
-impl Marks {
-    pub fn of(svc: &ServiceState) -> Marks {
-        let get = |k: &str| svc.tags.get(k).cloned();
-        Marks {
-            last_good: get(tags::LAST_GOOD),
-            to: get(tags::ROLLOUT_TO),
-            from: get(tags::ROLLOUT_FROM),
-            started: get(tags::ROLLOUT_STARTED),
-            verdict: svc.tags.get(tags::VERDICT).and_then(|v| Verdict::parse(v)),
-        }
-    }
-}
+pub use crate::model::marks::{Marks, Verdict};
 
 /// What should run, rendered from the manifest and config.
 #[derive(Debug, Clone, Copy)]
@@ -295,7 +244,7 @@ pub fn decide(
             strategy: wanted.strategy,
         };
     };
-    let marks = Marks::of(svc);
+    let marks = svc.marks();
     if svc.external {
         blue_green(svc, &marks, running_hash, wanted, pass)
     } else {
@@ -304,10 +253,7 @@ pub fn decide(
 }
 
 fn quarantined(svc: &ServiceState, image: &str) -> bool {
-    svc.tags
-        .get(&super::quarantine_key(image))
-        .map(String::as_str)
-        == Some(image)
+    svc.tags.get(&tags::quarantine_key(image)).map(String::as_str) == Some(image)
 }
 
 fn rolling(

@@ -106,10 +106,7 @@ fn short(v: &Version) -> String {
 
 /// The version an image names: `repo:TAG[@digest]` → TAG, when TAG is an ActiveGate version.
 pub(super) fn image_version(image: &str) -> Option<Version> {
-    let reference = image.split('@').next()?;
-    let name_end = reference.rfind('/').map_or(0, |i| i + 1);
-    let (_, tag) = reference[name_end..].rsplit_once(':')?;
-    Version::parse(tag)
+    Version::parse(crate::model::ids::ImageRef::parse(image).ok()?.tag()?)
 }
 
 /// What differs between a listed ActiveGate and the rollout; empty when nothing does.

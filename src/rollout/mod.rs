@@ -17,11 +17,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ecs::{Aws, EcsError, ServiceState, TaskDefinitionState};
 use crate::health::Prober;
+use crate::model::ids::TaskDefinitionArn;
 use crate::model::service::{CreateService, DeploymentCircuitBreaker, DeploymentConfiguration};
 use crate::model::task_definition::TaskDefinition;
 use crate::translate::{self, Manifest, Settings, TranslateError};
 
-use decide::{Marks, Pass, Wanted, decide};
+use decide::{Pass, Wanted, decide};
 pub use decide::{Step, Strategy};
 pub use dynatrace::{Connected, EnvironmentCheck, OnApiError};
 use verify::Scope;
@@ -30,25 +31,8 @@ pub use verify::{Progress, Verified, VerifyPolicy};
 /// Steps one reconcile may take; a clean blue/green rollout takes seven.
 const MAX_STEPS: u32 = 24;
 
-/// Tag keys the product writes.
-pub mod tags {
-    pub const MANAGED_BY: &str = "managed-by";
-    pub const HASH: &str = "activegate-lifecycle:content-hash";
-    pub const IMAGE: &str = "activegate-lifecycle:image";
-    pub const LAST_GOOD: &str = "activegate-lifecycle:last-good";
-    pub const ROLLOUT_FROM: &str = "activegate-lifecycle:rollout-from";
-    pub const ROLLOUT_TO: &str = "activegate-lifecycle:rollout-to";
-    pub const ROLLOUT_STARTED: &str = "activegate-lifecycle:rollout-started";
-    pub const QUARANTINED: &str = "activegate-lifecycle:quarantined";
-    /// Prefix of the service tags that quarantine an image (the value is the image).
-    pub const QUARANTINE_PREFIX: &str = "activegate-lifecycle:quarantine:";
-    /// The verdict on the task set in flight: `passed:ID` or `failed:ID`.
-    pub const VERDICT: &str = "activegate-lifecycle:verdict";
-    /// The `externalId` of the task sets the product creates.
-    pub const EXTERNAL_ID: &str = "activegate-lifecycle";
-    /// On a rolling service moved to blue/green: the name of the service that replaced it.
-    pub const MIGRATED_TO: &str = "activegate-lifecycle:migrated-to";
-}
+/// Tag keys the product writes: the one schema, in `model::marks`.
+pub use crate::model::marks as tags;
 
 /// Where new versions come from: a repository in a registry, and the policy that picks.
 #[derive(Debug, Clone)]
@@ -296,16 +280,7 @@ pub fn content_hash(td: &TaskDefinition) -> String {
         .collect()
 }
 
-pub(crate) fn quarantine_key(image: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, image.as_bytes());
-    let short: String = d
-        .as_ref()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}{short}", tags::QUARANTINE_PREFIX)
-}
+pub(crate) use crate::model::marks::quarantine_key;
 
 fn now_epoch() -> u64 {
     SystemTime::now()
@@ -784,12 +759,10 @@ impl Engine {
         if self.spec.keep_revisions == 0 {
             return Ok(());
         }
-        let family = keep_also
-            .rsplit_once('/')
-            .and_then(|(_, f)| f.rsplit_once(':'))
-            .map(|(f, _)| f)
+        let family = TaskDefinitionArn::parse(keep_also)
+            .map(|a| a.family().to_owned())
             .unwrap_or_default();
-        let arns = self.aws.task_definitions(family).await?;
+        let arns = self.aws.task_definitions(&family).await?;
         let keep = self.spec.keep_revisions as usize;
         if arns.len() <= keep {
             return Ok(());
@@ -827,7 +800,7 @@ impl Engine {
             .get(tags::LAST_GOOD)
             .cloned()
             .ok_or_else(|| RolloutError::NothingToRollBackTo(self.spec.target.clone()))?;
-        let marks = Marks::of(&svc);
+        let marks = svc.marks();
         if svc.external {
             let Some(primary) = svc.primary_task_set() else {
                 return Err(RolloutError::NothingToRollBackTo(self.spec.target.clone()));
