@@ -187,7 +187,10 @@ fn suggest(message: &str) -> String {
 
 /// Whether a field names or holds a secret: its value is never repeated.
 fn is_secret_field(field: &str) -> bool {
-    field.contains("secrets.") || field.contains("environment.DT_") || field.starts_with("DT_")
+    field.contains("secrets.")
+        || field.contains("environment.DT_")
+        || field.starts_with("DT_")
+        || field.ends_with("external_id")
 }
 
 /// A parser error as a located config error: the place from the error's span, the

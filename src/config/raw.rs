@@ -7,8 +7,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::model::secret;
 
-/// Fields that hold hashes, not secrets: a random-looking value is expected there.
-const HASH_FIELDS: [&str; 1] = ["pin_sha256"];
+/// Fields where a random-looking value is expected: a hash, and the external ID of a
+/// role's trust policy (often a UUID or random string; it is never printed either way).
+const HASH_FIELDS: [&str; 2] = ["pin_sha256", "external_id"];
 
 /// A finding of the scan: the field as a TOML path, its byte offset, and why.
 pub struct Finding {

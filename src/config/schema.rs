@@ -103,8 +103,13 @@ pub struct AwsSettings {
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
     /// Attempts per AWS call, the first included (retries back off exponentially).
+    /// Example: `max_attempts = 6` (the default; 1 to 20).
     #[serde(default = "default_attempts")]
     pub max_attempts: Attempts,
+    /// Client-side token buckets per account and region, one per ECS throttling family
+    /// (`[aws.rate_limits]`): the daemon waits for a token rather than being throttled.
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for AwsSettings {
@@ -112,8 +117,55 @@ impl Default for AwsSettings {
         Self {
             endpoint_url: None,
             max_attempts: default_attempts(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
+}
+
+/// `[aws.rate_limits]`: one optional table per ECS throttling family, e.g.
+/// `services = { burst = 100, per_second = 20 }`. A family or a field left out keeps
+/// ECS's documented bucket (API reference, "Request throttling for the Amazon ECS API").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// DescribeServices, ListServices and the other ECS Describe*/List* reads.
+    /// Default `{ burst = 100, per_second = 20 }`.
+    #[serde(default)]
+    pub services: Option<BucketSettings>,
+    /// ListTasks and DescribeTasks (one bucket in ECS). Default `{ burst = 100, per_second = 20 }`.
+    #[serde(default)]
+    pub tasks: Option<BucketSettings>,
+    /// CreateService, UpdateService, DeleteService and the task-set writes.
+    /// Default `{ burst = 50, per_second = 5 }`.
+    #[serde(default)]
+    pub service_writes: Option<BucketSettings>,
+    /// RegisterTaskDefinition and DeregisterTaskDefinition. Default `{ burst = 20, per_second = 1 }`:
+    /// an update of 1,000 targets at once takes at least ~17 minutes.
+    #[serde(default)]
+    pub task_definitions: Option<BucketSettings>,
+    /// List/DescribeServiceDeployments and StopServiceDeployment.
+    /// Default `{ burst = 50, per_second = 20 }`.
+    #[serde(default)]
+    pub service_deployments: Option<BucketSettings>,
+    /// Tags, CloudWatch Logs and everything else. Default `{ burst = 100, per_second = 20 }`.
+    #[serde(default)]
+    pub other: Option<BucketSettings>,
+}
+
+/// One token bucket: `burst` calls at once, refilled at `per_second` calls a second.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// Calls that may go at once, at least 1. Example: `burst = 100`.
+    #[serde(default)]
+    pub burst: Option<Burst>,
+    /// Tokens added a second, above 0 and at most 10000. Example: `per_second = 20`.
+    #[serde(default)]
+    pub per_second: Option<PerSecond>,
+}
+
+fn default_session_name() -> SessionName {
+    SessionName("activegate-lifecycle".into())
 }
 
 fn default_attempts() -> Attempts {
@@ -280,6 +332,19 @@ pub struct Target {
     pub execution_role_arn: RoleArn,
     #[serde(default)]
     pub task_role_arn: Option<RoleArn>,
+    /// An IAM role the daemon assumes for this target's AWS calls (a target in another
+    /// account), e.g. `arn:aws:iam::210987654321:role/activegate-lifecycle`. Without it, the
+    /// daemon's own credentials are used.
+    #[serde(default)]
+    pub role_arn: Option<RoleArn>,
+    /// The external ID the role's trust policy requires (`sts:ExternalId`), 1 to 1224 of
+    /// letters, digits and `_+=,.@:/-`, e.g. `external_id = "ag-lifecycle-prod"`. Never printed.
+    #[serde(default)]
+    pub external_id: Option<ExternalId>,
+    /// The role session's name, as CloudTrail shows it: 2 to 64 of letters, digits and
+    /// `_+=,.@-`. Default `activegate-lifecycle`.
+    #[serde(default = "default_session_name")]
+    pub role_session_name: SessionName,
     /// Tasks to run; defaults to the manifest's replicas, else 2.
     #[serde(default)]
     pub desired_count: Option<DesiredCount>,

@@ -272,3 +272,86 @@ fn env_paths_are_not_joined_to_the_config_folder() {
         Path::new("/etc/activegate-lifecycle/activegate.yaml")
     );
 }
+
+#[test]
+fn a_role_in_another_account_is_parsed_and_its_external_id_never_shown() {
+    let text = MINIMAL.replace(
+        "execution_role_arn =",
+        "role_arn = \"arn:aws:iam::210987654321:role/activegate-lifecycle\"\nexternal_id = \"Zx8Qp2Lm9Vt4Rb7Nc1Hd6Jf3Ks5Wg0Ye\"\nexecution_role_arn =",
+    );
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let t = &c.targets[0];
+    assert_eq!(
+        t.role_arn.as_ref().map(ToString::to_string).as_deref(),
+        Some("arn:aws:iam::210987654321:role/activegate-lifecycle")
+    );
+    assert_eq!(t.role_session_name.0, "activegate-lifecycle");
+    assert!(
+        !format!("{c:?}").contains("Zx8Qp2Lm9"),
+        "Debug shows the external ID"
+    );
+
+    let (_, _, field, message) = invalid(&MINIMAL.replace(
+        "execution_role_arn =",
+        "role_arn = \"arn:aws:iam::210987654321:user/alice\"\nexecution_role_arn =",
+    ));
+    assert_eq!(field, "target[0].role_arn");
+    assert!(message.contains("`role/`"), "{message}");
+
+    let (_, _, field, message) = invalid(&MINIMAL.replace(
+        "execution_role_arn =",
+        "external_id = \"secret id!\"\nexecution_role_arn =",
+    ));
+    assert_eq!(field, "target[0].external_id");
+    assert!(message.contains("ExternalId"), "{message}");
+    assert!(
+        !message.contains("secret id"),
+        "the refusal repeats the value: {message}"
+    );
+
+    let (_, _, field, message) = invalid(&MINIMAL.replace(
+        "execution_role_arn =",
+        "role_session_name = \"a\"\nexecution_role_arn =",
+    ));
+    assert_eq!(field, "target[0].role_session_name");
+    assert!(message.contains("2 to 64"), "{message}");
+}
+
+#[test]
+fn rate_limits_are_checked_per_family() {
+    let c = Config::parse(
+        "ag.toml",
+        &format!("[aws.rate_limits]\nservices = {{ burst = 10, per_second = 2.5 }}\ntask_definitions = {{ per_second = 0.5 }}\n{MINIMAL}"),
+    )
+    .expect("valid");
+    let r = &c.aws.rate_limits;
+    let s = r.services.as_ref().expect("services");
+    assert_eq!(
+        (
+            s.burst.as_ref().map(|b| b.0),
+            s.per_second.as_ref().map(|p| p.0)
+        ),
+        (Some(10), Some(2.5))
+    );
+    assert!(r.tasks.is_none());
+    for (table, expected) in [
+        ("services = { burst = 0, per_second = 1 }", "at least 1"),
+        (
+            "tasks = { burst = 5, per_second = 0 }",
+            "above 0 and at most 10000",
+        ),
+        (
+            "other = { burst = 5, per_second = 20000 }",
+            "above 0 and at most 10000",
+        ),
+    ] {
+        let (line, _, field, message) = invalid(&format!("[aws.rate_limits]\n{table}\n{MINIMAL}"));
+        assert_eq!(line, 2, "{table}");
+        assert!(field.starts_with("aws.rate_limits"), "{table}: {field}");
+        assert!(message.contains(expected), "{table}: {message}");
+    }
+    let (_, _, _, message) = invalid(&format!(
+        "[aws.rate_limits]\nservice = {{ burst = 5 }}\n{MINIMAL}"
+    ));
+    assert!(message.contains("did you mean `services`?"), "{message}");
+}

@@ -448,3 +448,51 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+checked!(
+    /// A token bucket's burst: at least 1 call.
+    Burst(u32),
+    |n| (*n >= 1).then_some(()).ok_or_else(|| Refused(format!("expected a burst of at least 1 call, found {n}")))
+);
+
+checked!(
+    /// A token bucket's refill rate: above 0 and at most 10000 calls a second.
+    PerSecond(f64),
+    |n| (n.is_finite() && *n > 0.0 && *n <= 10_000.0).then_some(()).ok_or_else(|| Refused(format!("expected calls per second above 0 and at most 10000, found {n}")))
+);
+
+checked!(
+    /// A role session name: 2 to 64 of letters, digits and `_+=,.@-` (STS AssumeRole).
+    SessionName(String),
+    |s| {
+        let ok = (2..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        ok.then_some(()).ok_or_else(|| Refused(format!("expected 2 to 64 letters, digits and `_+=,.@-` (STS's RoleSessionName), found {}", crate::model::secret::shown(s))))
+    }
+);
+
+/// The external ID a role's trust policy requires: 1 to 1224 of letters, digits and
+/// `_+=,.@:/-` (STS AssumeRole). It works like a shared secret, so it is never printed:
+/// not by `Debug`, not in a refusal (which gives its shape).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExternalId(pub String);
+
+impl fmt::Debug for ExternalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExternalId({} chars)", self.0.chars().count())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExternalId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b);
+        if (1..=1224).contains(&s.len()) && s.bytes().all(allowed) {
+            Ok(Self(s))
+        } else {
+            Err(serde::de::Error::custom(Refused(format!(
+                "expected 1 to 1224 letters, digits and `_+=,.@:/-` (STS's ExternalId), found {}",
+                dt_shape(&s, allowed)
+            ))))
+        }
+    }
+}

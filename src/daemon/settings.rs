@@ -3,7 +3,9 @@
 //! prober's, the engine's verification policy and deployment, the mesh spec.
 //! They live here, not in `config`, so that config depends on `model` alone.
 
-use crate::config::{Config, ConfigError, EntryPointUrl, Target};
+use crate::config::{
+    BucketSettings, Config, ConfigError, EntryPointUrl, RateLimitSettings, Target,
+};
 use crate::translate::{EntryPoint, LogSettings, Settings, Where};
 
 /// What the translator needs from this target.
@@ -173,6 +175,39 @@ fn no_trust(config: &Config, target: &Target) -> ConfigError {
             "target `{}`: set probe.ca_bundle, probe.pin_sha256 or probe.insecure = true; ActiveGate's certificate is self-signed by default, so the daemon must be told whom to trust",
             target.name
         ),
+    }
+}
+
+/// The role the target's AWS clients assume, when it names one.
+pub fn assume_role(target: &Target) -> Option<crate::ecs::AssumeRole> {
+    target.role_arn.as_ref().map(|arn| crate::ecs::AssumeRole {
+        arn: arn.to_string(),
+        external_id: target
+            .external_id
+            .as_ref()
+            .map(|e| crate::model::secret::Redacted(e.0.clone())),
+        session_name: target.role_session_name.0.clone(),
+    })
+}
+
+/// `[aws.rate_limits]` over ECS's documented buckets: a family or field left out keeps
+/// ECS's value.
+pub fn rate_limits(configured: &RateLimitSettings) -> crate::ecs::RateLimits {
+    let ecs = crate::ecs::RateLimits::default();
+    let over = |default: crate::ecs::Bucket, set: &Option<BucketSettings>| match set {
+        None => default,
+        Some(b) => crate::ecs::Bucket {
+            burst: b.burst.as_ref().map_or(default.burst, |n| n.0),
+            per_second: b.per_second.as_ref().map_or(default.per_second, |r| r.0),
+        },
+    };
+    crate::ecs::RateLimits {
+        services: over(ecs.services, &configured.services),
+        tasks: over(ecs.tasks, &configured.tasks),
+        service_writes: over(ecs.service_writes, &configured.service_writes),
+        task_definitions: over(ecs.task_definitions, &configured.task_definitions),
+        service_deployments: over(ecs.service_deployments, &configured.service_deployments),
+        other: over(ecs.other, &configured.other),
     }
 }
 

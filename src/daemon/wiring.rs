@@ -307,6 +307,8 @@ pub fn client_settings(
     let mut client = ClientSettings::new(target.region.as_str());
     client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
     client.max_attempts = config.aws.max_attempts.0;
+    client.role = super::settings::assume_role(target);
+    client.rate_limits = super::settings::rate_limits(&config.aws.rate_limits);
     adjust(&mut client);
     client
 }

@@ -74,3 +74,48 @@ fn the_mesh_destination_prefers_a_stable_name() {
     assert_eq!(consul.datacenter.as_deref(), Some("dc1"));
     assert_eq!(s.sources.len(), 2);
 }
+
+#[test]
+fn rate_limits_keep_ecs_buckets_where_the_config_says_nothing() {
+    let c = Config::parse(
+        "ag.toml",
+        &format!("[aws.rate_limits]\nservices = {{ burst = 10 }}\ntask_definitions = {{ burst = 5, per_second = 0.5 }}\n{MINIMAL}"),
+    )
+    .expect("valid");
+    let r = rate_limits(&c.aws.rate_limits);
+    let ecs = crate::ecs::RateLimits::default();
+    assert_eq!(
+        (r.services.burst, r.services.per_second),
+        (10, ecs.services.per_second)
+    );
+    assert_eq!(
+        (r.task_definitions.burst, r.task_definitions.per_second),
+        (5, 0.5)
+    );
+    assert_eq!(r.tasks, ecs.tasks);
+    assert_eq!(r.other, ecs.other);
+    let none = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert_eq!(rate_limits(&none.aws.rate_limits), ecs);
+}
+
+#[test]
+fn a_target_role_becomes_the_clients_assumed_role() {
+    let none = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert!(assume_role(&none.targets[0]).is_none());
+    let text = MINIMAL.replace(
+        "execution_role_arn =",
+        "role_arn = \"arn:aws:iam::210987654321:role/ag\"\nexternal_id = \"ag-prod\"\nrole_session_name = \"ag-eu\"\nexecution_role_arn =",
+    );
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    let role = assume_role(&c.targets[0]).expect("a role");
+    assert_eq!(role.arn, "arn:aws:iam::210987654321:role/ag");
+    assert_eq!(role.session_name, "ag-eu");
+    assert_eq!(
+        role.external_id.as_ref().map(|e| e.0.as_str()),
+        Some("ag-prod")
+    );
+    assert!(
+        !format!("{role:?}").contains("ag-prod"),
+        "Debug shows the external ID"
+    );
+}
