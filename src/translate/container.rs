@@ -173,7 +173,8 @@ pub(super) fn gate_name(cx: &mut Ctx<'_>) -> Result<(), TranslateError> {
 pub(super) fn start(cx: &mut Ctx<'_>, image: &str) -> Result<ContainerDefinition, TranslateError> {
     let ag = cx.ag;
     let mut c = ContainerDefinition::new(ag.name.value.clone(), image.to_owned());
-    cx.origin(&cx.tpath.clone(), &cx.at(&ag.name), &cx.cpath.clone());
+    let (cpath, tpath) = (cx.cpath.clone(), cx.tpath.clone());
+    cx.origin(&tpath, &cx.at(&ag.name), &cpath);
     if let Some(dir) = &ag.working_dir {
         cx.gate(
             &cx.at(dir),

@@ -5,6 +5,7 @@ use super::manifest::IntOrString;
 use super::{Action, Settings, TranslateError, Translation};
 use crate::model::MANAGED_BY;
 use crate::model::limits;
+use crate::model::marks;
 use crate::model::service::{
     AwsVpcConfiguration, CreateService, DeploymentCircuitBreaker, DeploymentConfiguration,
     LoadBalancer, NetworkConfiguration, ServiceRegistry,
@@ -127,9 +128,9 @@ pub fn service_document(t: &Translation, s: &Settings) -> Result<CreateService, 
             container_port: t.readiness.port,
         })
         .collect();
-    let mut tags = vec![Tag::new("managed-by", MANAGED_BY)];
+    let mut tags = vec![Tag::new(marks::MANAGED_BY, MANAGED_BY)];
     if let Some(target) = &s.target {
-        tags.push(Tag::new(crate::model::marks::TARGET, target.clone()));
+        tags.push(Tag::new(marks::TARGET, target.clone()));
     }
     let doc = CreateService {
         cluster: cluster.to_string(),

@@ -7,6 +7,7 @@ use super::report::Action;
 use super::{Settings, TranslateError};
 use crate::model::MANAGED_BY;
 use crate::model::limits;
+use crate::model::marks;
 use crate::model::task_definition::{Tag, TaskDefinition};
 
 fn sanitize_family(name: &str) -> String {
@@ -107,9 +108,9 @@ pub(super) fn desired_count(cx: &mut Ctx<'_>) -> u32 {
 
 /// The tags of what is created: ours, and the config's target.
 pub(super) fn tags(s: &Settings) -> Vec<Tag> {
-    let mut tags = vec![Tag::new("managed-by", MANAGED_BY)];
+    let mut tags = vec![Tag::new(marks::MANAGED_BY, MANAGED_BY)];
     if let Some(t) = &s.target {
-        tags.push(Tag::new(crate::model::marks::TARGET, t.clone()));
+        tags.push(Tag::new(marks::TARGET, t.clone()));
     }
     tags
 }

@@ -273,7 +273,8 @@ pub(super) fn map_tokens(
 ) -> Option<ContainerDefinition> {
     let s = cx.s;
     let Some(tenant) = &s.tenant_token else {
-        cx.note(Action::NeedsSetting, "(config) secrets.tenant_token", Some(&cx.tpath.clone()),
+        let tpath = cx.tpath.clone();
+        cx.note(Action::NeedsSetting, "(config) secrets.tenant_token", Some(&tpath),
             "ActiveGate cannot connect without its tenant token: set `secrets.tenant_token` to a Secrets Manager or SSM ARN");
         return None;
     };
