@@ -4,6 +4,18 @@
 //! can say: roles, secrets' ARNs, log group, network) and returns documents and
 //! a [`Report`]. No I/O, no clock, no randomness: the same input gives the same
 //! bytes.
+//!
+//! [`translate`] picks the ActiveGate container, builds one `Ctx` (manifest,
+//! settings, that container with its two field paths `containers[NAME]` and
+//! `containerDefinitions[NAME]`, the report) and runs one step per concern over
+//! it, in the order of the report: `container` (what is refused first, name,
+//! command), `image` (and registry credentials), `ports`, `environment`,
+//! `resources` (the task size), `security`, `volumes` (and the tokens' init
+//! container), `probes`, `platform`, `logs`, `unmapped`, `task` (family, count,
+//! tags, the whole document against ECS's limits) and `service`. A step writes
+//! its report lines where it maps a field, and passes every value it copies
+//! through `Ctx::gate` (no secret, the field's limit, the origin a later
+//! refusal points at).
 
 pub mod manifest;
 pub mod quantity;
