@@ -102,31 +102,11 @@ pub struct RegistryRequest<'a> {
 
 /// Answers a `/v2/...` request.
 pub fn handle(st: &State, req: &RegistryRequest<'_>) -> Response<Full<Bytes>> {
-    let (method, path) = (req.method, req.path);
-    let Some(rest) = path.strip_prefix("/v2/") else {
+    let Some(rest) = req.path.strip_prefix("/v2/") else {
         return error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "not a registry path");
     };
     if st.registry_auth && req.authorization != Some(&format!("Bearer {TOKEN}")) {
-        let name = rest
-            .split("/tags/")
-            .next()
-            .unwrap_or(rest)
-            .split("/manifests/")
-            .next()
-            .unwrap_or(rest);
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "authentication required",
-        );
-        let challenge = format!(
-            "Bearer realm=\"http://{}/token\",service=\"sim-registry\",scope=\"repository:{name}:pull\"",
-            req.host
-        );
-        if let Ok(v) = challenge.parse() {
-            r.headers_mut().insert("www-authenticate", v);
-        }
-        return r;
+        return challenge(req, rest);
     }
     if rest.is_empty() {
         return Response::builder()
@@ -136,74 +116,114 @@ pub fn handle(st: &State, req: &RegistryRequest<'_>) -> Response<Full<Bytes>> {
             .expect("a static response is valid");
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
-        let Some(tags) = st.registry.get(name) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "NAME_UNKNOWN",
-                "repository name not known to registry",
-            );
-        };
-        let param = |k: &str| {
-            req.query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-        };
-        let n: usize = param("n")
-            .and_then(|v| v.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(usize::MAX);
-        let start = param("last").map_or(0, |last| {
-            tags.iter()
-                .position(|t| t.tag == last)
-                .map_or(tags.len(), |i| i + 1)
-        });
-        let page: Vec<&String> = tags.iter().skip(start).take(n).map(|t| &t.tag).collect();
-        let body = json!({ "name": name, "tags": page });
-        let mut builder = Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json");
-        if start + page.len() < tags.len()
-            && let Some(last) = page.last()
-        {
-            builder = builder.header(
-                "link",
-                format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
-            );
-        }
-        return builder
-            .body(Full::new(Bytes::from(body.to_string())))
-            .expect("a JSON response is valid");
+        return tags_list(st, req, name);
     }
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        let found = st.registry.get(name).and_then(|tags| {
-            tags.iter()
-                .find(|t| t.tag == reference || t.digest == reference)
-        });
-        let Some(t) = found else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "MANIFEST_UNKNOWN",
-                "manifest unknown",
-            );
-        };
-        let body = manifest_body(name, &t.tag);
-        let builder = Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", INDEX_MEDIA_TYPE)
-            .header("docker-content-digest", &t.digest)
-            .header("content-length", body.len());
-        let body = if method == Method::HEAD {
-            Bytes::new()
-        } else {
-            Bytes::from(body)
-        };
-        return builder
-            .body(Full::new(body))
-            .expect("a manifest response is valid");
+        return manifest(st, req, name, reference);
     }
     error(
         StatusCode::NOT_FOUND,
         "UNSUPPORTED",
         "not supported by the simulator's registry",
     )
+}
+
+/// 401 with the bearer challenge that names the token endpoint and the repository
+/// (`rest` is the path after `/v2/`).
+fn challenge(req: &RegistryRequest<'_>, rest: &str) -> Response<Full<Bytes>> {
+    let name = rest
+        .split("/tags/")
+        .next()
+        .unwrap_or(rest)
+        .split("/manifests/")
+        .next()
+        .unwrap_or(rest);
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "authentication required",
+    );
+    let challenge = format!(
+        "Bearer realm=\"http://{}/token\",service=\"sim-registry\",scope=\"repository:{name}:pull\"",
+        req.host
+    );
+    if let Ok(v) = challenge.parse() {
+        r.headers_mut().insert("www-authenticate", v);
+    }
+    r
+}
+
+/// `GET /v2/<name>/tags/list`, paged by `n` and `last` with a `Link` to the next page.
+fn tags_list(st: &State, req: &RegistryRequest<'_>, name: &str) -> Response<Full<Bytes>> {
+    let Some(tags) = st.registry.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "repository name not known to registry",
+        );
+    };
+    let param = |k: &str| {
+        req.query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+    };
+    let n: usize = param("n")
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(usize::MAX);
+    let start = param("last").map_or(0, |last| {
+        tags.iter()
+            .position(|t| t.tag == last)
+            .map_or(tags.len(), |i| i + 1)
+    });
+    let page: Vec<&String> = tags.iter().skip(start).take(n).map(|t| &t.tag).collect();
+    let body = json!({ "name": name, "tags": page });
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json");
+    if start + page.len() < tags.len()
+        && let Some(last) = page.last()
+    {
+        builder = builder.header(
+            "link",
+            format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+        );
+    }
+    builder
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a JSON response is valid")
+}
+
+/// `HEAD`/`GET /v2/<name>/manifests/<tag or digest>` with `Docker-Content-Digest`.
+fn manifest(
+    st: &State,
+    req: &RegistryRequest<'_>,
+    name: &str,
+    reference: &str,
+) -> Response<Full<Bytes>> {
+    let found = st.registry.get(name).and_then(|tags| {
+        tags.iter()
+            .find(|t| t.tag == reference || t.digest == reference)
+    });
+    let Some(t) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            "manifest unknown",
+        );
+    };
+    let body = manifest_body(name, &t.tag);
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", INDEX_MEDIA_TYPE)
+        .header("docker-content-digest", &t.digest)
+        .header("content-length", body.len());
+    let body = if req.method == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    builder
+        .body(Full::new(body))
+        .expect("a manifest response is valid")
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::api::{self, ApiError};
+use super::state::Fault;
 use super::{Shared, control, ecs, logs};
 
 /// Largest request body accepted (AWS's own limits are far lower).
@@ -79,31 +80,45 @@ fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
     r
 }
 
+/// What the routing needs of a request, read before its body is consumed.
+struct Head {
+    /// `X-Amz-Target`: present on every AWS JSON 1.1 call.
+    target: Option<String>,
+    method: hyper::Method,
+    path: String,
+    query: String,
+    host: String,
+    authorization: Option<String>,
+}
+
+impl Head {
+    fn of(req: &Request<Incoming>) -> Self {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            target: header("x-amz-target"),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().unwrap_or("").to_owned(),
+            host: header("host").unwrap_or_else(|| "127.0.0.1".to_owned()),
+            authorization: header("authorization"),
+        }
+    }
+
+    /// A Dynatrace API token is present (the simulator accepts any non-empty one).
+    fn has_api_token(&self) -> bool {
+        self.authorization
+            .as_deref()
+            .is_some_and(|v| v.starts_with("Api-Token ") && v.len() > "Api-Token ".len())
+    }
+}
+
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let method = req.method().clone();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned();
-    let registry_auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let authorized = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Api-Token ") && v.len() > "Api-Token ".len());
-    let path = req.uri().path().to_owned();
+    let head = Head::of(&req);
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -111,81 +126,106 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
             return Ok(error_response(&e, "0"));
         }
     };
+    match &head.target {
+        Some(target) => aws_call(shared, target, &body).await,
+        None => Ok(http_call(shared, &head, &body).await),
+    }
+}
 
-    let Some(target) = target else {
-        if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
-            return Ok(ingest_event(shared, authorized, &body));
-        }
-        if path == "/api/v2/activeGates" && method == hyper::Method::GET {
-            return Ok(super::dynatrace::active_gates(shared, authorized, &query).await);
-        }
-        if path == "/api/v1/deployment/installer/gateway/unix/latest/metainfo" {
-            let latest = shared.lock().latest_gateway_version.clone();
-            let (status, body) = match (authorized, latest) {
-                (false, _) => (
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": {"code": 401, "message": "Missing authorization parameter."}}),
-                ),
-                (true, None) => (
-                    StatusCode::NOT_FOUND,
-                    serde_json::json!({"error": {"code": 404, "message": "No version published"}}),
-                ),
-                (true, Some(v)) => (
-                    StatusCode::OK,
-                    serde_json::json!({"latestGatewayVersion": v}),
-                ),
-            };
-            return Ok(Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_string())))
-                .expect("a JSON response is valid"));
-        }
-        if path == "/token" {
-            return Ok(super::registry::token());
-        }
-        if path.starts_with("/v2/") {
-            // Faults under the operation name `Registry`: 429 with Retry-After, as registries rate-limit.
-            let throttled = {
-                let mut st = shared.lock();
-                *st.calls.entry("Registry".into()).or_default() += 1;
-                st.faults
-                    .get("Registry")
-                    .is_some_and(|f| f.throttle > 0.0 && fastrand::f64() < f.throttle)
-            };
-            if throttled {
-                return Ok(Response::builder()
-                    .status(StatusCode::TOO_MANY_REQUESTS)
-                    .header("retry-after", "1")
-                    .body(Full::new(Bytes::from_static(
-                        b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}",
-                    )))
-                    .expect("a static response is valid"));
-            }
-            let req = super::registry::RegistryRequest {
-                method: &method,
-                path: &path,
-                query: &query,
-                authorization: registry_auth.as_deref(),
-                host: &host,
-            };
-            return Ok(super::registry::handle(&shared.lock(), &req));
-        }
-        if path.starts_with("/sim/v1/") {
-            let (status, v) = control::handle(shared, &method, &path, &body);
-            return Ok(Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(v.to_string())))
-                .expect("a JSON response is valid"));
-        }
-        return Ok(Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Full::new(Bytes::from_static(b"not found")))
-            .expect("a static response is valid"));
+/// A request without `X-Amz-Target`: the Dynatrace APIs, the registry, the control API.
+async fn http_call(shared: &Shared, head: &Head, body: &Bytes) -> Response<Full<Bytes>> {
+    let (path, method) = (head.path.as_str(), &head.method);
+    let authorized = head.has_api_token();
+    if path == "/api/v2/events/ingest" && method == hyper::Method::POST {
+        return ingest_event(shared, authorized, body);
+    }
+    if path == "/api/v2/activeGates" && method == hyper::Method::GET {
+        return super::dynatrace::active_gates(shared, authorized, &head.query).await;
+    }
+    if path == "/api/v1/deployment/installer/gateway/unix/latest/metainfo" {
+        return latest_gateway_version(shared, authorized);
+    }
+    if path == "/token" {
+        return super::registry::token();
+    }
+    if path.starts_with("/v2/") {
+        return registry_call(shared, head);
+    }
+    if path.starts_with("/sim/v1/") {
+        let (status, v) = control::handle(shared, method, path, body);
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(v.to_string())))
+            .expect("a JSON response is valid");
+    }
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .body(Full::new(Bytes::from_static(b"not found")))
+        .expect("a static response is valid")
+}
+
+/// Dynatrace's installer metainfo: the latest ActiveGate version published.
+fn latest_gateway_version(shared: &Shared, authorized: bool) -> Response<Full<Bytes>> {
+    let latest = shared.lock().latest_gateway_version.clone();
+    let (status, body) = match (authorized, latest) {
+        (false, _) => (
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": {"code": 401, "message": "Missing authorization parameter."}}),
+        ),
+        (true, None) => (
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": {"code": 404, "message": "No version published"}}),
+        ),
+        (true, Some(v)) => (
+            StatusCode::OK,
+            serde_json::json!({"latestGatewayVersion": v}),
+        ),
     };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a JSON response is valid")
+}
 
-    let (service, op) = target.split_once('.').unwrap_or((target.as_str(), ""));
+/// The OCI registry, after the faults injected under the operation name `Registry`.
+fn registry_call(shared: &Shared, head: &Head) -> Response<Full<Bytes>> {
+    // Faults under the operation name `Registry`: 429 with Retry-After, as registries rate-limit.
+    let throttled = {
+        let mut st = shared.lock();
+        *st.calls.entry("Registry".into()).or_default() += 1;
+        st.faults
+            .get("Registry")
+            .is_some_and(|f| f.throttle > 0.0 && fastrand::f64() < f.throttle)
+    };
+    if throttled {
+        return Response::builder()
+            .status(StatusCode::TOO_MANY_REQUESTS)
+            .header("retry-after", "1")
+            .body(Full::new(Bytes::from_static(
+                b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}",
+            )))
+            .expect("a static response is valid");
+    }
+    let req = super::registry::RegistryRequest {
+        method: &head.method,
+        path: &head.path,
+        query: &head.query,
+        authorization: head.authorization.as_deref(),
+        host: &head.host,
+    };
+    super::registry::handle(&shared.lock(), &req)
+}
+
+/// An AWS JSON 1.1 call (`X-Amz-Target: <service>.<operation>`): counted, faults
+/// applied, then run against the state.
+async fn aws_call(
+    shared: &Shared,
+    target: &str,
+    body: &Bytes,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (service, op) = target.split_once('.').unwrap_or((target, ""));
     let (fault, request_id) = {
         let mut st = shared.lock();
         *st.calls.entry(op.to_owned()).or_default() += 1;
@@ -203,32 +243,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
             ),
         )
     };
-    if let Some(f) = fault {
-        if f.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
-        }
-        if f.drop > 0.0 && fastrand::f64() < f.drop {
-            return Err(Dropped);
-        }
-        if f.throttle > 0.0 && fastrand::f64() < f.throttle {
-            return Ok(error_response(
-                &ApiError::new(400, "ThrottlingException", "Rate exceeded"),
-                &request_id,
-            ));
-        }
-        if f.error > 0.0 && fastrand::f64() < f.error {
-            let code = if service.starts_with("Logs") {
-                "ServiceUnavailableException"
-            } else {
-                "ServerException"
-            };
-            return Ok(error_response(
-                &ApiError::new(500, code, "Service unavailable. Please try again later."),
-                &request_id,
-            ));
-        }
+    if let Some(f) = fault
+        && let Some(refused) = inject(&f, service, &request_id).await?
+    {
+        return Ok(refused);
     }
-    let request = match api::Request::parse(&body) {
+    let request = match api::Request::parse(body) {
         Ok(r) => r,
         Err(e) => return Ok(error_response(&e, &request_id)),
     };
@@ -238,13 +258,46 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         match service {
             "AmazonEC2ContainerServiceV20141113" => ecs::handle(op, request, &mut st, now),
             "Logs_20140328" => logs::handle(op, request, &mut st, shared.clock.now_millis()),
-            _ => Err(ApiError::unknown_operation(&target)),
+            _ => Err(ApiError::unknown_operation(target)),
         }
     };
     Ok(match result {
         Ok(v) => json_response(StatusCode::OK, &v, &request_id),
         Err(e) => error_response(&e, &request_id),
     })
+}
+
+/// Applies an injected fault: the latency, then by chance a dropped connection, a
+/// throttling error or a 5xx; `None` lets the call through.
+async fn inject(
+    f: &Fault,
+    service: &str,
+    request_id: &str,
+) -> Result<Option<Response<Full<Bytes>>>, Dropped> {
+    if f.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    }
+    if f.drop > 0.0 && fastrand::f64() < f.drop {
+        return Err(Dropped);
+    }
+    if f.throttle > 0.0 && fastrand::f64() < f.throttle {
+        return Ok(Some(error_response(
+            &ApiError::new(400, "ThrottlingException", "Rate exceeded"),
+            request_id,
+        )));
+    }
+    if f.error > 0.0 && fastrand::f64() < f.error {
+        let code = if service.starts_with("Logs") {
+            "ServiceUnavailableException"
+        } else {
+            "ServerException"
+        };
+        return Ok(Some(error_response(
+            &ApiError::new(500, code, "Service unavailable. Please try again later."),
+            request_id,
+        )));
+    }
+    Ok(None)
 }
 
 /// Dynatrace's events API: an event needs `eventType` and `title`; the answer
