@@ -183,6 +183,11 @@ pub fn revision(hash: &str, image: &str) -> Tags {
     ]
 }
 
+/// The tag on a revision that failed verification.
+pub fn quarantined_revision() -> Tags {
+    vec![(QUARANTINED.into(), "true".into())]
+}
+
 /// The tag on a rolling service that was moved to blue/green.
 pub fn migrated_to(service: &str) -> Tags {
     vec![(MIGRATED_TO.into(), service.to_owned())]

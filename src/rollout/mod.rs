@@ -427,10 +427,9 @@ impl Engine {
         };
         let quarantined: Vec<String> = svc
             .map(|s| {
-                s.tags
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(tags::QUARANTINE_PREFIX))
-                    .filter_map(|(_, v)| tag_of(v, &d.repository).map(str::to_owned))
+                s.marks()
+                    .quarantined_images()
+                    .filter_map(|v| tag_of(v, &d.repository).map(str::to_owned))
                     .collect()
             })
             .unwrap_or_default();
@@ -568,16 +567,11 @@ impl Engine {
 
     /// Removes the tags of a rollout in flight (and its verdict).
     async fn clear_mark(&self, svc: &ServiceState) -> Result<(), EcsError> {
-        let keys: Vec<String> = [
-            tags::ROLLOUT_FROM,
-            tags::ROLLOUT_TO,
-            tags::ROLLOUT_STARTED,
-            tags::VERDICT,
-        ]
-        .iter()
-        .filter(|k| svc.tags.contains_key(**k))
-        .map(|k| (*k).to_owned())
-        .collect();
+        let keys: Vec<String> = tags::ROLLOUT_KEYS
+            .iter()
+            .filter(|k| svc.tags.contains_key(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
         self.aws.untag(&svc.arn, &keys).await
     }
 
@@ -697,15 +691,8 @@ impl Engine {
                 .ensure_log_group(logs.group.as_str(), self.spec.log_retention_days)
                 .await?;
         }
-        let image_tag = desired.image.chars().take(256).collect::<String>();
         self.aws
-            .register_task_definition(
-                &desired.td,
-                &[
-                    (tags::HASH.into(), desired.hash.clone()),
-                    (tags::IMAGE.into(), image_tag),
-                ],
-            )
+            .register_task_definition(&desired.td, &tags::revision(&desired.hash, &desired.image))
             .await
     }
 
@@ -723,17 +710,9 @@ impl Engine {
             .await
             .map(|t| t.image)
             .unwrap_or_else(|_| image.to_owned());
+        self.aws.tag(failed, &tags::quarantined_revision()).await?;
         self.aws
-            .tag(failed, &[(tags::QUARANTINED.into(), "true".into())])
-            .await?;
-        self.aws
-            .tag(
-                &svc.arn,
-                &[(
-                    quarantine_key(&failed_image),
-                    failed_image.chars().take(256).collect(),
-                )],
-            )
+            .tag(&svc.arn, &tags::quarantine(&failed_image))
             .await
     }
 
@@ -917,10 +896,7 @@ impl Engine {
             }
         };
         self.aws
-            .tag(
-                &old.arn,
-                &[(tags::MIGRATED_TO.into(), self.spec.migrate_to.clone())],
-            )
+            .tag(&old.arn, &tags::migrated_to(&self.spec.migrate_to))
             .await?;
         self.aws
             .set_desired_count(&self.spec.cluster, &old.name, 0)
