@@ -152,9 +152,7 @@ impl Engine {
                     baseline,
                 };
                 let verdict = self.verify_task_set(svc, check, desired, learned).await?;
-                self.aws
-                    .tag(&svc.arn, &[(tags::VERDICT.into(), verdict.tag_value())])
-                    .await?;
+                self.aws.tag(&svc.arn, &tags::verdict(&verdict)).await?;
                 Ok(Flow::Again)
             }
             Step::FinishPromotion { revision, others } => {
@@ -214,9 +212,7 @@ impl Engine {
                 for w in &v.warnings {
                     tracing::warn!(revision = %revision, "{w}");
                 }
-                self.aws
-                    .tag(&svc.arn, &[(tags::LAST_GOOD.into(), revision.clone())])
-                    .await?;
+                self.aws.tag(&svc.arn, &tags::last_good(&revision)).await?;
                 tracing::info!(revision = %revision, "adopted the running revision as last good");
                 Ok(if then_done {
                     Flow::Done(Outcome::Adopted { revision })
@@ -286,13 +282,7 @@ impl Engine {
         to: &str,
         started: &str,
     ) -> Result<(), EcsError> {
-        let mut t = vec![
-            (tags::ROLLOUT_TO.into(), to.to_owned()),
-            (tags::ROLLOUT_STARTED.into(), started.to_owned()),
-        ];
-        if let Some(f) = from {
-            t.push((tags::ROLLOUT_FROM.into(), f.to_owned()));
-        }
+        let t = tags::rollout_started(to, from, started);
         self.aws.tag(&svc.arn, &t).await
     }
 

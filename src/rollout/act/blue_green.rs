@@ -171,9 +171,7 @@ impl Engine {
         learned: &mut Learned,
     ) -> Result<Flow, RolloutError> {
         self.report_connected(learned);
-        self.aws
-            .tag(&svc.arn, &[(tags::LAST_GOOD.into(), revision.clone())])
-            .await?;
+        self.aws.tag(&svc.arn, &tags::last_good(&revision)).await?;
         self.retire(others).await?;
         self.clear_mark(svc).await?;
         tracing::info!(revision = %revision, "promoted; kept as last good, the old task set removed");

@@ -52,9 +52,7 @@ impl Engine {
                     connected: v.connected,
                     ..Learned::default()
                 });
-                self.aws
-                    .tag(&svc.arn, &[(tags::LAST_GOOD.into(), to.to_owned())])
-                    .await?;
+                self.aws.tag(&svc.arn, &tags::last_good(to)).await?;
                 self.clear_mark(svc).await?;
                 tracing::info!(revision = %to, "verified; kept as last good");
                 if let Err(e) = self.prune(to).await {
