@@ -60,7 +60,7 @@ impl Config {
         if let Some(f) = tree.scan() {
             return Err(at.offset(f.offset, f.field, f.message));
         }
-        let file: ConfigFile = toml::from_str(text).map_err(|e| locate::invalid(path, text, &e))?;
+        let file: ConfigFile = toml::from_str(text).map_err(|e| locate::invalid(path, text, &tree, &e))?;
         if file.targets.is_empty() {
             return Err(at.field(
                 &[],

@@ -94,7 +94,8 @@ fn key_of(line: &str) -> Option<String> {
     ok.then(|| k.to_owned())
 }
 
-/// The TOML path of the key whose value (or name) starts at `offset`, e.g.
+/// For text without a tree: the TOML path of the key whose value (or name) starts at
+/// `offset`, read from the lines around it, e.g.
 /// `target[1].logs.retention_days`: the nearest table header above it, with
 /// the index of its `[[target]]`, plus the key.
 fn field_at(text: &str, offset: usize) -> String {
@@ -195,11 +196,18 @@ fn is_secret_field(field: &str) -> bool {
 
 /// A parser error as a located config error: the place from the error's span, the
 /// field from the place, a message that never repeats a secret's value.
-pub(super) fn invalid(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+pub(super) fn invalid(
+    path: &str,
+    text: &str,
+    tree: &raw::Tree<'_>,
+    e: &toml::de::Error,
+) -> ConfigError {
     let start = e.span().map_or(0, |s| s.start);
     let (line, column) = line_column(text, start);
+    // The parser's spans name the field; only text the parser could not make a tree of
+    // (a syntax error, a duplicate key) is read line by line.
     let field = if e.span().is_some() {
-        field_at(text, start)
+        tree.path_at(start).unwrap_or_else(|| field_at(text, start))
     } else {
         "(file)".into()
     };

@@ -72,6 +72,51 @@ impl<'i> Tree<'i> {
     }
 }
 
+impl Tree<'_> {
+    /// The TOML path (`target[1].logs.retention_days`) of the most specific key or value
+    /// whose span holds `offset`: a value error names its key, an unknown-field error the
+    /// key itself, an error about a table (a missing field) its header. An array's
+    /// elements are named by the array, but tables in an array by their index. `None`
+    /// without a tree (text the parser could not read) or when nothing holds the offset.
+    pub fn path_at(&self, offset: usize) -> Option<String> {
+        let root = self.root.as_ref()?;
+        let mut best = None;
+        visit_table(root.get_ref(), "", offset, &mut best);
+        best.map(|(_, path)| path)
+    }
+}
+
+/// The narrowest span holding the offset so far, and its path.
+type Best = Option<(usize, String)>;
+
+fn consider(span: std::ops::Range<usize>, offset: usize, path: &str, best: &mut Best) {
+    let holds = span.contains(&offset) || (span.is_empty() && span.start == offset);
+    if holds && best.as_ref().is_none_or(|(len, _)| span.len() <= *len) {
+        *best = Some((span.len(), path.to_owned()));
+    }
+}
+
+fn visit_table(t: &DeTable<'_>, prefix: &str, offset: usize, best: &mut Best) {
+    for (k, v) in t.iter() {
+        let path = join(prefix, k.get_ref());
+        consider(k.span(), offset, &path, best);
+        consider(v.span(), offset, &path, best);
+        match v.get_ref() {
+            DeValue::Table(t) => visit_table(t, &path, offset, best),
+            DeValue::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    if let DeValue::Table(t) = x.get_ref() {
+                        let indexed = format!("{path}[{i}]");
+                        consider(x.span(), offset, &indexed, best);
+                        visit_table(t, &indexed, offset, best);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_owned()
@@ -164,6 +209,39 @@ mod tests {
             Tree::parse("pin_sha256 = \"Zx8Qp2Lm9Vt4Rb7Nc1Hd6Jf3Ks5Wg0YeAbCdEfGhIjK\"\n")
                 .scan()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn paths_come_from_the_parsers_spans() {
+        let t = "[aws]\nmax_attempts = 3\n[[target]]\nname = \"a\"\n[[target]]\nname = \"b\"\nsubnets = [\n  \"x\",\n  \"y\",\n]\n[target.logs]\ngroup = \"g\"\n";
+        let tree = Tree::parse(t);
+        let at = |needle: &str| tree.path_at(t.find(needle).expect("in the text"));
+        assert_eq!(
+            at("3").as_deref(),
+            Some("aws.max_attempts"),
+            "a value names its key"
+        );
+        assert_eq!(
+            at("max_attempts").as_deref(),
+            Some("aws.max_attempts"),
+            "a key itself"
+        );
+        assert_eq!(at("\"b\"").as_deref(), Some("target[1].name"));
+        assert_eq!(
+            at("\"y\"").as_deref(),
+            Some("target[1].subnets"),
+            "an element: its array"
+        );
+        assert_eq!(
+            at("[target.logs]").as_deref(),
+            Some("target[1].logs"),
+            "a header: its table"
+        );
+        assert_eq!(at("\"g\"").as_deref(), Some("target[1].logs.group"));
+        assert!(
+            Tree::parse("[aws]\n[aws]\n").path_at(1).is_none(),
+            "no tree: no path"
         );
     }
 
