@@ -279,12 +279,46 @@ async fn assume(base: aws_config::SdkConfig, role: &AssumeRole) -> aws_config::S
     if let Some(id) = &role.external_id {
         provider = provider.external_id(id.0.clone());
     }
-    let provider = provider.build().await;
+    let provider = Assumed {
+        role: role.clone(),
+        provider: provider.build().await,
+    };
     base.into_builder()
         .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
             provider,
         ))
         .build()
+}
+
+/// The SDK's assume-role provider with a `Debug` of our own: the SDK prints the credentials
+/// provider of every call at TRACE, and the provider's own `Debug` shows its request, the
+/// external id included.
+struct Assumed {
+    role: AssumeRole,
+    provider: AssumeRoleProvider,
+}
+
+impl fmt::Debug for Assumed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssumeRoleProvider")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for Assumed {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.provider.provide_credentials()
+    }
+
+    fn fallback_on_interrupt(&self) -> Option<aws_credential_types::Credentials> {
+        self.provider.fallback_on_interrupt()
+    }
 }
 
 /// Who a client acts as (STS GetCallerIdentity).
