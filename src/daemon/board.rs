@@ -179,11 +179,14 @@ pub struct Board {
     /// Per target; kept across reloads like the other counters.
     probe_latency:
         prometheus_client::metrics::family::Family<TargetLabel, Histogram, fn() -> Histogram>,
+    /// The run's probe slots and event-loop lateness: the daemon hands it to every prober.
+    load: std::sync::Arc<crate::health::load::Load>,
 }
 
 impl Default for Board {
     fn default() -> Self {
         Board {
+            load: std::sync::Arc::default(),
             state: Mutex::default(),
             probe_latency: prometheus_client::metrics::family::Family::new_with_constructor(
                 probe_histogram,
@@ -202,6 +205,11 @@ pub struct Snapshot {
 }
 
 impl Board {
+    /// The run's probe slots and event-loop lateness.
+    pub fn load(&self) -> &std::sync::Arc<crate::health::load::Load> {
+        &self.load
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         // Never held across an await; a poisoned lock still holds consistent counters.
         f(&mut self
@@ -306,7 +314,7 @@ impl Board {
             aws: s.aws.clone(),
             reloads: s.reloads,
             refused: s.reload_failures,
-            lateness: crate::health::load::event_loop_lateness().as_secs_f64(),
+            lateness: self.load.event_loop_lateness().as_secs_f64(),
         });
         let mut registry = Registry::with_prefix("activegate_lifecycle");
         registry.register_collector(Box::new(now));

@@ -168,13 +168,16 @@ impl TargetContext {
                 let monitor = wiring::parts(config, target, |c| a(c))
                     .await
                     .ok()
-                    .map(|p| (p.aws, p.prober));
+                    .map(|p| (p.aws, p.prober.with_load(env.board.load().clone())));
                 return Built {
                     engine: Err(chain(&e)),
                     monitor,
                 };
             }
         };
+        // Every prober of the run counts against the run's load (probe slots, lateness).
+        let mut checked = checked;
+        checked.prober = checked.prober.with_load(env.board.load().clone());
         let prober = checked.prober.clone();
         let engine = wiring::engine_from(target, checked, env.clients.aws(settings.clone()).await);
         let (board, name) = (env.board.clone(), target.name.to_string());

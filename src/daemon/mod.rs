@@ -256,9 +256,10 @@ pub async fn run(
     let lateness_stop = Stop::new();
     let mut services = Tasks::default();
     let mut lateness = lateness_stop.subscribe();
-    services.spawn(crate::health::load::watch_event_loop(async move {
-        lateness.recv().await;
-    }));
+    let load = board.load().clone();
+    services.spawn(async move {
+        load.watch_event_loop(lateness.recv()).await;
+    });
     // One tokio-cron-scheduler for the daemon: every target's next scheduled run is a one-shot
     // job on it.
     let scheduler = Arc::new(

@@ -206,7 +206,7 @@ impl Monitor {
         for ip in &self.ips {
             let (prober, ip) = (self.prober.clone(), ip.clone());
             probes.spawn(async move {
-                let _slot = crate::health::load::probe_slot().await;
+                let _slot = prober.slot().await;
                 (prober.probe(&ip).await, ip)
             });
         }

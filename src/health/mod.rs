@@ -78,6 +78,9 @@ pub struct Probe {
 pub struct Prober {
     client: reqwest::Client,
     settings: Arc<ProbeSettings>,
+    /// The run's probe slots and event-loop lateness (a load of its own until the daemon
+    /// hands it the run's: [`Prober::with_load`]).
+    load: Arc<load::Load>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -92,6 +95,22 @@ fn pem_certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
 }
 
 impl Prober {
+    /// The same prober, counting its probes against the run's `load`.
+    pub fn with_load(mut self, load: Arc<load::Load>) -> Prober {
+        self.load = load;
+        self
+    }
+
+    /// The load this prober counts against.
+    pub fn load(&self) -> &load::Load {
+        &self.load
+    }
+
+    /// A slot for one probe of this run (waits while the run's maximum are out).
+    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.load.probe_slot().await
+    }
+
     pub fn new(settings: ProbeSettings) -> Result<Prober, HealthError> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -126,6 +145,7 @@ impl Prober {
         Ok(Prober {
             client,
             settings: Arc::new(settings),
+            load: Arc::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::ecs::{Aws, DeploymentState, ServiceState, TaskSetState, TaskState};
 use crate::health::environment::Listed;
-use crate::health::{Probe, ProbeFailure, Prober, load};
+use crate::health::{Probe, ProbeFailure, Prober};
 use crate::rollout::dynatrace::Listing;
 
 /// One probe's result; `Some(arn)` for a task of the new revision, `None` for the baseline's.
@@ -291,14 +291,14 @@ impl<'a> Verification<'a> {
             let prober = self.prober.clone();
             let arn = Some(t.arn.clone());
             probes.spawn(async move {
-                let _slot = load::probe_slot().await;
+                let _slot = prober.slot().await;
                 (arn, prober.probe(&ip).await)
             });
         }
         for ip in &tasks.old_ips {
             let (prober, ip) = (self.prober.clone(), ip.clone());
             probes.spawn(async move {
-                let _slot = load::probe_slot().await;
+                let _slot = prober.slot().await;
                 (None, prober.probe(&ip).await)
             });
         }
@@ -338,7 +338,7 @@ impl<'a> Verification<'a> {
         let round = Round {
             interval: self.policy.interval,
             started_late,
-            event_loop_late: load::event_loop_lateness(),
+            event_loop_late: self.prober.load().event_loop_lateness(),
             new_probes: results.iter().filter(|r| r.0.is_some()).count(),
             new_failed: results
                 .iter()
