@@ -60,7 +60,8 @@ impl Config {
         if let Some(f) = tree.scan() {
             return Err(at.offset(f.offset, f.field, f.message));
         }
-        let file: ConfigFile = toml::from_str(text).map_err(|e| locate::invalid(path, text, &tree, &e))?;
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| locate::invalid(path, text, &tree, &e))?;
         if file.targets.is_empty() {
             return Err(at.field(
                 &[],
@@ -69,6 +70,15 @@ impl Config {
             ));
         }
         unique_targets(&at, &file.targets)?;
+        if let Some(lease) = &file.daemon.lease {
+            lease.check().map_err(|r| {
+                at.field(
+                    &["daemon", "lease", "duration_seconds"],
+                    "daemon.lease.duration_seconds".into(),
+                    r.0,
+                )
+            })?;
+        }
         let mut targets: Vec<Target> = file
             .targets
             .into_iter()

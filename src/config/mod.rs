@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+pub mod lease;
 mod load;
 mod locate;
 mod raw;

@@ -13,15 +13,21 @@ use crate::model::aws::{
     Cluster, EcsName, LogGroupName, Region, RoleArn, SecretArn, SecretsManagerArn, SecurityGroupId,
     ServiceRegistryArn, SubnetId, TargetGroupArn,
 };
-use crate::model::schedule::{Schedule, Window};
+use crate::model::schedule::Schedule;
+
+mod tables;
+pub use tables::*;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfigFile {
+    /// How the daemon reaches AWS (`[aws]`).
     #[serde(default)]
     pub aws: AwsSettings,
+    /// The daemon's own settings (`[daemon]`).
     #[serde(default)]
     pub daemon: DaemonSettings,
+    /// The ActiveGate services to keep, one `[[target]]` each (at least one).
     #[serde(rename = "target", default)]
     pub targets: Vec<toml::Spanned<Target>>,
 }
@@ -31,21 +37,31 @@ pub(super) struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct DaemonSettings {
     /// Address of the status server (`/healthz`, `/status`, `/metrics`, `POST /trigger`).
+    /// Example: `status_listen = "127.0.0.1:8080"` (the default).
     #[serde(default = "default_status_listen")]
     pub status_listen: std::net::SocketAddr,
     /// On SIGTERM, how long an in-flight rollout may take to finish or roll back.
+    /// Example: `shutdown_deadline_seconds = 100` (default 600; on Fargate under the 120 s stop timeout).
     #[serde(default = "default_shutdown_deadline")]
     pub shutdown_deadline_seconds: Seconds,
     /// The environment variable holding the bearer token `POST /trigger` requires;
     /// without the variable set, the trigger endpoint is off.
+    /// Example: `trigger_token_env = "ACTIVEGATE_LIFECYCLE_TRIGGER_TOKEN"` (the default).
     #[serde(default = "default_token_env")]
     pub trigger_token_env: String,
     /// Targets of different groups rolled at the same time, at most.
+    /// Example: `max_parallel = 4` (the default; 1 to 100).
     #[serde(default = "four")]
     pub max_parallel: Count,
     /// Send rollout outcomes to Dynatrace as events.
+    /// Example: `[daemon.events]` with `environment_url = "https://abc12345.live.dynatrace.com"`.
     #[serde(default)]
     pub events: Option<EventSettings>,
+    /// Several writers on one fleet (replicas, a person's `rollout`): who may write which
+    /// target, through a DynamoDB lease table. Unset: one process, no lease.
+    /// Example: `[daemon.lease]` with `table = "activegate-lifecycle-leases"`.
+    #[serde(default)]
+    pub lease: Option<super::lease::LeaseSettings>,
 }
 
 /// Where rollout events go.
@@ -55,6 +71,7 @@ pub struct EventSettings {
     /// The Dynatrace environment, e.g. `https://abc12345.live.dynatrace.com`.
     pub environment_url: EndpointUrl,
     /// The environment variable holding an API token with the `events.ingest` scope.
+    /// Example: `token_env = "DT_API_TOKEN"` (the default).
     #[serde(default = "default_events_token_env")]
     pub token_env: String,
 }
@@ -71,6 +88,7 @@ impl Default for DaemonSettings {
             trigger_token_env: default_token_env(),
             max_parallel: four(),
             events: None,
+            lease: None,
         }
     }
 }
@@ -100,6 +118,7 @@ fn utc() -> TimezoneName {
 pub struct AwsSettings {
     /// An explicit endpoint for ECS and CloudWatch Logs (the simulator, a VPC
     /// endpoint). Without it the SDK resolves one (`AWS_ENDPOINT_URL` included).
+    /// Example: `endpoint_url = "http://127.0.0.1:4566"` (the simulator).
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
     /// Attempts per AWS call, the first included (retries back off exponentially).
@@ -108,6 +127,7 @@ pub struct AwsSettings {
     pub max_attempts: Attempts,
     /// Client-side token buckets per account and region, one per ECS throttling family
     /// (`[aws.rate_limits]`): the daemon waits for a token rather than being throttled.
+    /// Example: `[aws.rate_limits]` with `task_definitions = { burst = 20, per_second = 1 }`.
     #[serde(default)]
     pub rate_limits: RateLimitSettings,
 }
@@ -180,24 +200,33 @@ pub struct RolloutSettings {
     /// it baked (ECS's EXTERNAL controller; twice the tasks during a rollout). `rolling`:
     /// ECS's rolling update. The default for services the product creates is `blue-green`;
     /// a service that exists keeps its controller.
+    /// Example: `strategy = "blue-green"` (the default) or `"rolling"`.
     #[serde(default)]
     pub strategy: StrategyName,
     /// The name of the blue/green service `rollout --migrate` creates beside a rolling one
     /// (default: the service's name with `-bg`). Example: `migrate_to = "activegate-bg"`.
     #[serde(default)]
     pub migrate_to: Option<EcsName>,
+    /// Rolling: the share of the desired count ECS keeps running during an update, 0 to 200.
+    /// Example: `minimum_healthy_percent = 100` (the default).
     #[serde(default = "hundred")]
     pub minimum_healthy_percent: Percent,
+    /// Rolling: the share of the desired count ECS may run during an update, 100 to 200 and at
+    /// least `minimum_healthy_percent`. Example: `maximum_percent = 200` (the default).
     #[serde(default = "two_hundred")]
     pub maximum_percent: Percent,
+    /// Rolling: ECS's deployment circuit breaker, with roll-back (ECS has none for task sets).
+    /// Example: `circuit_breaker = true` (the default).
     #[serde(default = "yes")]
     pub circuit_breaker: bool,
     /// Managed revisions kept registered (the last good one is always kept); 0, the
     /// default, deregisters nothing: IAM grants `ecs:DeregisterTaskDefinition` only on
     /// every task definition of the account (`*`), which the shipped policy leaves out.
+    /// Example: `keep_revisions = 5`.
     #[serde(default = "keep_none")]
     pub keep_revisions: KeepRevisions,
     /// A rollout not verified by then is rolled back.
+    /// Example: `deadline_seconds = 1800` (the default).
     #[serde(default = "default_deadline")]
     pub deadline_seconds: Seconds,
     /// After every new task is healthy, how long none may fail before it is kept (with
@@ -263,34 +292,43 @@ fn default_grace() -> Seconds {
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Default: the manifest's readinessProbe port, else 9999.
+    /// Example: `port = 9999`.
     #[serde(default)]
     pub port: Option<u16>,
     /// Default: the manifest's readinessProbe path, else `/rest/health`.
     #[serde(default)]
     pub path: Option<ProbePath>,
+    /// Seconds between two probes of a task. Example: `interval_seconds = 15` (the default).
     #[serde(default = "default_interval")]
     pub interval_seconds: Seconds,
+    /// Seconds one probe may take. Example: `timeout_seconds = 2` (the default).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: Seconds,
     /// How long a new task may fail its probes before that counts.
+    /// Example: `grace_seconds = 120` (the default).
     #[serde(default = "default_grace")]
     pub grace_seconds: Seconds,
     /// Consecutive 2xx answers that make a task healthy.
+    /// Example: `healthy_after = 3` (the default; 1 to 100).
     #[serde(default = "three")]
     pub healthy_after: Count,
     /// Consecutive failures (after the grace period) that make a task unhealthy.
+    /// Example: `unhealthy_after = 3` (the default; 1 to 100).
     #[serde(default = "three")]
     pub unhealthy_after: Count,
     /// Text a healthy answer must contain, e.g. `RUNNING`.
     #[serde(default)]
     pub body_match: Option<String>,
     /// PEM file of the CA(s) that sign the ActiveGate certificates (with IP SANs).
+    /// Relative to the config file. Example: `ca_bundle = "activegate-ca.pem"`.
     #[serde(default)]
     pub ca_bundle: Option<std::path::PathBuf>,
     /// SHA-256 of the ActiveGate certificate's public key (hex or base64).
+    /// Example: `pin_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`.
     #[serde(default)]
     pub pin_sha256: Option<PinText>,
     /// Trust any certificate. Only when set explicitly; warned about at every start.
+    /// Example: `insecure = true` (default false).
     #[serde(default)]
     pub insecure: bool,
 }
@@ -319,17 +357,27 @@ impl Default for ProbeConfig {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Unique name: lower-case letters, digits and `-`, at most 63.
+    /// Example: `name = "prod-eu"`.
     pub name: TargetName,
+    /// The AWS region of the cluster. Example: `region = "eu-central-1"`.
     pub region: Region,
+    /// The ECS cluster, by name or ARN. Example: `cluster = "observability"`.
     pub cluster: Cluster,
+    /// The ECS service the daemon keeps. Example: `service = "dynatrace-activegate"`.
     pub service: EcsName,
     /// Task-definition family; defaults to the manifest's workload name.
+    /// Example: `family = "dynatrace-activegate"`.
     #[serde(default)]
     pub family: Option<EcsName>,
     /// The image to run; defaults to the manifest's image.
+    /// Example: `image = "public.ecr.aws/dynatrace/dynatrace-activegate:1.301.70.20241127-162512"`.
     #[serde(default)]
     pub image: Option<ImageText>,
+    /// The IAM role ECS uses to pull the image, read the secrets and write the logs.
+    /// Example: `execution_role_arn = "arn:aws:iam::123456789012:role/activegate-execution"`.
     pub execution_role_arn: RoleArn,
+    /// The IAM role of the ActiveGate task itself.
+    /// Example: `task_role_arn = "arn:aws:iam::123456789012:role/activegate-task"`.
     #[serde(default)]
     pub task_role_arn: Option<RoleArn>,
     /// An IAM role the daemon assumes for this target's AWS calls (a target in another
@@ -346,24 +394,34 @@ pub struct Target {
     #[serde(default = "default_session_name")]
     pub role_session_name: SessionName,
     /// Tasks to run; defaults to the manifest's replicas, else 2.
+    /// Example: `desired_count = 2`.
     #[serde(default)]
     pub desired_count: Option<DesiredCount>,
     /// The URL OneAgents use to reach these ActiveGates (`DT_DNS_ENTRY_POINT`).
+    /// Example: `entry_point = "https://activegate.observability.internal:9999/communication"`.
     #[serde(default)]
     pub entry_point: Option<EntryPointUrl>,
     /// Turn the liveness probe into an ECS container health check (needs curl in the image).
+    /// Example: `container_health_check = true` (the default).
     #[serde(default = "yes")]
     pub container_health_check: bool,
+    /// The tasks' awsvpc network (`[target.network]`).
     pub network: Network,
+    /// Where the containers' output goes (`[target.logs]`).
     pub logs: Logs,
+    /// Where the tokens are stored (`[target.secrets]`): ARNs only.
     pub secrets: Secrets,
+    /// ActiveGate settings passed as environment variables (`[target.environment]`).
     #[serde(default)]
     pub environment: Environment,
+    /// Cloud Map registration of the tasks (`[target.service_discovery]`).
     #[serde(default)]
     pub service_discovery: Option<ServiceDiscovery>,
+    /// A target group for the tasks (`[target.load_balancer]`).
     #[serde(default)]
     pub load_balancer: Option<LoadBalancerSettings>,
     /// The Kubernetes manifest the task definition is rendered from (relative to this file).
+    /// Or `env:NAME` for the variable `NAME`. Example: `manifest = "activegate.yaml"`.
     #[serde(default)]
     pub manifest: Option<std::path::PathBuf>,
     /// When `run` reconciles this target: cron with seconds, e.g. `0 30 3 * * *`.
@@ -371,32 +429,42 @@ pub struct Target {
     #[serde(default)]
     pub schedule: Option<CronSchedule>,
     /// The IANA time zone of `schedule`.
+    /// Example: `timezone = "Europe/Berlin"` (default `UTC`).
     #[serde(default = "utc")]
     pub timezone: TimezoneName,
     /// A random delay of up to this many seconds after each scheduled time.
+    /// Example: `jitter_seconds = 300`.
     #[serde(default)]
     pub jitter_seconds: Option<Seconds>,
     /// Targets of one group (e.g. one network zone) are never rolled at the same time.
+    /// Example: `group = "zone-eu"`.
     #[serde(default)]
     pub group: Option<String>,
     /// Scheduled rollouts run only inside this window (start, SIGHUP and triggers are not limited).
+    /// Example: `maintenance = { days = ["Sat", "Sun"], from = "02:00", to = "05:00" }`.
     #[serde(default)]
     pub maintenance: Option<MaintenanceWindow>,
     /// The availability objective in percent over 30 days; scheduled rollouts pause
     /// while its error budget is spent.
+    /// Example: `slo_percent = 99.999` (the default; 90 to below 100).
     #[serde(default = "five_nines")]
     pub slo_percent: SloPercent,
+    /// How a rollout is carried out (`[target.rollout]`).
     #[serde(default)]
     pub rollout: RolloutSettings,
+    /// The daemon's HTTPS probe of every task (`[target.probe]`).
     #[serde(default)]
     pub probe: ProbeConfig,
     /// Where new ActiveGate versions come from; without it, the configured image is used as is.
+    /// Example: `[target.versions]` with `source = "registry"`.
     #[serde(default)]
     pub versions: Option<VersionSettings>,
     /// What else a new revision must show before it is kept (`[target.verify.dynatrace]`).
+    /// Example: `[target.verify.dynatrace]` with `environment_url = "https://abc12345.live.dynatrace.com"`.
     #[serde(default)]
     pub verify: Option<VerifySettings>,
     /// How applications in a Consul service mesh reach these ActiveGates.
+    /// Example: `[target.mesh]` with `sources = [{ name = "frontend" }]`.
     #[serde(default)]
     pub mesh: Option<MeshSettings>,
     /// Where each setting was written (not a config field: filled at load).
@@ -404,279 +472,8 @@ pub struct Target {
     pub locations: BTreeMap<String, Place>,
 }
 
-/// Consul service mesh: the ActiveGate as a terminating-gateway destination.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeshSettings {
-    /// The ActiveGate's name in Consul; default: the ECS service name.
-    #[serde(default)]
-    pub service: Option<ConsulName>,
-    /// Its Consul namespace (Enterprise) and the custom resources' namespace.
-    #[serde(default)]
-    pub namespace: Option<ConsulName>,
-    /// The terminating gateway's service name.
-    #[serde(default = "default_gateway")]
-    pub terminating_gateway: ConsulName,
-    /// A name or address of the ActiveGates that survives rollouts (Cloud Map, a load
-    /// balancer); default: the entry point's host when it is a name.
-    #[serde(default)]
-    pub address: Option<MeshAddress>,
-    /// Point the destination at the tasks' own addresses even when a stable name exists.
-    #[serde(default)]
-    pub task_addresses: bool,
-    /// The destination port; default: the entry point's port with a stable name, else the
-    /// probe port (9999).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// Meshed services allowed to reach the ActiveGate.
-    #[serde(default)]
-    pub sources: Vec<MeshSourceSettings>,
-    /// Stable CIDRs (the ActiveGate subnets) for `mesh --exclusions`.
-    #[serde(default)]
-    pub exclude_cidrs: Vec<CidrText>,
-    /// Consul's HTTP API: with it, the daemon keeps the destination current.
-    #[serde(default)]
-    pub consul_address: Option<EndpointUrl>,
-    /// The environment variable with the Consul ACL token.
-    #[serde(default = "default_consul_token_env")]
-    pub token_env: String,
-    /// The Consul datacenter, when not the agent's own.
-    #[serde(default)]
-    pub datacenter: Option<ConsulName>,
-    /// PEM file with the CA of Consul's HTTPS certificate (relative to this file, or
-    /// `env:NAME`), added to the system's roots.
-    #[serde(default)]
-    pub ca_bundle: Option<std::path::PathBuf>,
-    /// The terminating gateway's Envoy admin endpoint, checked after each update.
-    #[serde(default)]
-    pub envoy_admin: Option<EndpointUrl>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeshSourceSettings {
-    pub name: ConsulName,
-    #[serde(default)]
-    pub namespace: Option<ConsulName>,
-}
-
-fn default_gateway() -> ConsulName {
-    ConsulName("terminating-gateway".into())
-}
-fn default_consul_token_env() -> String {
-    "CONSUL_HTTP_TOKEN".into()
-}
-
-/// Version discovery for a target.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VersionSettings {
-    /// `registry`: the newest acceptable tag of `repository`; `dynatrace-api`: the
-    /// version the Dynatrace environment names as latest; `pinned`: the configured image.
-    pub source: VersionSourceKind,
-    /// For `dynatrace-api`: the environment, e.g. `https://abc12345.live.dynatrace.com`.
-    #[serde(default)]
-    pub environment_url: Option<EndpointUrl>,
-    /// For `dynatrace-api`: the environment variable with a PaaS / InstallerDownload token.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// The image repository, e.g. `public.ecr.aws/dynatrace/dynatrace-activegate`.
-    #[serde(default)]
-    pub repository: Option<ImageText>,
-    /// The registry's base URL, when it is not `https://<the repository's host>`.
-    #[serde(default)]
-    pub registry_url: Option<EndpointUrl>,
-    /// `newest`, `1.301.*`, `<= 1.303` or `>= 1.301`.
-    #[serde(default = "newest")]
-    pub constraint: ConstraintText,
-    /// Skip versions built fewer days ago than this.
-    #[serde(default)]
-    pub min_age_days: Option<Days>,
-    /// Take the `-fips` variants.
-    #[serde(default)]
-    pub fips: bool,
-    /// Registry user for basic credentials (the environment ID for the environment registry).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// The environment variable holding the registry password or token.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Or a file holding it (relative to this config file), e.g. a mounted secret.
-    #[serde(default)]
-    pub password_file: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VersionSourceKind {
-    Registry,
-    DynatraceApi,
-    Pinned,
-}
-
-/// `[target.verify]`: what a new revision must show besides its HTTPS probes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VerifySettings {
-    /// The Dynatrace environment must list every new ActiveGate as connected, with the
-    /// rolled out version (and the network zone and group, when set).
-    #[serde(default)]
-    pub dynatrace: Option<DynatraceVerify>,
-}
-
-/// `[target.verify.dynatrace]`: verified from Dynatrace's side (`GET /api/v2/activeGates`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DynatraceVerify {
-    /// The environment, e.g. `https://abc12345.live.dynatrace.com` (Managed:
-    /// `https://{domain}/e/{environment-id}`).
-    pub environment_url: EndpointUrl,
-    /// The environment variable holding an API token with the `activeGates.read` scope
-    /// (never printed).
-    #[serde(default = "default_verify_token_env")]
-    pub token_env: VariableName,
-    /// The network zone every new ActiveGate must report (compared case-insensitively).
-    #[serde(default)]
-    pub network_zone: Option<NetworkZone>,
-    /// The ActiveGate group every new ActiveGate must report.
-    #[serde(default)]
-    pub group: Option<PlainValue>,
-    /// When the environment cannot be asked (unreachable, 401, 403): `fail` waits until the
-    /// deadline and then removes the new revision; `probe-only` keeps it on its HTTPS probes,
-    /// with a warning in the outcome.
-    #[serde(default)]
-    pub on_api_error: OnApiError,
-}
-
-/// `verify.dynatrace.on_api_error`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnApiError {
-    #[default]
-    Fail,
-    ProbeOnly,
-}
-
-fn default_verify_token_env() -> VariableName {
-    VariableName("DT_API_TOKEN".into())
-}
-
-fn newest() -> ConstraintText {
-    ConstraintText("newest".into())
-}
-
 fn yes() -> bool {
     true
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Network {
-    pub subnets: NonEmpty<SubnetId>,
-    #[serde(default)]
-    pub security_groups: Vec<SecurityGroupId>,
-    #[serde(default)]
-    pub assign_public_ip: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Logs {
-    pub group: LogGroupName,
-    #[serde(default = "default_retention")]
-    pub retention_days: RetentionDays,
-    #[serde(default = "default_stream_prefix")]
-    pub stream_prefix: StreamPrefix,
-}
-
-fn default_retention() -> RetentionDays {
-    RetentionDays(30)
-}
-
-fn default_stream_prefix() -> StreamPrefix {
-    StreamPrefix("activegate".into())
-}
-
-/// ARNs only: the values stay in Secrets Manager / SSM.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Secrets {
-    pub tenant_token: SecretArn,
-    #[serde(default)]
-    pub auth_token: Option<SecretArn>,
-    #[serde(default)]
-    pub registry_credentials: Option<SecretsManagerArn>,
-}
-
-/// ActiveGate settings passed as environment variables.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Environment {
-    #[serde(rename = "DT_TENANT", default)]
-    pub tenant: Option<TenantId>,
-    #[serde(rename = "DT_SERVER", default)]
-    pub server: Option<ServerList>,
-    #[serde(rename = "DT_NETWORK_ZONE", default)]
-    pub network_zone: Option<NetworkZone>,
-    #[serde(rename = "DT_CAPABILITIES", default)]
-    pub capabilities: Option<CapabilityList>,
-    #[serde(rename = "DT_GROUP", default)]
-    pub group: Option<PlainValue>,
-    #[serde(rename = "DT_DEPLOYMENT_METADATA", default)]
-    pub deployment_metadata: Option<PlainValue>,
-    #[serde(rename = "DT_IGNORE_CLUSTER_RUNTIME_INFO", default)]
-    pub ignore_cluster_runtime_info: Option<bool>,
-}
-
-impl Environment {
-    /// The variables as the task definition gets them.
-    pub fn to_map(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        let mut put = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("DT_TENANT", self.tenant.as_ref().map(|v| v.0.clone()));
-        put("DT_SERVER", self.server.as_ref().map(|v| v.0.clone()));
-        put(
-            "DT_NETWORK_ZONE",
-            self.network_zone.as_ref().map(|v| v.0.clone()),
-        );
-        put(
-            "DT_CAPABILITIES",
-            self.capabilities.as_ref().map(|v| v.0.clone()),
-        );
-        put("DT_GROUP", self.group.as_ref().map(|v| v.0.clone()));
-        put(
-            "DT_DEPLOYMENT_METADATA",
-            self.deployment_metadata.as_ref().map(|v| v.0.clone()),
-        );
-        put(
-            "DT_IGNORE_CLUSTER_RUNTIME_INFO",
-            self.ignore_cluster_runtime_info.map(|b| b.to_string()),
-        );
-        m
-    }
-}
-
-/// Days of the week and a time span, in the target's time zone.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaintenanceWindow {
-    pub days: NonEmpty<DayName>,
-    pub from: ClockTime,
-    pub to: ClockTime,
-}
-
-impl MaintenanceWindow {
-    pub fn window(&self) -> Window {
-        Window {
-            days: self.days.0.iter().map(|d| d.0).collect(),
-            from: self.from.0,
-            to: self.to.0,
-        }
-    }
 }
 
 impl Target {
@@ -684,16 +481,4 @@ impl Target {
     pub fn schedule(&self) -> Option<Schedule> {
         self.schedule.as_ref().map(|s| s.0.clone())
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceDiscovery {
-    pub registry_arn: ServiceRegistryArn,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoadBalancerSettings {
-    pub target_group_arn: TargetGroupArn,
 }
