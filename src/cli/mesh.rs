@@ -82,7 +82,7 @@ fn task_addresses(
             .map_err(Failure::runtime)?;
         let listed = runtime
             .block_on(async {
-                let aws = daemon::wiring::aws(&config, &target, |_| {}).await;
+                let aws = daemon::wiring::aws(config, target, |_| {}).await;
                 aws.tasks(target.cluster.as_str(), target.service.as_str(), false)
                     .await
             })

@@ -528,8 +528,10 @@ const LABELLED: [Labelled; 2] = [
     ),
 ];
 
-/// The AWS call families, one series per operation: name, help, the count.
-const AWS_CALLS: [(&str, &str, fn(&CallCount) -> u64); 4] = [
+/// An AWS call family, one series per operation: name, help, the count.
+type PerOperation = (&'static str, &'static str, fn(&CallCount) -> u64);
+
+const AWS_CALLS: [PerOperation; 4] = [
     (
         "aws_calls",
         "AWS calls by operation, retries included.",
