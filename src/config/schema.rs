@@ -9,10 +9,7 @@ use serde::Deserialize;
 
 use super::Place;
 use super::values::*;
-use crate::model::aws::{
-    Cluster, EcsName, LogGroupName, Region, RoleArn, SecretArn, SecretsManagerArn, SecurityGroupId,
-    ServiceRegistryArn, SubnetId, TargetGroupArn,
-};
+use crate::model::aws::{Cluster, EcsName, Region, RoleArn};
 use crate::model::schedule::Schedule;
 
 mod tables;
