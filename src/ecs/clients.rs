@@ -369,3 +369,61 @@ impl Aws {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_role(region: &str, arn: &str) -> ClientSettings {
+        let mut s = ClientSettings::new(region);
+        s.static_credentials = Some(("AKIDBASE".into(), "base-secret-key".into()));
+        s.role = Some(AssumeRole {
+            arn: arn.into(),
+            external_id: Some(Redacted("external-id-canary".into())),
+            session_name: "activegate-lifecycle".into(),
+        });
+        s
+    }
+
+    #[test]
+    fn settings_print_neither_the_secret_key_nor_the_external_id() {
+        let shown = format!("{:?}", with_role("eu-west-1", "arn:aws:iam::1:role/a"));
+        assert!(shown.contains("AKIDBASE") && shown.contains("arn:aws:iam::1:role/a"));
+        assert!(!shown.contains("base-secret-key"), "{shown}");
+        assert!(!shown.contains("external-id-canary"), "{shown}");
+    }
+
+    #[test]
+    fn budgets_are_per_identity_and_region() {
+        let a = BudgetKey::of(&with_role("eu-west-1", "arn:aws:iam::1:role/a"));
+        assert!(a == BudgetKey::of(&with_role("eu-west-1", "arn:aws:iam::1:role/a")));
+        // Another role (account) or region: ECS's buckets of another account or region.
+        assert!(a != BudgetKey::of(&with_role("eu-west-1", "arn:aws:iam::2:role/a")));
+        assert!(a != BudgetKey::of(&with_role("us-east-1", "arn:aws:iam::1:role/a")));
+        // The base credentials are another identity than the role they assume.
+        let mut base = with_role("eu-west-1", "arn:aws:iam::1:role/a");
+        base.role = None;
+        assert!(a != BudgetKey::of(&base));
+        // Retry settings do not make another identity.
+        let mut patient = with_role("eu-west-1", "arn:aws:iam::1:role/a");
+        patient.max_attempts = 10;
+        assert!(a == BudgetKey::of(&patient));
+    }
+
+    #[tokio::test]
+    async fn one_cache_shares_budgets_and_lists_every_family() {
+        let clients = Clients::new();
+        let a = clients.budget(&with_role("eu-west-1", "arn:aws:iam::1:role/a"));
+        let b = clients.budget(&with_role("eu-west-1", "arn:aws:iam::1:role/a"));
+        let c = clients.budget(&with_role("us-east-1", "arn:aws:iam::1:role/a"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        let other = Clients::new().budget(&with_role("eu-west-1", "arn:aws:iam::1:role/a"));
+        assert!(
+            !Arc::ptr_eq(&a, &other),
+            "no budget outlives or crosses its cache"
+        );
+        let waits = clients.budget_waits();
+        assert_eq!(waits.keys().copied().collect::<Vec<_>>(), Family::ALL);
+    }
+}
