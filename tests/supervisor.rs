@@ -218,6 +218,7 @@ async fn an_idle_daemon_makes_only_the_monitors_calls_and_reads_its_manifest_onc
     let before = rig.w.sim.calls();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let quiet = calls_between(&before, &rig.w.sim.calls());
+    eprintln!("calls in a quiet window of 3 s: {quiet:?}");
     let monitor = ["ListTasks", "DescribeTasks"];
     assert!(
         quiet.keys().all(|op| monitor.contains(&op.as_str())),
