@@ -64,7 +64,10 @@ async fn a_burst_of_registrations_is_paced_by_the_default_bucket_and_never_throt
     let count = aws.counts()[REGISTER];
     assert_eq!((count.calls, count.throttled, count.retries), (25, 0, 0));
     assert_eq!(count.budget_waits, 5, "{count:?}");
-    assert!(count.budget_waited >= Duration::from_millis(4_500), "{count:?}");
+    assert!(
+        count.budget_waited >= Duration::from_millis(4_500),
+        "{count:?}"
+    );
     assert_eq!(world.sim.calls().get(REGISTER), Some(&25));
 
     let waits = clients.budget_waits();
@@ -100,14 +103,24 @@ async fn clients_of_one_key_share_a_bucket_and_other_regions_and_caches_do_not()
         .await;
     let td = task_definition();
 
-    first.register_task_definition(&td, &[]).await.expect("first");
+    first
+        .register_task_definition(&td, &[])
+        .await
+        .expect("first");
     assert_eq!(register_waits(&first), 0, "the bucket's one token");
 
     // The same (identity, region): the token is gone, the second client waits for it.
     let start = Instant::now();
-    second.register_task_definition(&td, &[]).await.expect("second");
+    second
+        .register_task_definition(&td, &[])
+        .await
+        .expect("second");
     assert_eq!(register_waits(&second), 1);
-    assert!(start.elapsed() >= Duration::from_millis(150), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        start.elapsed()
+    );
 
     // Another region has buckets of its own, and so has another `Clients`: nothing
     // process-wide.
@@ -125,4 +138,38 @@ async fn clients_of_one_key_share_a_bucket_and_other_regions_and_caches_do_not()
     // Budget waits are counted per family on the cache, for every client of it.
     let waits = clients.budget_waits();
     assert_eq!(waits[&Family::TaskDefinitions].waits, 1, "{waits:?}");
+}
+
+#[test]
+fn metrics_show_budget_waits_per_family() {
+    use activegate_lifecycle::daemon::board::Board;
+    use activegate_lifecycle::ecs::CallCount;
+    let board = Board::default();
+    let waited = |waits, secs| CallCount {
+        calls: waits,
+        budget_waits: waits,
+        budget_waited: Duration::from_millis(secs),
+        ..CallCount::default()
+    };
+    // Two operations of one family add up; the others show 0.
+    board.add_aws_counts(
+        [
+            ("RegisterTaskDefinition", waited(5, 4_500)),
+            ("DeregisterTaskDefinition", waited(1, 500)),
+            ("DescribeServices", CallCount::default()),
+        ]
+        .into(),
+    );
+    let m = board.metrics();
+    for line in [
+        "# TYPE activegate_lifecycle_aws_rate_budget_waits_total counter",
+        "activegate_lifecycle_aws_rate_budget_waits_total{family=\"task_definitions\"} 6",
+        "activegate_lifecycle_aws_rate_budget_waits_total{family=\"services\"} 0",
+        "activegate_lifecycle_aws_rate_budget_waits_total{family=\"other\"} 0",
+        "# TYPE activegate_lifecycle_aws_rate_budget_wait_seconds_total counter",
+        "activegate_lifecycle_aws_rate_budget_wait_seconds_total{family=\"task_definitions\"} 5.0",
+        "activegate_lifecycle_aws_rate_budget_wait_seconds_total{family=\"tasks\"} 0.0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in:\n{m}");
+    }
 }
