@@ -228,6 +228,28 @@ fn answer<B>(s: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {
 mod tests {
     use super::MetricsFormat;
 
+    #[tokio::test]
+    async fn stop_ends_the_server_with_a_connection_still_open() {
+        use std::sync::Arc;
+        let sources = super::Sources {
+            status_json: Arc::new(|| "{}".to_owned()),
+            metrics: Arc::new(|_| String::new()),
+            trigger: Arc::new(|_| super::Triggered::UnknownTarget),
+            trigger_token: None,
+        };
+        let server = super::serve("127.0.0.1:0".parse().expect("address"), sources)
+            .await
+            .expect("serves");
+        // An idle keep-alive connection, as a scraper leaves one.
+        let idle = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connects");
+        tokio::time::timeout(std::time::Duration::from_secs(5), server.stop())
+            .await
+            .expect("the server stops although a connection is open");
+        drop(idle);
+    }
+
     #[test]
     fn openmetrics_only_when_the_scraper_asks_for_it() {
         let f = MetricsFormat::negotiate;
