@@ -231,6 +231,7 @@ async fn an_idle_daemon_makes_only_the_monitors_calls_and_reads_its_manifest_onc
 
     // The manifest is no manifest any more, but looks the same from outside: a reconcile that
     // read it again would fail; one that uses the context's translation finds nothing to do.
+    let original = std::fs::read(&manifest).expect("manifest");
     spoil_in_place(&manifest);
     let s = d.status().await;
     let (done, unchanged) = (outcomes(&s, "prod"), count(&s, "prod", "unchanged"));
@@ -243,6 +244,15 @@ async fn an_idle_daemon_makes_only_the_monitors_calls_and_reads_its_manifest_onc
         s["targets"]["prod"]
     );
     assert!(s["targets"]["prod"]["last_error"].is_null(), "{s}");
+    assert_eq!(d.builds("prod"), 1, "{}", d.log());
+
+    // The same bytes written again (a new modification time): read, found the same, not
+    // rebuilt.
+    std::fs::write(&manifest, &original).expect("restore");
+    let done = outcomes(&s, "prod");
+    d.trigger("prod").await;
+    let s = d.until_status(|s| outcomes(s, "prod") > done).await;
+    assert_eq!(count(&s, "prod", "unchanged"), unchanged + 2, "{s}");
     assert_eq!(d.builds("prod"), 1, "{}", d.log());
     assert_eq!(d.terminate().await, 0);
     rig.w.sim.shutdown().await;
