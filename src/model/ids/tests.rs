@@ -192,3 +192,11 @@ fn image_ref_refuses_what_is_not_one() {
         assert!(ImageRef::parse(bad).is_err(), "{bad:?} parsed");
     }
 }
+
+#[test]
+fn shorten_gives_family_revision_or_the_text_as_it_is() {
+    assert_eq!(TaskDefinitionArn::shorten(TD), "dynatrace-activegate:42");
+    for other in ["dynatrace-activegate:42", "", "-", "🦀"] {
+        assert_eq!(TaskDefinitionArn::shorten(other), other);
+    }
+}

@@ -123,6 +123,10 @@ fn changes_render_as_ecs_tags() {
     );
     assert_eq!(m.last_good.as_deref(), Some("a"));
     assert_eq!(
+        quarantined_revision(),
+        vec![(QUARANTINED.to_owned(), "true".to_owned())]
+    );
+    assert_eq!(
         migrated_to("ag-bg"),
         vec![(MIGRATED_TO.to_owned(), "ag-bg".to_owned())]
     );
