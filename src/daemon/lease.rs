@@ -389,6 +389,56 @@ impl Keeper {
     }
 }
 
+/// The keeper of `config`'s `[daemon.lease]` (None without one), for `holder`: its table's
+/// clients from `clients` (the lease table's region and endpoint, not the targets'), `adjust`
+/// applied last (the simulator's and tests' fixed credentials). Used by `daemon::run` and by
+/// the `rollout` and `rollback` commands, so both take leases the same way.
+pub async fn keeper_for(
+    config: &crate::config::Config,
+    clients: &crate::ecs::Clients,
+    holder: String,
+    adjust: &(dyn Fn(&mut crate::ecs::ClientSettings) + Send + Sync),
+) -> Option<Keeper> {
+    let lease = config.daemon.lease.as_ref()?;
+    let mut settings = crate::ecs::ClientSettings::new(&lease.region.to_string());
+    settings.endpoint_url = lease.endpoint_url.as_ref().map(|u| u.0.clone());
+    settings.max_attempts = config.aws.max_attempts.0;
+    adjust(&mut settings);
+    // `adjust` may point ECS at the simulator; the table keeps its own endpoint.
+    settings.endpoint_url = lease.endpoint_url.as_ref().map(|u| u.0.clone());
+    let table = LeaseTable::new(clients.aws(settings).await, lease.table.0.clone());
+    let timing = Timing {
+        duration: lease.duration_seconds.duration(),
+        renew_every: lease.renew_seconds.duration(),
+        margin: lease.margin_seconds.duration(),
+    };
+    Some(Keeper::new(table, holder, timing))
+}
+
+/// The lease key of a target: the service it writes.
+pub fn key_of(target: &crate::config::Target) -> String {
+    LeaseTable::key_of(
+        &target.region.to_string(),
+        target.cluster.as_str(),
+        target.service.as_str(),
+    )
+}
+
+/// This host's name, for holder names (`/proc`, then `HOSTNAME`, then `unknown`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The holder name of a command run by a person: `cli:<host>:<pid>`.
+pub fn command_holder() -> String {
+    format!("cli:{}:{}", hostname(), std::process::id())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
