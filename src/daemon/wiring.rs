@@ -1,8 +1,8 @@
 //! From a config target to a ready rollout engine: read and parse its
 //! manifest, build its prober and its AWS clients.
 //!
-//! [`check`] makes every refusal `run` makes, without the network: `check-config`
-//! calls it for every target, and the engine is built from what it returns.
+//! [`check`] makes every refusal `run` makes, without the network, and the engine is
+//! built from what it returns; `check-config` makes the same checks through [`preflight`].
 
 use std::sync::Arc;
 
@@ -156,7 +156,8 @@ pub struct Checked {
 
 /// Every refusal `run` makes for this target, without the network, in `run`'s order: the
 /// manifest read and translated, the probe settings and prober, version discovery's
-/// settings, the Dynatrace-side check's. `check-config` calls it for every target.
+/// settings, the Dynatrace-side check's. `run` builds every engine from it; `check-config`
+/// makes the same checks, step by step, through [`preflight`].
 pub fn check(config: &Config, target: &Target) -> Result<Checked, WiringError> {
     let inputs = inputs(config, target)?;
     Ok(Checked {
@@ -253,7 +254,8 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
     let registry = registry::Registry::new(&base, &name, basic)
         .map_err(|e| WiringError::Versions(e.to_string()))?;
     let policy = Policy {
-        constraint: Constraint::parse(&v.constraint.0).map_err(WiringError::Versions)?,
+        constraint: Constraint::parse(&v.constraint.0)
+            .map_err(|e| WiringError::Versions(e.to_string()))?,
         min_age_days: v.min_age_days.as_ref().map_or(0.0, |d| d.0),
         fips: v.fips,
     };
