@@ -9,6 +9,21 @@ use serde_json::Value;
 
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
+/// Why the gateway's admin API could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyError {
+    /// The HTTP client could not be built (its TLS setup).
+    #[error("{detail}")]
+    Client { detail: String },
+    /// No answer, or an answer cut off or over the size budget.
+    #[error("{url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: not JSON: {detail}")]
+    NotJson { url: String, detail: String },
+}
+
 /// What the gateway sees of the destination's addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct GatewayView {
@@ -83,21 +98,33 @@ pub async fn check(
     admin: &str,
     service: &str,
     addresses: &[String],
-) -> Result<GatewayView, String> {
+) -> Result<GatewayView, EnvoyError> {
     let url = format!("{}/clusters?format=json", admin.trim_end_matches('/'));
     let resp = http
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("{url}: {}", crate::error_chain(&e)))?;
+        .map_err(|e| EnvoyError::Transport {
+            url: url.clone(),
+            detail: crate::error_chain(&e),
+        })?;
     let status = resp.status();
     let body = crate::body_limited(resp, MAX_ANSWER_BYTES)
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| EnvoyError::Transport {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
     if !status.is_success() {
-        return Err(format!("{url}: HTTP {}", status.as_u16()));
+        return Err(EnvoyError::Status {
+            url,
+            status: status.as_u16(),
+        });
     }
-    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| EnvoyError::NotJson {
+        url,
+        detail: e.to_string(),
+    })?;
     Ok(view(&v, service, addresses))
 }
 
@@ -108,10 +135,12 @@ pub async fn wait_healthy(
     service: &str,
     addresses: &[String],
     timeout: Duration,
-) -> Result<GatewayView, String> {
+) -> Result<GatewayView, EnvoyError> {
     let http = crate::http_client(Duration::from_secs(5))
         .build()
-        .map_err(|e| crate::error_chain(&e))?;
+        .map_err(|e| EnvoyError::Client {
+            detail: crate::error_chain(&e),
+        })?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let seen = check(&http, admin, service, addresses).await;

@@ -5,4 +5,4 @@ pub mod dynatrace;
 pub mod registry;
 pub mod version;
 
-pub use version::{Choice, Constraint, Policy, Version};
+pub use version::{Choice, Constraint, Policy, Version, VersionError};

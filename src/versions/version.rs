@@ -77,6 +77,13 @@ impl fmt::Display for Version {
 }
 
 /// Which versions a target accepts.
+/// Why a version constraint was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("expected `newest`, `1.301.*`, `<= 1.303` or `>= 1.301`, found `{found}`")]
+    Constraint { found: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Constraint {
     Newest,
@@ -89,14 +96,15 @@ pub enum Constraint {
 }
 
 impl Constraint {
-    pub fn parse(text: &str) -> Result<Constraint, String> {
+    pub fn parse(text: &str) -> Result<Constraint, VersionError> {
         let t = text.trim();
         let sprint = |s: &str| -> Option<(u32, u32)> {
             let (a, b) = s.trim().split_once('.')?;
             Some((a.parse().ok()?, b.parse().ok()?))
         };
-        let bad =
-            || format!("expected `newest`, `1.301.*`, `<= 1.303` or `>= 1.301`, found `{text}`");
+        let bad = || VersionError::Constraint {
+            found: text.to_owned(),
+        };
         if t == "newest" {
             Ok(Constraint::Newest)
         } else if let Some(r) = t.strip_prefix("<=") {
@@ -323,7 +331,7 @@ mod tests {
     fn bad_constraints_say_what_is_allowed() {
         for bad in ["", "1.x", "<= 1", "1.301", "~1.301"] {
             let e = Constraint::parse(bad).expect_err(bad);
-            assert!(e.contains("expected `newest`"), "{e}");
+            assert!(e.to_string().contains("expected `newest`"), "{e}");
         }
     }
 }
