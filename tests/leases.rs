@@ -207,3 +207,90 @@ async fn a_command_is_refused_naming_the_holder_and_a_holder_stops_writing_at_it
     tokio::time::advance(timing.duration - timing.margin).await;
     assert!(!daemon.may_write(&key));
 }
+
+/// The example config pointed at moto's lease table and at an ECS endpoint that answers
+/// nothing (the refusal comes before any ECS call).
+fn command_config(dir: &std::path::Path, table: &str) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = std::fs::read_to_string(format!("{root}/config/activegate-lifecycle.toml"))
+        .expect("example config");
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT");
+    let text = example
+        .replace(
+            "manifest = \"activegate.yaml\"",
+            &format!("manifest = \"{root}/config/activegate.yaml\""),
+        )
+        .replace(
+            "# endpoint_url = \"http://127.0.0.1:4566\"",
+            "endpoint_url = \"http://127.0.0.1:9\"",
+        );
+    assert_ne!(
+        text, example,
+        "the example config still has the lines this test edits"
+    );
+    let text = format!(
+        "{text}\n[daemon.lease]\ntable = \"{table}\"\nregion = \"eu-central-1\"\nendpoint_url = \"{endpoint}\"\n"
+    );
+    let path = dir.join("ag.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn run_command(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_activegate-lifecycle"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("DT_API_TOKEN", "not-a-real-token")
+        .output()
+        .expect("run the binary")
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server; run by scripts/test.sh"]
+async fn a_rollout_racing_a_daemon_is_refused_naming_the_holder_and_takes_a_free_lease() {
+    use activegate_lifecycle::config::Config;
+    use activegate_lifecycle::daemon::lease::{key_of, system_ms};
+    let t = table().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = command_config(dir.path(), t.table());
+    let config = Config::load(&path).expect("the test config is valid");
+    let key = key_of(&config.targets[0]);
+    let config_arg = path.to_str().expect("utf-8 path");
+
+    // A daemon replica holds the target.
+    let Taken::Acquired { fence } = t
+        .acquire(&key, "replica-7", Duration::from_secs(120), system_ms())
+        .await
+        .unwrap()
+    else {
+        panic!("a free lease is taken")
+    };
+    let out = run_command(&["rollout", "--config", config_arg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`replica-7`") && stderr.contains("--wait") && stderr.contains(&key),
+        "{stderr}"
+    );
+    let rec = t.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.holder.as_str(), rec.fence),
+        ("replica-7", fence),
+        "untouched"
+    );
+
+    // Free: the command takes the lease (its ECS calls then fail: nothing answers there) and
+    // gives it back when it ends.
+    t.release(&key, "replica-7", fence).await.unwrap();
+    let out = run_command(&["rollback", "--config", config_arg]);
+    assert_ne!(out.status.code(), Some(0));
+    let rec = t.get(&key).await.unwrap().unwrap();
+    assert!(rec.holder.starts_with("cli:"), "{rec:?}");
+    assert_eq!(rec.fence, fence + 1, "a new holder, a higher fence");
+    assert_eq!(rec.expires_at_ms, 0, "released when the command ended");
+}

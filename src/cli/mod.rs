@@ -55,7 +55,7 @@ enum Command {
     /// Exit 0: verified or nothing to do; 3: failed and rolled back; 1: could not finish.
     Rollout(rollout::RolloutArgs),
     /// Put the last known good revision back and verify it.
-    Rollback(rollout::TargetArgs),
+    Rollback(rollout::RollbackArgs),
     /// Show what a rollout would change; changes nothing.
     Plan(rollout::TargetArgs),
     /// Show the state of every target, from a running daemon's status server.

@@ -33,11 +33,31 @@ pub(super) struct RolloutArgs {
     /// `rollout.migrate_to`) with the running image, verified, then the old one scaled to 0.
     #[arg(long)]
     migrate: bool,
+    #[command(flatten)]
+    lease: LeaseArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RollbackArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    lease: LeaseArgs,
+}
+
+/// With `[daemon.lease]`, a command writes a target only while it holds the target's lease.
+#[derive(Debug, clap::Args)]
+pub(super) struct LeaseArgs {
+    /// Wait for the target's lease while another writer (a daemon replica, another person's
+    /// command) holds it; without it the command exits 1 naming the holder and the lease's
+    /// expiry. Only with `[daemon.lease]` in the config.
+    #[arg(long)]
+    wait: bool,
 }
 
 /// Rolls the target out (or, with `--migrate`, moves it to blue/green).
 pub(super) fn rollout(args: RolloutArgs) -> Result<ExitCode, Failure> {
-    with_engine(&args.target, |engine, name| async move {
+    with_engine(&args.target, Some(&args.lease), |engine, name| async move {
         let outcome = if args.migrate {
             engine.migrate().await
         } else {
@@ -48,8 +68,8 @@ pub(super) fn rollout(args: RolloutArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Puts the last known good revision back.
-pub(super) fn rollback(args: &TargetArgs) -> Result<ExitCode, Failure> {
-    with_engine(args, |engine, name| async move {
+pub(super) fn rollback(args: &RollbackArgs) -> Result<ExitCode, Failure> {
+    with_engine(&args.target, Some(&args.lease), |engine, name| async move {
         let outcome = engine.rollback().await;
         report_outcome(&name, outcome)
     })
@@ -57,15 +77,21 @@ pub(super) fn rollback(args: &TargetArgs) -> Result<ExitCode, Failure> {
 
 /// Prints the next step; changes nothing.
 pub(super) fn plan(args: &TargetArgs) -> Result<ExitCode, Failure> {
-    with_engine(args, |engine, name| async move {
+    with_engine(args, None, |engine, name| async move {
         let plan = engine.plan(None).await.map_err(Failure::runtime)?;
         print_plan(&name, &plan)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Loads the config and the target's manifest, connects to AWS, and runs `f` with the engine.
-fn with_engine<F, Fut>(args: &TargetArgs, f: F) -> Result<ExitCode, Failure>
+/// Loads the config and the target's manifest, connects to AWS, and runs `f` with the engine;
+/// with `lease` (a command that writes) and `[daemon.lease]`, only while holding the target's
+/// lease, renewed until `f` ends and released then.
+fn with_engine<F, Fut>(
+    args: &TargetArgs,
+    lease: Option<&LeaseArgs>,
+    f: F,
+) -> Result<ExitCode, Failure>
 where
     F: FnOnce(rollout::Engine, String) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode, Failure>>,
@@ -85,12 +111,51 @@ where
         let engine = daemon::wiring::engine(&config, &target)
             .await
             .map_err(Failure::bad_input)?;
-        f(
+        let held = match lease {
+            Some(l) => take_lease(&config, &target, l.wait).await?,
+            None => None,
+        };
+        let result = f(
             engine.with_progress(progress_display()),
             target.name.to_string(),
         )
-        .await
+        .await;
+        if let Some((keeper, renewing)) = held {
+            renewing.abort();
+            if let Err(e) = keeper.release_all().await {
+                tracing::warn!(error = %e, "cannot release the lease; it expires by itself");
+            }
+        }
+        result
     })
+}
+
+/// Takes the target's lease for this command (None without `[daemon.lease]`) and keeps it
+/// renewed in the background; refused (exit 1) while another writer holds it, unless `wait`.
+async fn take_lease(
+    config: &Config,
+    target: &activegate_lifecycle::config::Target,
+    wait: bool,
+) -> Result<
+    Option<(
+        std::sync::Arc<daemon::lease::Keeper>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    Failure,
+> {
+    let clients = activegate_lifecycle::ecs::Clients::new();
+    let holder = daemon::lease::command_holder();
+    let Some(keeper) = daemon::lease::keeper_for(config, &clients, holder, &|_| {}).await else {
+        return Ok(None);
+    };
+    let key = daemon::lease::key_of(target);
+    keeper
+        .take_for_command(&key, wait)
+        .await
+        .map_err(Failure::runtime)?;
+    let keeper = std::sync::Arc::new(keeper);
+    let renewing = tokio::spawn(keeper.clone().keep_renewing());
+    Ok(Some((keeper, renewing)))
 }
 
 /// Verification progress: a live line on a terminal, log lines otherwise.
