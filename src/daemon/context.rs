@@ -165,10 +165,13 @@ impl TargetContext {
                 // The monitor needs only the manifest and the prober: a target whose rollout
                 // cannot run (e.g. a missing token) is still watched, as it always was.
                 let a = env.adjust.clone();
-                let monitor = wiring::parts(config, target, |c| a(c))
-                    .await
-                    .ok()
-                    .map(|p| (p.aws, p.prober.with_load(env.board.load().clone())));
+                let monitor = match wiring::parts(config, target, |c| a(c)).await {
+                    Ok(p) => Some((
+                        env.clients.aws(settings).await,
+                        p.prober.with_load(env.board.load().clone()),
+                    )),
+                    Err(_) => None,
+                };
                 return Built {
                     engine: Err(chain(&e)),
                     monitor,
