@@ -12,7 +12,6 @@ use super::{
 };
 use crate::ecs::{EcsError, ServiceState};
 use crate::model::service::DeploymentController;
-use blue_green::{Green, TaskSetCheck};
 
 /// What a failed (or unproven) verification leaves to a roll-back.
 #[derive(Debug, Default)]
@@ -54,7 +53,8 @@ impl Learned {
 }
 
 impl Engine {
-    /// Performs `step` (one small function per kind of step).
+    /// Performs `step`, one small function per kind of step: the steps both strategies
+    /// share here, the rolling ones in [`rolling`], the blue/green ones in [`blue_green`].
     pub(super) async fn act(
         &self,
         step: Step,
@@ -101,90 +101,15 @@ impl Engine {
                 };
                 self.adopt(svc, adopt, desired, pass).await
             }
-            Step::StartRolling => self.start_rolling(svc, desired).await,
-            Step::VerifyRolling { to, from } => {
-                let outcome = self
-                    .verify_and_settle(svc, from, &to, last_good.as_deref(), &desired.image)
-                    .await?;
-                Ok(Flow::Done(outcome))
+            step @ (Step::StartRolling
+            | Step::VerifyRolling { .. }
+            | Step::RollBack { .. }
+            | Step::ClearMark
+            | Step::GiveUp { .. }) => {
+                self.act_rolling(step, svc, last_good, desired, learned)
+                    .await
             }
-            Step::RollBack {
-                failed,
-                good,
-                reason,
-            } => {
-                let outcome = self
-                    .roll_back(
-                        svc,
-                        &failed,
-                        &good,
-                        Evidence::failed(reason.into_iter().collect(), vec![]),
-                        &desired.image,
-                    )
-                    .await?;
-                Ok(Flow::Done(outcome))
-            }
-            Step::ClearMark => {
-                self.clear_mark(svc).await?;
-                Ok(Flow::Again)
-            }
-            Step::GiveUp { failed } => {
-                self.clear_mark(svc).await?;
-                let reasons = learned.take_reasons("an earlier run found it unhealthy");
-                Err(RolloutError::NoLastGood { failed, reasons })
-            }
-            Step::CreateTaskSet { revision, primary } => {
-                self.create_task_set(svc, revision, primary, desired).await
-            }
-            Step::MakePrimary { task_set } | Step::Promote { task_set } => {
-                self.make_primary(&task_set, learned).await
-            }
-            Step::VerifyTaskSet {
-                task_set,
-                revision,
-                role,
-                baseline,
-            } => {
-                let check = TaskSetCheck {
-                    task_set,
-                    revision,
-                    role,
-                    baseline,
-                };
-                let verdict = self.verify_task_set(svc, check, desired, learned).await?;
-                self.aws.tag(&svc.arn, &tags::verdict(&verdict)).await?;
-                Ok(Flow::Again)
-            }
-            Step::FinishPromotion { revision, others } => {
-                self.finish_promotion(svc, revision, &others, learned).await
-            }
-            Step::RemoveGreen {
-                task_set,
-                failed,
-                restored,
-                inconclusive,
-            } => {
-                let green = Green {
-                    task_set,
-                    failed,
-                    restored,
-                    inconclusive,
-                };
-                self.remove_green(svc, green, learned).await
-            }
-            Step::RemoveTaskSets { task_sets } => {
-                tracing::warn!(task_sets = ?task_sets, "removing task sets no rollout accounts for");
-                self.retire(&task_sets).await?;
-                Ok(Flow::Again)
-            }
-            Step::ScalePrimary { task_set } => {
-                tracing::warn!(task_set = %task_set, "the primary task set was scaled down outside a rollout; scaling it back to 100 %");
-                let (cluster, service) = (self.spec.cluster.as_str(), self.spec.service.as_str());
-                self.aws
-                    .update_task_set(cluster, service, &task_set, 100.0)
-                    .await?;
-                Ok(Flow::Again)
-            }
+            step => self.act_blue_green(step, svc, desired, learned).await,
         }
     }
 

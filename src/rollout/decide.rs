@@ -253,7 +253,10 @@ pub fn decide(
 }
 
 fn quarantined(svc: &ServiceState, image: &str) -> bool {
-    svc.tags.get(&tags::quarantine_key(image)).map(String::as_str) == Some(image)
+    svc.tags
+        .get(&tags::quarantine_key(image))
+        .map(String::as_str)
+        == Some(image)
 }
 
 fn rolling(
@@ -316,6 +319,9 @@ fn live(svc: &ServiceState) -> impl Iterator<Item = &TaskSetState> {
     svc.task_sets.iter().filter(|t| t.status != "DRAINING")
 }
 
+/// Blue/green (EXTERNAL controller): a service without a primary set gets one; a rollout in
+/// flight is carried on; outside one, leftovers are cleaned before the service is compared
+/// with what should run.
 fn blue_green(
     svc: &ServiceState,
     marks: &Marks,
@@ -324,98 +330,15 @@ fn blue_green(
     pass: &Pass,
 ) -> Step {
     let Some(primary) = svc.primary_task_set() else {
-        // No primary set: a new service, or one whose first set was never made primary.
-        let sets: Vec<&TaskSetState> = live(svc).collect();
-        let pick = sets
-            .iter()
-            .find(|t| Some(&t.task_definition) == marks.to.as_ref())
-            .or_else(|| {
-                sets.iter()
-                    .find(|t| Some(&t.task_definition) == marks.last_good.as_ref())
-            })
-            .or(sets.last());
-        return match pick {
-            Some(t) => Step::MakePrimary {
-                task_set: t.id.clone(),
-            },
-            None => Step::CreateTaskSet {
-                revision: marks.to.clone(),
-                primary: true,
-            },
-        };
+        return headless(svc, marks);
     };
     let others: Vec<&TaskSetState> = live(svc).filter(|t| t.id != primary.id).collect();
-    let other_ids = || others.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
-    let passed = |id: &str| marks.verdict == Some(Verdict::Passed(id.to_owned()));
-    let failed = |id: &str| marks.verdict == Some(Verdict::Failed(id.to_owned()));
-    let unsure = |id: &str| marks.verdict == Some(Verdict::Inconclusive(id.to_owned()));
-
     if let Some(to) = &marks.to {
-        // The revision in flight is primary: promoted (or the service's first set).
-        if *to == primary.task_definition {
-            if passed(&primary.id) || marks.last_good.as_ref() == Some(to) {
-                return Step::FinishPromotion {
-                    revision: to.clone(),
-                    others: other_ids(),
-                };
-            }
-            if failed(&primary.id) || unsure(&primary.id) {
-                return Step::GiveUp { failed: to.clone() };
-            }
-            return Step::VerifyTaskSet {
-                task_set: primary.id.clone(),
-                revision: to.clone(),
-                // Never promoted unverified, so nothing else is known good beside it.
-                role: Role::First,
-                baseline: None,
-            };
-        }
-        // Blue is primary; green is the set of the revision in flight.
-        if let Some(green) = others.iter().find(|t| t.task_definition == *to) {
-            if passed(&green.id) {
-                return Step::Promote {
-                    task_set: green.id.clone(),
-                };
-            }
-            if failed(&green.id) || unsure(&green.id) {
-                return Step::RemoveGreen {
-                    task_set: Some(green.id.clone()),
-                    failed: to.clone(),
-                    restored: primary.task_definition.clone(),
-                    inconclusive: unsure(&green.id),
-                };
-            }
-            return Step::VerifyTaskSet {
-                task_set: green.id.clone(),
-                revision: to.clone(),
-                role: Role::Green,
-                baseline: Some(primary.task_definition.clone()),
-            };
-        }
-        // No live green: it was deleted (after its failure, or by someone else) or never
-        // created (interrupted between tagging the rollout and CreateTaskSet).
-        let deleted = svc
-            .task_sets
-            .iter()
-            .any(|t| t.status == "DRAINING" && t.task_definition == *to);
-        let unsure_verdict = matches!(marks.verdict, Some(Verdict::Inconclusive(_)));
-        if deleted || unsure_verdict || matches!(marks.verdict, Some(Verdict::Failed(_))) {
-            return Step::RemoveGreen {
-                task_set: None,
-                failed: to.clone(),
-                restored: primary.task_definition.clone(),
-                inconclusive: unsure_verdict,
-            };
-        }
-        return Step::CreateTaskSet {
-            revision: Some(to.clone()),
-            primary: false,
-        };
+        return in_flight(svc, marks, primary, &others, to);
     }
-
     if !others.is_empty() {
         return Step::RemoveTaskSets {
-            task_sets: other_ids(),
+            task_sets: ids(&others),
         };
     }
     if primary.scale < 100.0 {
@@ -423,6 +346,127 @@ fn blue_green(
             task_set: primary.id.clone(),
         };
     }
+    steady(svc, marks, primary, running_hash, wanted, pass)
+}
+
+/// No primary set: a new service, or one whose first set was never made primary.
+fn headless(svc: &ServiceState, marks: &Marks) -> Step {
+    let sets: Vec<&TaskSetState> = live(svc).collect();
+    let pick = sets
+        .iter()
+        .find(|t| Some(&t.task_definition) == marks.to.as_ref())
+        .or_else(|| {
+            sets.iter()
+                .find(|t| Some(&t.task_definition) == marks.last_good.as_ref())
+        })
+        .or(sets.last());
+    match pick {
+        Some(t) => Step::MakePrimary {
+            task_set: t.id.clone(),
+        },
+        None => Step::CreateTaskSet {
+            revision: marks.to.clone(),
+            primary: true,
+        },
+    }
+}
+
+fn ids(sets: &[&TaskSetState]) -> Vec<String> {
+    sets.iter().map(|t| t.id.clone()).collect()
+}
+
+/// Whether the tags hold verdict `v` (a verdict about another set is no verdict on this one).
+fn holds(marks: &Marks, v: Verdict) -> bool {
+    marks.verdict.as_ref() == Some(&v)
+}
+
+/// The rollout to `to` is in flight: promoted (or the service's first set), green beside
+/// blue, or no live green at all.
+fn in_flight(
+    svc: &ServiceState,
+    marks: &Marks,
+    primary: &TaskSetState,
+    others: &[&TaskSetState],
+    to: &String,
+) -> Step {
+    let passed = |id: &str| holds(marks, Verdict::Passed(id.to_owned()));
+    let failed = |id: &str| holds(marks, Verdict::Failed(id.to_owned()));
+    let unsure = |id: &str| holds(marks, Verdict::Inconclusive(id.to_owned()));
+    // The revision in flight is primary: promoted (or the service's first set).
+    if *to == primary.task_definition {
+        if passed(&primary.id) || marks.last_good.as_ref() == Some(to) {
+            return Step::FinishPromotion {
+                revision: to.clone(),
+                others: ids(others),
+            };
+        }
+        if failed(&primary.id) || unsure(&primary.id) {
+            return Step::GiveUp { failed: to.clone() };
+        }
+        return Step::VerifyTaskSet {
+            task_set: primary.id.clone(),
+            revision: to.clone(),
+            // Never promoted unverified, so nothing else is known good beside it.
+            role: Role::First,
+            baseline: None,
+        };
+    }
+    // Blue is primary; green is the set of the revision in flight.
+    if let Some(green) = others.iter().find(|t| t.task_definition == *to) {
+        if passed(&green.id) {
+            return Step::Promote {
+                task_set: green.id.clone(),
+            };
+        }
+        if failed(&green.id) || unsure(&green.id) {
+            return Step::RemoveGreen {
+                task_set: Some(green.id.clone()),
+                failed: to.clone(),
+                restored: primary.task_definition.clone(),
+                inconclusive: unsure(&green.id),
+            };
+        }
+        return Step::VerifyTaskSet {
+            task_set: green.id.clone(),
+            revision: to.clone(),
+            role: Role::Green,
+            baseline: Some(primary.task_definition.clone()),
+        };
+    }
+    no_green(svc, marks, primary, to)
+}
+
+/// No live green: it was deleted (after its failure, or by someone else) or never created
+/// (interrupted between tagging the rollout and CreateTaskSet).
+fn no_green(svc: &ServiceState, marks: &Marks, primary: &TaskSetState, to: &String) -> Step {
+    let deleted = svc
+        .task_sets
+        .iter()
+        .any(|t| t.status == "DRAINING" && t.task_definition == *to);
+    let unsure_verdict = matches!(marks.verdict, Some(Verdict::Inconclusive(_)));
+    if deleted || unsure_verdict || matches!(marks.verdict, Some(Verdict::Failed(_))) {
+        return Step::RemoveGreen {
+            task_set: None,
+            failed: to.clone(),
+            restored: primary.task_definition.clone(),
+            inconclusive: unsure_verdict,
+        };
+    }
+    Step::CreateTaskSet {
+        revision: Some(to.clone()),
+        primary: false,
+    }
+}
+
+/// Nothing in flight, one primary set at 100 %: compare it with what should run.
+fn steady(
+    svc: &ServiceState,
+    marks: &Marks,
+    primary: &TaskSetState,
+    running_hash: Option<&str>,
+    wanted: Wanted<'_>,
+    pass: &Pass,
+) -> Step {
     let running = &primary.task_definition;
     if running_hash == Some(wanted.hash) {
         if marks.last_good.as_ref() == Some(running) {
@@ -455,455 +499,4 @@ fn blue_green(
 }
 
 #[cfg(test)]
-mod tests {
-    //! Every state a service can be in — including each one an interrupted run leaves —
-    //! built from plain values, and the step `decide` takes from it.
-
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::ecs::DeploymentState;
-
-    const BLUE: &str = "arn:aws:ecs:us-east-1:1:task-definition/ag:1";
-    const GREEN: &str = "arn:aws:ecs:us-east-1:1:task-definition/ag:2";
-    const IMAGE: &str = "registry/ag:1.303";
-    const WANT: &str = "hash-green";
-
-    fn set(id: &str, td: &str, status: &str, scale: f64) -> TaskSetState {
-        TaskSetState {
-            id: id.into(),
-            arn: format!("arn:aws:ecs:us-east-1:1:task-set/c/s/{id}"),
-            status: status.into(),
-            task_definition: td.into(),
-            scale,
-            computed_desired_count: 2,
-            running_count: 2,
-            pending_count: 0,
-            stability_status: "STEADY_STATE".into(),
-            external_id: String::new(),
-        }
-    }
-
-    /// A service, fluently.
-    struct Svc(ServiceState);
-
-    impl Svc {
-        fn rolling(td: &str) -> Svc {
-            Svc(ServiceState {
-                arn: "arn:aws:ecs:us-east-1:1:service/c/s".into(),
-                name: "s".into(),
-                status: "ACTIVE".into(),
-                task_definition: td.into(),
-                desired_count: 2,
-                running_count: 2,
-                deployments: vec![DeploymentState {
-                    id: "ecs-svc/1".into(),
-                    status: "PRIMARY".into(),
-                    task_definition: td.into(),
-                    rollout_state: "COMPLETED".into(),
-                    rollout_state_reason: String::new(),
-                    failed_tasks: 0,
-                    desired_count: 2,
-                    running_count: 2,
-                }],
-                external: false,
-                task_sets: vec![],
-                tags: BTreeMap::new(),
-            })
-        }
-        fn external() -> Svc {
-            let mut s = Self::rolling("");
-            s.0.external = true;
-            s.0.deployments.clear();
-            s
-        }
-        fn with_set(mut self, id: &str, td: &str, status: &str) -> Svc {
-            if status == "PRIMARY" {
-                self.0.task_definition = td.into();
-            }
-            self.0.task_sets.push(set(id, td, status, 100.0));
-            self
-        }
-        fn tag(mut self, k: &str, v: &str) -> Svc {
-            self.0.tags.insert(k.into(), v.into());
-            self
-        }
-        fn good(self, td: &str) -> Svc {
-            self.tag(tags::LAST_GOOD, td)
-        }
-        fn rollout(self, from: &str, to: &str) -> Svc {
-            self.tag(tags::ROLLOUT_FROM, from)
-                .tag(tags::ROLLOUT_TO, to)
-                .tag(tags::ROLLOUT_STARTED, "1700000000")
-        }
-        fn verdict(self, v: Verdict) -> Svc {
-            self.tag(tags::VERDICT, &v.tag_value())
-        }
-        fn quarantine(self, image: &str) -> Svc {
-            self.tag(&crate::rollout::quarantine_key(image), image)
-        }
-    }
-
-    fn wanted(strategy: Strategy) -> Wanted<'static> {
-        Wanted {
-            hash: WANT,
-            image: IMAGE,
-            strategy,
-        }
-    }
-
-    fn step(svc: &Svc, running_hash: &str) -> Step {
-        decide(
-            Some(&svc.0),
-            Some(running_hash),
-            wanted(Strategy::BlueGreen),
-            &Pass::default(),
-        )
-    }
-
-    #[test]
-    fn a_missing_service_is_created_with_the_configured_strategy() {
-        for s in [Strategy::BlueGreen, Strategy::Rolling] {
-            assert_eq!(
-                decide(None, None, wanted(s), &Pass::default()),
-                Step::CreateService { strategy: s }
-            );
-        }
-    }
-
-    #[test]
-    fn blue_green_steady_states() {
-        let svc = Svc::external().with_set("b", BLUE, "PRIMARY").good(BLUE);
-        assert_eq!(
-            step(&svc, WANT),
-            Step::Nothing {
-                revision: BLUE.into()
-            }
-        );
-        // Desired differs: a green set beside blue.
-        assert_eq!(
-            step(&svc, "old"),
-            Step::CreateTaskSet {
-                revision: None,
-                primary: false
-            }
-        );
-        // ... unless its image is quarantined.
-        let q = Svc::external()
-            .with_set("b", BLUE, "PRIMARY")
-            .good(BLUE)
-            .quarantine(IMAGE);
-        assert_eq!(
-            step(&q, "old"),
-            Step::Quarantined {
-                image: IMAGE.into()
-            }
-        );
-        // Never verified by us: adopt first, then roll.
-        let fresh = Svc::external().with_set("b", BLUE, "PRIMARY");
-        assert_eq!(
-            step(&fresh, "old"),
-            Step::Adopt {
-                revision: BLUE.into(),
-                task_set: Some("b".into()),
-                then_done: false
-            }
-        );
-        assert_eq!(
-            step(&fresh, WANT),
-            Step::Adopt {
-                revision: BLUE.into(),
-                task_set: Some("b".into()),
-                then_done: true
-            }
-        );
-        // The serving set is unhealthy and nothing is known good: roll out anyway.
-        let after_failed_adopt = decide(
-            Some(&fresh.0),
-            Some("old"),
-            wanted(Strategy::BlueGreen),
-            &Pass { adopt_failed: true },
-        );
-        assert_eq!(
-            after_failed_adopt,
-            Step::CreateTaskSet {
-                revision: None,
-                primary: false
-            }
-        );
-    }
-
-    #[test]
-    fn a_new_external_service_gets_its_first_set_then_verifies_it() {
-        let empty = Svc::external();
-        assert_eq!(
-            step(&empty, WANT),
-            Step::CreateTaskSet {
-                revision: None,
-                primary: true
-            }
-        );
-        // Interrupted after tagging the rollout, before CreateTaskSet: the same revision.
-        let tagged = Svc::external().tag(tags::ROLLOUT_TO, GREEN);
-        assert_eq!(
-            step(&tagged, WANT),
-            Step::CreateTaskSet {
-                revision: Some(GREEN.into()),
-                primary: true
-            }
-        );
-        // Interrupted after CreateTaskSet, before UpdateServicePrimaryTaskSet.
-        let unpromoted = Svc::external()
-            .tag(tags::ROLLOUT_TO, GREEN)
-            .with_set("g", GREEN, "ACTIVE");
-        assert_eq!(
-            step(&unpromoted, WANT),
-            Step::MakePrimary {
-                task_set: "g".into()
-            }
-        );
-        let first = Svc::external()
-            .tag(tags::ROLLOUT_TO, GREEN)
-            .with_set("g", GREEN, "PRIMARY");
-        assert_eq!(
-            step(&first, WANT),
-            Step::VerifyTaskSet {
-                task_set: "g".into(),
-                revision: GREEN.into(),
-                role: Role::First,
-                baseline: None
-            }
-        );
-        assert_eq!(
-            step(&first.verdict(Verdict::Failed("g".into())), WANT),
-            Step::GiveUp {
-                failed: GREEN.into()
-            }
-        );
-    }
-
-    #[test]
-    fn a_blue_green_rollout_resumes_from_every_point_it_can_be_killed() {
-        let base = || Svc::external().with_set("b", BLUE, "PRIMARY").good(BLUE);
-        // Killed after the rollout tag, before CreateTaskSet.
-        assert_eq!(
-            step(&base().rollout(BLUE, GREEN), WANT),
-            Step::CreateTaskSet {
-                revision: Some(GREEN.into()),
-                primary: false
-            }
-        );
-        // Killed after CreateTaskSet, or during the bake: verify green again.
-        let flying = || base().rollout(BLUE, GREEN).with_set("g", GREEN, "ACTIVE");
-        assert_eq!(
-            step(&flying(), WANT),
-            Step::VerifyTaskSet {
-                task_set: "g".into(),
-                revision: GREEN.into(),
-                role: Role::Green,
-                baseline: Some(BLUE.into())
-            }
-        );
-        // Killed after the verdict: promote a passed set, remove a failed one.
-        assert_eq!(
-            step(&flying().verdict(Verdict::Passed("g".into())), WANT),
-            Step::Promote {
-                task_set: "g".into()
-            }
-        );
-        assert_eq!(
-            step(&flying().verdict(Verdict::Failed("g".into())), WANT),
-            Step::RemoveGreen {
-                task_set: Some("g".into()),
-                failed: GREEN.into(),
-                restored: BLUE.into(),
-                inconclusive: false
-            }
-        );
-        // Inconclusive: removed like a failure, but said so (and never quarantined).
-        assert_eq!(
-            step(&flying().verdict(Verdict::Inconclusive("g".into())), WANT),
-            Step::RemoveGreen {
-                task_set: Some("g".into()),
-                failed: GREEN.into(),
-                restored: BLUE.into(),
-                inconclusive: true
-            }
-        );
-        // A verdict about another set is no verdict about this one.
-        assert_eq!(
-            step(&flying().verdict(Verdict::Passed("old".into())), WANT),
-            Step::VerifyTaskSet {
-                task_set: "g".into(),
-                revision: GREEN.into(),
-                role: Role::Green,
-                baseline: Some(BLUE.into())
-            }
-        );
-        // Killed after UpdateServicePrimaryTaskSet: finish the promotion.
-        let promoted = Svc::external()
-            .with_set("b", BLUE, "ACTIVE")
-            .with_set("g", GREEN, "PRIMARY")
-            .good(BLUE)
-            .rollout(BLUE, GREEN)
-            .verdict(Verdict::Passed("g".into()));
-        assert_eq!(
-            step(&promoted, WANT),
-            Step::FinishPromotion {
-                revision: GREEN.into(),
-                others: vec!["b".into()]
-            }
-        );
-        // Killed while blue drains (last good already moved): finish, blue is left out.
-        let draining = Svc::external()
-            .with_set("b", BLUE, "DRAINING")
-            .with_set("g", GREEN, "PRIMARY")
-            .good(GREEN)
-            .rollout(BLUE, GREEN)
-            .verdict(Verdict::Passed("g".into()));
-        assert_eq!(
-            step(&draining, WANT),
-            Step::FinishPromotion {
-                revision: GREEN.into(),
-                others: vec![]
-            }
-        );
-        // Killed after deleting a failed green, before clearing the rollout.
-        let removed = base()
-            .rollout(BLUE, GREEN)
-            .verdict(Verdict::Failed("g".into()));
-        assert_eq!(
-            step(&removed, WANT),
-            Step::RemoveGreen {
-                task_set: None,
-                failed: GREEN.into(),
-                restored: BLUE.into(),
-                inconclusive: false
-            }
-        );
-        let deleted_by_someone = base().rollout(BLUE, GREEN).with_set("g", GREEN, "DRAINING");
-        assert!(matches!(
-            step(&deleted_by_someone, WANT),
-            Step::RemoveGreen { task_set: None, .. }
-        ));
-    }
-
-    #[test]
-    fn leftovers_outside_a_rollout_are_cleaned_and_blue_is_never_scaled_down() {
-        let stray = Svc::external()
-            .with_set("g", GREEN, "PRIMARY")
-            .with_set("b", BLUE, "ACTIVE")
-            .good(GREEN);
-        assert_eq!(
-            step(&stray, WANT),
-            Step::RemoveTaskSets {
-                task_sets: vec!["b".into()]
-            }
-        );
-        let mut low = Svc::external().with_set("g", GREEN, "PRIMARY").good(GREEN);
-        low.0.task_sets[0].scale = 0.0;
-        assert_eq!(
-            step(&low, WANT),
-            Step::ScalePrimary {
-                task_set: "g".into()
-            }
-        );
-        // No primary at all but sets: the last good one becomes primary, never deleted.
-        let headless = Svc::external()
-            .with_set("x", GREEN, "ACTIVE")
-            .with_set("b", BLUE, "ACTIVE")
-            .good(BLUE);
-        assert_eq!(
-            step(&headless, WANT),
-            Step::MakePrimary {
-                task_set: "b".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rolling_states() {
-        let svc = Svc::rolling(BLUE).good(BLUE);
-        let roll = |s: &Svc, h: &str| {
-            decide(
-                Some(&s.0),
-                Some(h),
-                wanted(Strategy::BlueGreen),
-                &Pass::default(),
-            )
-        };
-        assert_eq!(
-            roll(&svc, WANT),
-            Step::Nothing {
-                revision: BLUE.into()
-            }
-        );
-        // A rolling service keeps its controller whatever new services get.
-        assert_eq!(roll(&svc, "old"), Step::StartRolling);
-        assert_eq!(
-            roll(&Svc::rolling(BLUE).good(BLUE).quarantine(IMAGE), "old"),
-            Step::Quarantined {
-                image: IMAGE.into()
-            }
-        );
-        assert!(matches!(
-            roll(&Svc::rolling(BLUE), "old"),
-            Step::Adopt {
-                task_set: None,
-                then_done: false,
-                ..
-            }
-        ));
-        // In flight and running: verify it.
-        assert_eq!(
-            roll(&Svc::rolling(GREEN).good(BLUE).rollout(BLUE, GREEN), WANT),
-            Step::VerifyRolling {
-                to: GREEN.into(),
-                from: Some(BLUE.into())
-            }
-        );
-        // In flight but not running (the update never happened, or ECS rolled back).
-        assert!(matches!(
-            roll(&Svc::rolling(BLUE).good(BLUE).rollout(BLUE, GREEN), WANT),
-            Step::RollBack { .. }
-        ));
-        assert_eq!(
-            roll(&Svc::rolling(BLUE).rollout(BLUE, GREEN), WANT),
-            Step::ClearMark
-        );
-    }
-
-    #[test]
-    fn every_step_reads_as_a_sentence() {
-        let steps = [
-            Step::CreateService {
-                strategy: Strategy::BlueGreen,
-            },
-            Step::CreateTaskSet {
-                revision: None,
-                primary: false,
-            },
-            Step::RemoveGreen {
-                task_set: Some("g".into()),
-                failed: GREEN.into(),
-                restored: BLUE.into(),
-                inconclusive: false,
-            },
-        ];
-        for s in steps {
-            let text = s.to_string();
-            assert!(text.len() > 20 && !text.contains("{"), "{text}");
-        }
-    }
-
-    #[test]
-    fn verdicts_round_trip_through_their_tag() {
-        for v in [
-            Verdict::Passed("ecs-svc/1".into()),
-            Verdict::Failed("x".into()),
-        ] {
-            assert_eq!(Verdict::parse(&v.tag_value()), Some(v));
-        }
-        assert_eq!(Verdict::parse("maybe:1"), None);
-    }
-}
+mod tests;

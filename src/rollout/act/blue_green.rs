@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::super::decide::{Role, Verdict};
-use super::super::verify::{Scope, VerifyError};
-use super::super::{
+use crate::ecs::{EcsError, ServiceState};
+use crate::rollout::decide::{Role, Step, Verdict};
+use crate::rollout::verify::{Scope, VerifyError};
+use crate::rollout::{
     Desired, Engine, Flow, Learned, Outcome, RollbackVia, RolloutError, now_epoch, tags,
 };
-use crate::ecs::{EcsError, ServiceState};
 
 /// How often a clean-up looks whether the old task set's tasks have stopped.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
@@ -30,25 +30,90 @@ fn client_token(service_arn: &str, revision: &str, started: &str) -> String {
 }
 
 /// A task set to verify (`Step::VerifyTaskSet`).
-pub(super) struct TaskSetCheck {
-    pub(super) task_set: String,
-    pub(super) revision: String,
-    pub(super) role: Role,
-    pub(super) baseline: Option<String>,
+struct TaskSetCheck {
+    task_set: String,
+    revision: String,
+    role: Role,
+    baseline: Option<String>,
 }
 
 /// A green task set to remove (`Step::RemoveGreen`).
-pub(super) struct Green {
-    pub(super) task_set: Option<String>,
-    pub(super) failed: String,
-    pub(super) restored: String,
-    pub(super) inconclusive: bool,
+struct Green {
+    task_set: Option<String>,
+    failed: String,
+    restored: String,
+    inconclusive: bool,
 }
 
 impl Engine {
+    /// A blue/green step (EXTERNAL controller, task sets).
+    pub(super) async fn act_blue_green(
+        &self,
+        step: Step,
+        svc: &ServiceState,
+        desired: &Desired,
+        learned: &mut Learned,
+    ) -> Result<Flow, RolloutError> {
+        match step {
+            Step::CreateTaskSet { revision, primary } => {
+                self.create_task_set(svc, revision, primary, desired).await
+            }
+            Step::MakePrimary { task_set } | Step::Promote { task_set } => {
+                self.make_primary(&task_set, learned).await
+            }
+            Step::VerifyTaskSet {
+                task_set,
+                revision,
+                role,
+                baseline,
+            } => {
+                let check = TaskSetCheck {
+                    task_set,
+                    revision,
+                    role,
+                    baseline,
+                };
+                let verdict = self.verify_task_set(svc, check, desired, learned).await?;
+                self.aws.tag(&svc.arn, &tags::verdict(&verdict)).await?;
+                Ok(Flow::Again)
+            }
+            Step::FinishPromotion { revision, others } => {
+                self.finish_promotion(svc, revision, &others, learned).await
+            }
+            Step::RemoveGreen {
+                task_set,
+                failed,
+                restored,
+                inconclusive,
+            } => {
+                let green = Green {
+                    task_set,
+                    failed,
+                    restored,
+                    inconclusive,
+                };
+                self.remove_green(svc, green, learned).await
+            }
+            Step::RemoveTaskSets { task_sets } => {
+                tracing::warn!(task_sets = ?task_sets, "removing task sets no rollout accounts for");
+                self.retire(&task_sets).await?;
+                Ok(Flow::Again)
+            }
+            Step::ScalePrimary { task_set } => {
+                tracing::warn!(task_set = %task_set, "the primary task set was scaled down outside a rollout; scaling it back to 100 %");
+                let (cluster, service) = (self.spec.cluster.as_str(), self.spec.service.as_str());
+                self.aws
+                    .update_task_set(cluster, service, &task_set, 100.0)
+                    .await?;
+                Ok(Flow::Again)
+            }
+            other => unreachable!("not a blue/green step: {other}"),
+        }
+    }
+
     /// Blue/green: a task set at 100 % of the revision in flight, or of the desired revision
     /// (registered and tagged as the rollout first); made primary on a service without one.
-    pub(super) async fn create_task_set(
+    async fn create_task_set(
         &self,
         svc: &ServiceState,
         revision: Option<String>,
@@ -93,7 +158,7 @@ impl Engine {
     }
 
     /// Blue/green: makes the task set primary (a promotion, or a service's first set).
-    pub(super) async fn make_primary(
+    async fn make_primary(
         &self,
         task_set: &str,
         learned: &mut Learned,
@@ -108,7 +173,7 @@ impl Engine {
 
     /// Blue/green: probes every task of the set, then bakes; the verdict, for the tag. A
     /// failed green is quarantined here.
-    pub(super) async fn verify_task_set(
+    async fn verify_task_set(
         &self,
         svc: &ServiceState,
         check: TaskSetCheck,
@@ -163,7 +228,7 @@ impl Engine {
 
     /// Blue/green: the primary set is the verified new revision: last good, the old sets
     /// retired, the rollout cleared.
-    pub(super) async fn finish_promotion(
+    async fn finish_promotion(
         &self,
         svc: &ServiceState,
         revision: String,
@@ -187,7 +252,7 @@ impl Engine {
 
     /// Blue/green: the green set failed (or could not be judged): deleted, the rollout
     /// cleared; blue never stopped serving.
-    pub(super) async fn remove_green(
+    async fn remove_green(
         &self,
         svc: &ServiceState,
         green: Green,
@@ -227,7 +292,7 @@ impl Engine {
 
     /// Old task sets out: scale to 0, wait (within the verify deadline) until their tasks
     /// stopped, delete. The primary set is never among them.
-    pub(super) async fn retire(&self, task_sets: &[String]) -> Result<(), EcsError> {
+    async fn retire(&self, task_sets: &[String]) -> Result<(), EcsError> {
         let (cluster, service) = (self.spec.cluster.as_str(), self.spec.service.as_str());
         if task_sets.is_empty() {
             return Ok(());

@@ -1,16 +1,63 @@
 //! The rolling steps (ECS controller): start the rolling update, verify it and keep it, or
 //! put the last good revision back.
 
-use super::super::verify::{Scope, VerifyError};
-use super::super::{
-    Desired, Engine, Flow, Learned, Outcome, RollbackVia, RolloutError, now_epoch, tags,
-};
 use super::Evidence;
 use crate::ecs::ServiceState;
+use crate::rollout::decide::Step;
+use crate::rollout::verify::{Scope, VerifyError};
+use crate::rollout::{
+    Desired, Engine, Flow, Learned, Outcome, RollbackVia, RolloutError, now_epoch, tags,
+};
 
 impl Engine {
+    /// A rolling step (ECS controller).
+    pub(super) async fn act_rolling(
+        &self,
+        step: Step,
+        svc: &ServiceState,
+        last_good: Option<String>,
+        desired: &Desired,
+        learned: &mut Learned,
+    ) -> Result<Flow, RolloutError> {
+        match step {
+            Step::StartRolling => self.start_rolling(svc, desired).await,
+            Step::VerifyRolling { to, from } => {
+                let outcome = self
+                    .verify_and_settle(svc, from, &to, last_good.as_deref(), &desired.image)
+                    .await?;
+                Ok(Flow::Done(outcome))
+            }
+            Step::RollBack {
+                failed,
+                good,
+                reason,
+            } => {
+                let outcome = self
+                    .roll_back(
+                        svc,
+                        &failed,
+                        &good,
+                        Evidence::failed(reason.into_iter().collect(), vec![]),
+                        &desired.image,
+                    )
+                    .await?;
+                Ok(Flow::Done(outcome))
+            }
+            Step::ClearMark => {
+                self.clear_mark(svc).await?;
+                Ok(Flow::Again)
+            }
+            Step::GiveUp { failed } => {
+                self.clear_mark(svc).await?;
+                let reasons = learned.take_reasons("an earlier run found it unhealthy");
+                Err(RolloutError::NoLastGood { failed, reasons })
+            }
+            other => unreachable!("not a rolling step: {other}"),
+        }
+    }
+
     /// Rolling: registers the desired revision, tags the rollout, UpdateService.
-    pub(super) async fn start_rolling(
+    async fn start_rolling(
         &self,
         svc: &ServiceState,
         desired: &Desired,
@@ -32,7 +79,7 @@ impl Engine {
     }
 
     /// Verifies `to`; promotes it, or rolls back to `last_good`.
-    pub(super) async fn verify_and_settle(
+    async fn verify_and_settle(
         &self,
         svc: &ServiceState,
         from: Option<String>,
