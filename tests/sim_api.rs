@@ -675,3 +675,63 @@ async fn dropped_connections_and_latency_are_injected_per_operation() {
     assert_eq!(code(&err).as_deref(), Some("ServerException"));
     w.sim.shutdown().await;
 }
+
+/// Every ECS write call is recorded with the caller's user agent (which carries the SDK
+/// config's app name), the operation, the resource and the simulated time; reads are
+/// not; the control API lists them.
+#[tokio::test]
+async fn write_calls_are_recorded_with_the_callers_app_name() {
+    let w = World::new().await;
+    let app = aws_sdk_ecs::config::AppName::new("fleet-observer").expect("a valid app name");
+    let ecs = aws_sdk_ecs::Client::from_conf(w.ecs.config().to_builder().app_name(app).build());
+    let before = w.sim.now();
+    ecs.create_cluster()
+        .cluster_name("recorded")
+        .send()
+        .await
+        .expect("cluster");
+    ecs.describe_clusters()
+        .clusters("recorded")
+        .send()
+        .await
+        .expect("read");
+
+    let writes = w.sim.write_calls();
+    let mine: Vec<_> = writes
+        .iter()
+        .filter(|c| c.user_agent.contains("app/fleet-observer"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{writes:?}");
+    assert_eq!(mine[0].operation, "CreateCluster");
+    assert_eq!(mine[0].resource, "recorded");
+    assert!(
+        mine[0].time >= before && mine[0].time <= w.sim.now(),
+        "{mine:?}"
+    );
+    // The kit's own client (no app name) created the scenario's cluster.
+    assert!(
+        writes.iter().any(|c| c.operation == "CreateCluster"
+            && c.resource == CLUSTER
+            && !c.user_agent.contains("app/fleet-observer")),
+        "{writes:?}"
+    );
+    assert!(writes.iter().all(|c| !c.operation.starts_with("Describe")));
+
+    let listed: serde_json::Value =
+        reqwest::get(format!("{}/sim/v1/calls/writes", w.sim.endpoint()))
+            .await
+            .expect("control API")
+            .json()
+            .await
+            .expect("JSON");
+    let listed = listed.as_array().expect("a list");
+    assert!(
+        listed.iter().any(|c| c["operation"] == "CreateCluster"
+            && c["resource"] == "recorded"
+            && c["user_agent"]
+                .as_str()
+                .is_some_and(|u| u.contains("app/fleet-observer"))),
+        "{listed:?}"
+    );
+    w.sim.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The control API under `/sim/v1/` (JSON): set how an image behaves, inject
-//! and clear faults, read the timeline and the call counters. Used by the
-//! demo and by tests that drive a standalone simulator.
+//! and clear faults, read the timeline, the call counters and the ECS write calls
+//! with their callers (`/sim/v1/calls/writes`). Used by the demo and by tests that
+//! drive a standalone simulator.
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -99,6 +100,7 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
         }
         (&Method::GET, "/sim/v1/timeline") => Ok(json!(shared.lock().timeline)),
         (&Method::GET, "/sim/v1/calls") => Ok(json!(shared.lock().calls)),
+        (&Method::GET, "/sim/v1/calls/writes") => Ok(json!(shared.lock().write_calls)),
         (&Method::GET, "/sim/v1/events") => Ok(json!(shared.lock().events)),
         _ => Err((
             StatusCode::NOT_FOUND,

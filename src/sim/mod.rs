@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use dynatrace::{ApiFault, Registration};
 pub use engine::Delays;
-pub use state::{Behaviour, Fault, Health, Mode, TimelineEvent};
+pub use state::{Behaviour, Fault, Health, Mode, TimelineEvent, WriteCall};
 
 use clock::Clock;
 use state::{State, TaskStatus};
@@ -432,6 +432,11 @@ impl SimHandle {
     /// Calls per operation so far.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.lock().calls.clone()
+    }
+
+    /// ECS write calls so far (the newest [`state::WRITE_CALLS_KEPT`]), oldest first.
+    pub fn write_calls(&self) -> Vec<WriteCall> {
+        self.shared.lock().write_calls.iter().cloned().collect()
     }
 
     /// Simulated seconds since the epoch.

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::api::{self, ApiError};
-use super::state::Fault;
+use super::state::{Fault, WRITE_CALLS_KEPT, WriteCall};
 use super::{Shared, control, ecs, logs};
 
 /// Largest request body accepted (AWS's own limits are far lower).
@@ -89,6 +89,8 @@ struct Head {
     query: String,
     host: String,
     authorization: Option<String>,
+    /// `x-amz-user-agent` (the AWS SDKs send it with their app name), else `User-Agent`.
+    user_agent: Option<String>,
 }
 
 impl Head {
@@ -106,6 +108,7 @@ impl Head {
             query: req.uri().query().unwrap_or("").to_owned(),
             host: header("host").unwrap_or_else(|| "127.0.0.1".to_owned()),
             authorization: header("authorization"),
+            user_agent: header("x-amz-user-agent").or_else(|| header("user-agent")),
         }
     }
 
@@ -127,7 +130,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         }
     };
     match &head.target {
-        Some(target) => aws_call(shared, target, &body).await,
+        Some(target) => aws_call(shared, target, head.user_agent.as_deref(), &body).await,
         None => Ok(http_call(shared, &head, &body).await),
     }
 }
@@ -223,12 +226,25 @@ fn registry_call(shared: &Shared, head: &Head) -> Response<Full<Bytes>> {
 async fn aws_call(
     shared: &Shared,
     target: &str,
+    user_agent: Option<&str>,
     body: &Bytes,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let (service, op) = target.split_once('.').unwrap_or((target, ""));
+    let write = (service == ECS && is_write(op)).then(|| WriteCall {
+        time: shared.clock.now(),
+        operation: op.to_owned(),
+        resource: resource_of(body),
+        user_agent: user_agent.unwrap_or_default().to_owned(),
+    });
     let (fault, request_id) = {
         let mut st = shared.lock();
         *st.calls.entry(op.to_owned()).or_default() += 1;
+        if let Some(w) = write {
+            if st.write_calls.len() >= WRITE_CALLS_KEPT {
+                st.write_calls.pop_front();
+            }
+            st.write_calls.push_back(w);
+        }
         let fault = st.faults.get(op).or_else(|| st.faults.get("*")).cloned();
         let id = st.new_id();
         (
@@ -256,7 +272,7 @@ async fn aws_call(
         let mut st = shared.lock();
         let now = shared.clock.now();
         match service {
-            "AmazonEC2ContainerServiceV20141113" => ecs::handle(op, request, &mut st, now),
+            ECS => ecs::handle(op, request, &mut st, now),
             "Logs_20140328" => logs::handle(op, request, &mut st, shared.clock.now_millis()),
             _ => Err(ApiError::unknown_operation(target)),
         }
@@ -265,6 +281,40 @@ async fn aws_call(
         Ok(v) => json_response(StatusCode::OK, &v, &request_id),
         Err(e) => error_response(&e, &request_id),
     })
+}
+
+/// The ECS service's prefix in `X-Amz-Target`.
+const ECS: &str = "AmazonEC2ContainerServiceV20141113";
+
+/// ECS operations that only read (Describe*, List*) are not writes; every other one is.
+fn is_write(op: &str) -> bool {
+    !(op.starts_with("Describe") || op.starts_with("List"))
+}
+
+/// The resource an ECS request names, most specific member first (a task set before
+/// its service, a service before its cluster); empty when it names none or is no JSON.
+fn resource_of(body: &[u8]) -> String {
+    const MEMBERS: &[&str] = &[
+        "resourceArn",
+        "taskSet",
+        "primaryTaskSet",
+        "task",
+        "service",
+        "serviceName",
+        "serviceDeploymentArn",
+        "taskDefinition",
+        "family",
+        "clusterName",
+        "cluster",
+    ];
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    MEMBERS
+        .iter()
+        .find_map(|m| v.get(m).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Applies an injected fault: the latency, then by chance a dropped connection, a

@@ -110,6 +110,25 @@ pub struct Fault {
     pub latency_ms: u64,
 }
 
+/// One ECS write call as the simulator received it: who made it (the SDK's user agent,
+/// which carries the client's app name), what it asked for, and when (simulated time).
+/// Fleet work (issue #16) needs to tell which caller wrote what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteCall {
+    /// Simulated seconds since the epoch.
+    pub time: f64,
+    /// The ECS operation, e.g. `UpdateService`.
+    pub operation: String,
+    /// The resource named by the request (ARN or name), empty when it names none.
+    pub resource: String,
+    /// `x-amz-user-agent`, else `User-Agent`; empty when the caller sent neither.
+    pub user_agent: String,
+}
+
+/// The write calls kept: the newest ones, so that a long demo or benchmark cannot grow
+/// the record without end.
+pub const WRITE_CALLS_KEPT: usize = 10_000;
+
 /// One state change, for tests and the demo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
@@ -322,6 +341,8 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     pub timeline: Vec<TimelineEvent>,
     pub calls: BTreeMap<String, u64>,
+    /// ECS write calls, oldest first, at most [`WRITE_CALLS_KEPT`].
+    pub write_calls: std::collections::VecDeque<WriteCall>,
     /// Dynatrace events received at `/api/v2/events/ingest`.
     pub events: Vec<serde_json::Value>,
     /// What the Dynatrace metainfo endpoint names as the latest ActiveGate.
