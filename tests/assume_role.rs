@@ -113,19 +113,27 @@ async fn a_client_with_a_role_calls_ecs_with_the_assumed_credentials() {
         .await
         .expect("registered with the assumed role");
     assert!(
-        arn.starts_with(&format!("arn:aws:ecs:eu-central-1:{ROLE_ACCOUNT}:task-definition/")),
+        arn.starts_with(&format!(
+            "arn:aws:ecs:eu-central-1:{ROLE_ACCOUNT}:task-definition/"
+        )),
         "{arn}"
     );
     let base_arn = base
         .register_task_definition(&td, &[])
         .await
         .expect("registered with the base credentials");
-    assert!(base_arn.contains(":123456789012:task-definition/"), "{base_arn}");
+    assert!(
+        base_arn.contains(":123456789012:task-definition/"),
+        "{base_arn}"
+    );
 
     // A second client for the same role shares the cached credentials: its call is made
     // with the role's session too, and the provider asked STS once in all (it logs each time).
     let again = clients.aws(settings(Some(role()))).await;
-    assert_eq!(again.caller_identity().await.expect("identity").arn, identity.arn);
+    assert_eq!(
+        again.caller_identity().await.expect("identity").arn,
+        identity.arn
+    );
 
     // The external id is in no Debug form and no log line, at TRACE.
     let shown = format!("{:?}", settings(Some(role())));
@@ -147,4 +155,43 @@ async fn a_client_with_a_role_calls_ecs_with_the_assumed_credentials() {
     );
     let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(EXTERNAL_ID)).collect();
     assert!(leaks.is_empty(), "the external id was logged: {leaks:#?}");
+}
+
+fn policy(name: &str) -> serde_json::Value {
+    let path = format!("{}/deploy/iam/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("the policy file"))
+        .expect("the policy is JSON")
+}
+
+/// The deploy texts for targets in other accounts: the trust policy lets only the daemon's
+/// task role in, and only with the external id; the daemon's grant names the roles, no `*`.
+#[test]
+fn the_cross_account_policies_grant_assume_role_and_nothing_else() {
+    let trust = policy("target-account-trust-policy.json");
+    assert_eq!(trust["Version"], "2012-10-17");
+    let statements = trust["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Action"], "sts:AssumeRole");
+    assert_eq!(s["Principal"]["AWS"], "${DaemonTaskRoleArn}");
+    assert_eq!(
+        s["Condition"]["StringEquals"]["sts:ExternalId"],
+        "${ExternalId}"
+    );
+
+    let grant = policy("assume-target-roles-policy.json");
+    assert_eq!(grant["Version"], "2012-10-17");
+    let statements = grant["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Action"], "sts:AssumeRole");
+    let resources = s["Resource"].as_array().expect("resources");
+    assert!(!resources.is_empty());
+    assert!(
+        resources
+            .iter()
+            .all(|r| r.as_str().is_some_and(|r| !r.contains('*')))
+    );
 }
