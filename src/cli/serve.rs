@@ -24,6 +24,10 @@ pub(super) struct RunArgs {
     /// Run scheduled rollouts even while a target's error budget is spent.
     #[arg(long)]
     force: bool,
+    /// This replica's id in the lease table, with `[daemon.lease]` (default
+    /// `<hostname>-<pid>-<4 random hex>`).
+    #[arg(long, env = "ACTIVEGATE_LIFECYCLE_REPLICA_ID")]
+    replica_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +85,7 @@ pub(super) fn run_daemon(args: &RunArgs) -> Result<ExitCode, Failure> {
         let options = daemon::Options {
             no_initial_run: args.no_initial_run,
             force: args.force,
+            replica_id: args.replica_id.clone(),
             ..daemon::Options::default()
         };
         daemon::run(args.config.clone(), config, board, options, signals)

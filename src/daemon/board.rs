@@ -28,6 +28,8 @@ pub enum Trigger {
     Manual,
     /// The retry armed after a retriable failure (not limited by the window or the budget).
     Retry,
+    /// This replica just took the target's lease (it resumes what the previous holder left).
+    Lease,
 }
 
 /// One target as the status server shows it.
@@ -170,6 +172,8 @@ struct State {
     reloads: u64,
     reload_failures: u64,
     last_reload_error: Option<String>,
+    /// With `[daemon.lease]`: this replica and its leases.
+    lease: Option<super::lease::LeaseStatus>,
 }
 
 /// Shared by the runners (writers) and the status server (reader).
@@ -202,6 +206,8 @@ pub struct Snapshot {
     pub reloads: u64,
     pub reload_failures: u64,
     pub last_reload_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<super::lease::LeaseStatus>,
 }
 
 impl Board {
@@ -285,7 +291,18 @@ impl Board {
             reloads: s.reloads,
             reload_failures: s.reload_failures,
             last_reload_error: s.last_reload_error.clone(),
+            lease: s.lease.clone(),
         })
+    }
+
+    /// Shows the leases from now on (a run with `[daemon.lease]`).
+    pub fn set_lease(&self, status: super::lease::LeaseStatus) {
+        self.with(|s| s.lease = Some(status));
+    }
+
+    /// Updates the leases' view (nothing without leases).
+    pub fn lease(&self, f: impl FnOnce(&mut super::lease::LeaseStatus)) {
+        self.with(|s| s.lease.as_mut().map(f));
     }
 
     /// Counts one round of availability probes' latencies into the target's histogram.
@@ -315,6 +332,7 @@ impl Board {
             reloads: s.reloads,
             refused: s.reload_failures,
             lateness: self.load.event_loop_lateness().as_secs_f64(),
+            leases: s.lease.as_ref().map(|l| (l.held, l.round_errors)),
         });
         let mut registry = Registry::with_prefix("activegate_lifecycle");
         registry.register_collector(Box::new(now));
@@ -353,6 +371,8 @@ struct Collected {
     reloads: u64,
     refused: u64,
     lateness: f64,
+    /// Leases held and failed lease rounds, with `[daemon.lease]`.
+    leases: Option<(u64, u64)>,
 }
 
 /// One metric family being written, series by series.
@@ -560,6 +580,7 @@ impl Collector for Collected {
         self.probes(&mut e)?;
         self.aws_calls(&mut e)?;
         self.aws_rate_budget(&mut e)?;
+        self.leases(&mut e)?;
         self.config_reloads(&mut e)
     }
 }
@@ -664,6 +685,18 @@ impl Collected {
                 .encode(f.encoder.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+
+    /// With `[daemon.lease]` only: how many targets this replica may write, failed rounds.
+    fn leases(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some((held, errors)) = self.leases else {
+            return Ok(());
+        };
+        let help = "Target leases this replica holds (it writes only those targets).";
+        Series::start(e, "leases_held", help, None, MetricType::Gauge)?.gauge(&[], held as f64)?;
+        let help = "Lease rounds that failed (DynamoDB); leases not renewed lapse at their end.";
+        Series::start(e, "lease_round_errors", help, None, MetricType::Counter)?
+            .counter(&[], errors)
     }
 
     fn config_reloads(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {

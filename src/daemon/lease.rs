@@ -23,6 +23,9 @@ use tokio::time::Instant;
 use crate::ecs::EcsError;
 use crate::ecs::leases::{LeaseRecord, LeaseTable, Taken};
 
+mod fleet;
+pub use fleet::{Fleet, Guard, LeaseStatus, TargetLease, Turn, default_replica_id};
+
 /// How leases are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
@@ -284,18 +287,17 @@ impl Keeper {
         }
     }
 
-    /// One round: heartbeat, read the live replicas, take or renew the leases assigned to
-    /// this replica, give up the others unless `busy` says a reconcile is in flight on it
-    /// (that one keeps its lease until it ends, and is given up on a later round).
+    /// One round: read the live replicas, take or renew the leases assigned to this replica,
+    /// give up the others unless `busy` says a reconcile is in flight on it (that one keeps
+    /// its lease until it ends, and is given up on a later round), then the heartbeat. The
+    /// heartbeat comes last so that it never outlives the leases renewed before it: when the
+    /// others see a replica gone, its leases have expired and they take them on that round.
     pub async fn round(
         &self,
         keys: &[String],
         busy: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Round, EcsError> {
         let now_ms = (self.wall_ms)();
-        self.table
-            .heartbeat(&self.me, self.timing.duration, now_ms)
-            .await?;
         let mut replicas = self.table.live_replicas(now_ms).await?;
         if !replicas.contains(&self.me) {
             replicas.push(self.me.clone());
@@ -333,6 +335,9 @@ impl Keeper {
                 round.released.push(key.clone());
             }
         }
+        self.table
+            .heartbeat(&self.me, self.timing.duration, (self.wall_ms)())
+            .await?;
         Ok(round)
     }
 

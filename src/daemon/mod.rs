@@ -49,6 +49,8 @@ pub struct Options {
     pub retry: Backoff,
     /// Adjusts the AWS clients (the simulator's fixed credentials in the demo and tests).
     pub adjust_client: Arc<dyn Fn(&mut ClientSettings) + Send + Sync>,
+    /// This replica's id with `[daemon.lease]` (default `<hostname>-<pid>-<4 random hex>`).
+    pub replica_id: Option<String>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             clock: Arc::new(schedule::SystemClock),
             retry: Backoff::default(),
             adjust_client: Arc::new(|_| {}),
+            replica_id: None,
         }
     }
 }
@@ -87,6 +90,8 @@ struct Supervisor {
     running: BTreeMap<String, Running>,
     loops: Tasks,
     monitors: Tasks,
+    /// With `[daemon.lease]`: the leases; a target is written only under its own.
+    lease: Option<Arc<lease::Fleet>>,
 }
 
 impl Supervisor {
@@ -106,6 +111,9 @@ impl Supervisor {
             board: &self.board,
         };
         self.contexts = Contexts::for_config(contexts, config, &env, why).await;
+        if let Some(fleet) = &self.lease {
+            fleet.set_targets(config);
+        }
         let limit = Arc::new(Semaphore::new(config.daemon.max_parallel.0 as usize));
         let mut groups: BTreeMap<String, Arc<Mutex<()>>> = BTreeMap::new();
         let mut entries = Vec::new();
@@ -147,6 +155,7 @@ impl Supervisor {
                 mesh.clone(),
                 stop.subscribe(),
                 before.as_ref().map(|b| b.monitor.clone()),
+                self.lease.clone(),
             ));
             let job = job::Job {
                 config: config.clone(),
@@ -159,6 +168,7 @@ impl Supervisor {
                 scheduler: self.scheduler.clone(),
                 context: slot,
                 clients: self.clients.clone(),
+                lease: self.lease.clone(),
             };
             let job = self
                 .loops
@@ -268,15 +278,32 @@ pub async fn run(
             .expect("tokio-cron-scheduler with its in-memory stores always starts"),
     );
     let first = (!options.no_initial_run).then_some(Trigger::Start);
+    let clients = Clients::new();
+    // With `[daemon.lease]`, the keeper's rounds run until the loops and monitors ended (the
+    // lateness watch's stop), so that an in-flight rollout keeps its lease to the end.
+    let replica = options
+        .replica_id
+        .clone()
+        .unwrap_or_else(lease::default_replica_id);
+    let adjust = options.adjust_client.clone();
+    let fleet = lease::keeper_for(&config, &clients, replica, &*adjust)
+        .await
+        .map(|keeper| lease::Fleet::new(keeper, board.clone()));
+    if let Some(f) = &fleet {
+        tracing::info!(replica = %f.keeper().me(), "leases on: this replica writes only the targets whose lease it holds");
+        f.set_targets(&config);
+        services.spawn(f.clone().keep(lateness_stop.subscribe()));
+    }
     let mut supervisor = Supervisor {
         board,
         options,
         scheduler,
-        clients: Clients::new(),
+        clients,
         contexts: Contexts::default(),
         running: BTreeMap::new(),
         loops: Tasks::default(),
         monitors: Tasks::default(),
+        lease: fleet.clone(),
     };
     supervisor.start_targets(&config, first, Why::Start).await;
     tracing::info!(targets = config.targets.len(), "daemon running");
@@ -288,5 +315,9 @@ pub async fn run(
     supervisor.stop(deadline, &mut signals).await;
     lateness_stop.fire();
     services.join_all().await;
+    // After the last write: the next replica takes over at once instead of after expiry.
+    if let Some(f) = fleet {
+        f.release_all().await;
+    }
     Ok(())
 }

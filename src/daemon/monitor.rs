@@ -12,6 +12,7 @@ use super::Options;
 use super::availability::{Availability, SINCE_TAG, TAG};
 use super::board::Board;
 use super::context::TargetContext;
+use super::lease::Fleet;
 use super::mesh::{Cause, MeshSync};
 use super::shutdown::Shutdown;
 use super::tasks::Done;
@@ -26,7 +27,9 @@ const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
 /// Watches `target` with the context's clients and prober until `stop`; writes the downtime
 /// it counted before it returns. Starts once `before` (the previous config version's monitor)
-/// has ended, so that it reads what that one wrote last.
+/// has ended, so that it reads what that one wrote last. With `lease`, it writes (tags, the
+/// mesh) only while this replica holds the target's lease.
+#[allow(clippy::too_many_arguments)] // what one target's monitor is started with, each once
 pub async fn watch(
     context: Arc<TargetContext>,
     target: Target,
@@ -35,6 +38,7 @@ pub async fn watch(
     mesh: Option<Arc<MeshSync>>,
     mut stop: Shutdown,
     before: Option<Done>,
+    lease: Option<Arc<Fleet>>,
 ) {
     if let Some(b) = before {
         b.wait().await;
@@ -43,7 +47,11 @@ pub async fn watch(
         // The context said why when it was built.
         return;
     };
-    let mut m = Monitor::start(aws, prober, target, board, options, mesh).await;
+    let writes = Writes {
+        lease,
+        key: super::lease::key_of(&target),
+    };
+    let mut m = Monitor::start(aws, prober, target, board, options, mesh, writes).await;
     // The first wait is a random part of the interval: targets' rounds spread over it
     // rather than all starting together.
     let mut wait = m.interval.mul_f64(fastrand::f64());
@@ -56,6 +64,19 @@ pub async fn watch(
         m.round().await;
     }
     m.finish().await;
+}
+
+/// Whether the monitor may write the target's tags and mesh destination: always without
+/// leases; with them, only while this replica holds the target's lease (its holder writes).
+struct Writes {
+    lease: Option<Arc<Fleet>>,
+    key: String,
+}
+
+impl Writes {
+    fn allowed(&self) -> bool {
+        self.lease.as_ref().is_none_or(|f| f.may_write(&self.key))
+    }
 }
 
 /// One target's monitor between its start and its stop.
@@ -84,6 +105,7 @@ struct Monitor {
     persisted_at: tokio::time::Instant,
     /// Mesh updates in flight, awaited before the monitor ends.
     syncs: JoinSet<()>,
+    writes: Writes,
 }
 
 impl Monitor {
@@ -95,6 +117,7 @@ impl Monitor {
         board: Arc<Board>,
         options: Options,
         mesh: Option<Arc<MeshSync>>,
+        writes: Writes,
     ) -> Monitor {
         let (cluster, service) = (target.cluster.to_string(), target.service.to_string());
         let slo = target.slo_percent.0 / 100.0;
@@ -107,7 +130,7 @@ impl Monitor {
                 .get(SINCE_TAG)
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
                 .map(|d| d.with_timezone(&chrono::Utc));
-            if since.is_none() {
+            if since.is_none() && writes.allowed() {
                 let now = clock
                     .now()
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -143,6 +166,7 @@ impl Monitor {
             persisted_at: tokio::time::Instant::now(),
             syncs: JoinSet::new(),
             options,
+            writes,
         }
     }
 
@@ -236,7 +260,7 @@ impl Monitor {
         let Some(m) = self
             .mesh
             .as_ref()
-            .filter(|m| m.follows_tasks() && !serving.is_empty())
+            .filter(|m| m.follows_tasks() && !serving.is_empty() && self.writes.allowed())
         else {
             return;
         };
@@ -250,7 +274,7 @@ impl Monitor {
     /// Writes the downtime to the service tag when it changed since the last write.
     async fn persist(&mut self) {
         let encoded = self.availability.encode();
-        if encoded == self.persisted {
+        if encoded == self.persisted || !self.writes.allowed() {
             return;
         }
         if let Some(arn) = &self.service_arn
