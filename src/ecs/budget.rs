@@ -59,7 +59,7 @@ pub struct RateLimits {
     pub task_definitions: Bucket,
     /// List/DescribeServiceDeployments and StopServiceDeployment.
     pub service_deployments: Bucket,
-    /// Tags, CloudWatch Logs, STS and everything else.
+    /// Tags, CloudWatch Logs and every other call; DynamoDB and STS draw from no bucket.
     pub other: Bucket,
 }
 
@@ -156,6 +156,30 @@ impl Family {
     }
 }
 
+/// DynamoDB (the lease table) and STS have limits of their own, not ECS's: a lease renewal
+/// must never wait behind a burst of ECS tag writes in the `other` bucket.
+fn outside_ecs(op: &str) -> bool {
+    matches!(
+        op,
+        "GetItem"
+            | "PutItem"
+            | "UpdateItem"
+            | "DeleteItem"
+            | "Query"
+            | "Scan"
+            | "BatchGetItem"
+            | "BatchWriteItem"
+            | "TransactGetItems"
+            | "TransactWriteItems"
+            | "CreateTable"
+            | "DescribeTable"
+            | "UpdateTimeToLive"
+            | "DescribeTimeToLive"
+            | "GetCallerIdentity"
+            | "AssumeRole"
+    )
+}
+
 /// How often calls of one family waited for a token, and how long in all.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WaitCount {
@@ -227,6 +251,9 @@ impl Budget {
     /// Waits until the bucket of `op`'s family has a token and takes it; how long it
     /// waited, when it had to. Dropping the future while it waits takes no token.
     pub(crate) async fn acquire(&self, op: &'static str) -> Option<Duration> {
+        if outside_ecs(op) {
+            return None;
+        }
         let family = Family::of(op);
         let limiter = &self.limiters[family.index()];
         let mut started: Option<tokio::time::Instant> = None;
@@ -323,6 +350,26 @@ mod tests {
             "DescribeLogGroups",
         ] {
             budget.acquire(op).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lease_and_sts_calls_never_wait_for_ecs_tokens() {
+        let budget = Budget::new(RateLimits {
+            other: Bucket::new(1, 0.001),
+            ..RateLimits::default()
+        });
+        budget.acquire("TagResource").await;
+        let start = tokio::time::Instant::now();
+        for op in [
+            "UpdateItem",
+            "GetItem",
+            "PutItem",
+            "Scan",
+            "GetCallerIdentity",
+        ] {
+            assert_eq!(budget.acquire(op).await, None, "{op}");
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
