@@ -255,14 +255,12 @@ impl Job {
             Err(why) => {
                 return Err(Failure {
                     kind: "config".to_owned(),
-                    message: why.to_owned(),
+                    message: super::context::chain(why),
                     retriable: false,
                 });
             }
         };
-        // TODO(L1): engine.reconcile_guarded once src/rollout's split landed.
-        let _ = guard;
-        let r = engine.reconcile(None).await;
+        let r = engine.reconcile_guarded(None, guard).await;
         let (counts, failures) = context.new_counts();
         self.board.add_aws_counts(counts);
         self.board

@@ -41,6 +41,9 @@ pub use outcome::{Outcome, RollbackVia, RolloutError};
 pub use plan::Plan;
 pub use spec::{Discovery, Spec, deployment};
 
+/// Whether this process may still write the target's service (the daemon's lease on it).
+pub type WriteGuard = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Steps one reconcile may take; a clean blue/green rollout takes seven.
 const MAX_STEPS: u32 = 24;
 
@@ -165,13 +168,28 @@ impl Engine {
 
     /// One reconcile. `image` overrides the config's and the manifest's image.
     pub async fn reconcile(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
+        self.reconcile_guarded(image, None).await
+    }
+
+    /// One reconcile that acts only while `guard` holds (the daemon's lease on the target):
+    /// it is asked before every step, and when it fails the reconcile ends with the retriable
+    /// [`RolloutError::LeaseLost`]. Without a guard, as [`Engine::reconcile`].
+    pub async fn reconcile_guarded(
+        &self,
+        image: Option<&str>,
+        guard: Option<WriteGuard>,
+    ) -> Result<Outcome, RolloutError> {
         use tracing::Instrument;
         let _flight = SingleFlight::take(self.flight_key())?;
         let span = tracing::info_span!("reconcile", target = %self.spec.target);
-        self.reconcile_inner(image).instrument(span).await
+        self.reconcile_inner(image, guard).instrument(span).await
     }
 
-    async fn reconcile_inner(&self, image: Option<&str>) -> Result<Outcome, RolloutError> {
+    async fn reconcile_inner(
+        &self,
+        image: Option<&str>,
+        guard: Option<WriteGuard>,
+    ) -> Result<Outcome, RolloutError> {
         let mut observed = self.observe().await?;
         let (desired, notes) = self.desired(image, &observed).await?;
         if !notes.is_empty() {
@@ -189,6 +207,10 @@ impl Engine {
                 &pass,
             );
             tracing::info!(step = %step, "next step");
+            if guard.as_ref().is_some_and(|may_write| !may_write()) {
+                tracing::warn!(step = %step, "lease lost: the step is left to the lease's next holder");
+                return Err(RolloutError::LeaseLost(self.spec.target.clone()));
+            }
             match self
                 .act(step, &observed, &desired, &mut pass, &mut learned)
                 .await?

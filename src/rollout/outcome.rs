@@ -142,6 +142,12 @@ pub enum RolloutError {
     },
     #[error("cannot migrate target `{target}`: {why}")]
     Migration { target: String, why: String },
+    /// The write guard (the daemon's lease on the target) failed before a step: this process
+    /// may no longer write the service; the lease's next holder resumes from the ECS tags.
+    #[error(
+        "lease lost on target `{0}`: stopped before the next step; the lease's holder resumes from the ECS tags"
+    )]
+    LeaseLost(String),
 }
 
 impl RolloutError {
@@ -161,7 +167,7 @@ impl RolloutError {
             | Self::NoLastGood { .. }
             | Self::RollbackFailed { .. }
             | Self::NothingToRollBackTo(_) => false,
-            Self::NoProgress(_) => true,
+            Self::NoProgress(_) | Self::LeaseLost(_) => true,
             Self::Migrated { .. } | Self::Migration { .. } => false,
         }
     }
@@ -178,6 +184,7 @@ impl RolloutError {
             Self::NoProgress(_) => "no-progress",
             Self::Migrated { .. } => "migrated",
             Self::Migration { .. } => "migration",
+            Self::LeaseLost(_) => "lease-lost",
         }
     }
 }

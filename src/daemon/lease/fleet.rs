@@ -71,7 +71,7 @@ impl Drop for Turn {
 }
 
 /// The engine's write guard: true while the lease on one target's key may be written under.
-pub type Guard = Arc<dyn Fn() -> bool + Send + Sync>;
+pub type Guard = crate::rollout::WriteGuard;
 
 impl Fleet {
     pub fn new(keeper: Keeper, board: Arc<Board>) -> Arc<Fleet> {
