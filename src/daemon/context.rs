@@ -92,8 +92,9 @@ impl Inputs {
 
 /// What the engine and the monitor run with.
 struct Built {
-    /// The engine, or why the target cannot run (bad input).
-    engine: Result<Engine, String>,
+    /// The engine, or why the target cannot run (bad input), shared by every reconcile of
+    /// this config version that reports it.
+    engine: Result<Engine, Arc<wiring::WiringError>>,
     /// The monitor's clients and prober (`None`: the monitor is off).
     monitor: Option<(Aws, Prober)>,
 }
@@ -173,7 +174,7 @@ impl TargetContext {
                     Err(_) => None,
                 };
                 return Built {
-                    engine: Err(chain(&e)),
+                    engine: Err(Arc::new(e)),
                     monitor,
                 };
             }
@@ -209,8 +210,8 @@ impl TargetContext {
     }
 
     /// The engine, or why the target cannot run (bad input: the same until it changes).
-    pub fn engine(&self) -> Result<&Engine, &str> {
-        self.built.engine.as_ref().map_err(String::as_str)
+    pub fn engine(&self) -> Result<&Engine, &wiring::WiringError> {
+        self.built.engine.as_ref().map_err(|e| &**e)
     }
 
     /// The availability monitor's clients and prober (`None`: the monitor is off).
