@@ -153,7 +153,12 @@ fn actions_called_by_the_code() -> BTreeSet<String> {
         .map(|p| std::fs::read_to_string(p).expect("source"))
         .collect();
     let mut found = BTreeSet::new();
-    for (field, service) in [("self.ecs", "ecs"), ("self.logs", "logs")] {
+    for (field, service) in [
+        ("self.ecs", "ecs"),
+        ("self.logs", "logs"),
+        // The lease table's calls: `self.aws.dynamodb.<op>()` in src/ecs/leases.rs.
+        (".dynamodb", "dynamodb"),
+    ] {
         for (at, _) in source.match_indices(field) {
             let rest = source[at + field.len()..].trim_start();
             let Some(rest) = rest.strip_prefix('.') else {
@@ -173,10 +178,16 @@ fn actions_called_by_the_code() -> BTreeSet<String> {
 }
 
 /// Calls the code can make that the shipped policy leaves out, and why.
-const NOT_GRANTED: &[(&str, &str)] = &[(
-    "ecs:DeregisterTaskDefinition",
-    "pruning (rollout.keep_revisions > 0) is off by default: IAM grants it only on `*`",
-)];
+const NOT_GRANTED: &[(&str, &str)] = &[
+    (
+        "ecs:DeregisterTaskDefinition",
+        "pruning (rollout.keep_revisions > 0) is off by default: IAM grants it only on `*`",
+    ),
+    (
+        "dynamodb:CreateTable",
+        "the stack creates the lease table; LeaseTable::create serves tests and first tries",
+    ),
+];
 
 #[test]
 fn the_policy_grants_exactly_the_aws_calls_the_code_makes() {
@@ -187,6 +198,7 @@ fn the_policy_grants_exactly_the_aws_calls_the_code_makes() {
         "ecs:UpdateService",
         "ecs:RegisterTaskDefinition",
         "logs:GetLogEvents",
+        "dynamodb:UpdateItem",
     ] {
         assert!(called.contains(known), "{known} not found in {called:?}");
     }
@@ -491,7 +503,10 @@ fn the_shipped_policy_is_a_well_formed_iam_policy() {
         assert!(!actions.is_empty(), "{sid} has no actions");
         for a in &actions {
             let (service, op) = a.split_once(':').expect("service:Action");
-            assert!(["ecs", "logs", "iam"].contains(&service), "{sid}: {a}");
+            assert!(
+                ["ecs", "logs", "iam", "dynamodb"].contains(&service),
+                "{sid}: {a}"
+            );
             assert!(
                 op.chars().next().is_some_and(|c| c.is_ascii_uppercase())
                     && op.chars().all(|c| c.is_ascii_alphanumeric()),
@@ -528,14 +543,62 @@ fn the_shipped_policy_is_a_well_formed_iam_policy() {
 }
 
 #[test]
-fn the_daemon_service_never_runs_two_daemons_and_keeps_its_breaker() {
+fn the_daemon_service_runs_replicas_that_lease_their_targets_and_keeps_its_breaker() {
     let t = template();
     let svc = resource(&t, "DaemonService");
-    assert_eq!(svc["DesiredCount"], 1);
+    assert_eq!(svc["DesiredCount"], json!({ "Ref": "Replicas" }));
+    assert_eq!(t["Parameters"]["Replicas"]["Default"], 2);
     assert_eq!(svc["LaunchType"], "FARGATE");
+    // Replicas may overlap (they hold leases): an update starts new tasks before old ones stop.
     let d = &svc["DeploymentConfiguration"];
-    assert_eq!(d["MinimumHealthyPercent"], 0);
-    assert_eq!(d["MaximumPercent"], 100);
+    assert_eq!(d["MinimumHealthyPercent"], 100);
+    assert_eq!(d["MaximumPercent"], 200);
+    // The lease table: on demand, one string key, TTL on the attribute the code writes.
+    let table = resource(&t, "LeaseTable");
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["KeySchema"],
+        json!([{ "AttributeName": "key", "KeyType": "HASH" }])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([{ "AttributeName": "key", "AttributeType": "S" }])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        json!({ "AttributeName": "ttl", "Enabled": true })
+    );
+    let leases = read("src/ecs/leases.rs");
+    assert!(leases.contains("\"#ttl\", \"ttl\"") && leases.contains(".key(\"key\""));
+    // Its item actions on that table only, and nothing else of DynamoDB.
+    let lease_statements: Vec<Value> = statements(&shipped_policy())
+        .into_iter()
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|a| a.starts_with("dynamodb:"))
+        })
+        .collect();
+    assert_eq!(lease_statements.len(), 1);
+    assert_eq!(
+        strings(&lease_statements[0]["Resource"]),
+        ["arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${LeaseTable}"]
+    );
+    // The deploy config names the stack's table, so that its two replicas never both write.
+    let config = activegate_lifecycle::config::Config::parse(
+        "deploy/activegate-lifecycle.toml",
+        &read("deploy/activegate-lifecycle.toml"),
+    )
+    .expect("the deploy config is valid");
+    let lease = config
+        .daemon
+        .lease
+        .expect("the deploy config has [daemon.lease]");
+    assert!(
+        lease.table.0.starts_with("activegate-lifecycle-") && lease.table.0.ends_with("-leases"),
+        "{}",
+        lease.table.0
+    );
     assert_eq!(d["DeploymentCircuitBreaker"]["Enable"], true);
     assert_eq!(d["DeploymentCircuitBreaker"]["Rollback"], true);
     // The log group has a retention.
