@@ -385,6 +385,18 @@ impl ImageRef {
     pub fn as_str(&self) -> &str {
         &self.reference
     }
+
+    /// Whether `text` asks for a tag or a digest at all, read as leniently as the translator
+    /// always has (an `@`, or a `:` in the last path segment), so that a malformed pin such as
+    /// `repo/ag@latest` is reported for what ECS makes of it rather than as "no tag". A port
+    /// in the registry host is no tag.
+    pub fn names_tag_or_digest(text: &str) -> bool {
+        if text.contains('@') {
+            return true;
+        }
+        let name_start = text.rfind('/').map_or(0, |i| i + 1);
+        text[name_start..].contains(':')
+    }
 }
 
 /// `algorithm:encoded`, as the OCI image spec writes a digest.

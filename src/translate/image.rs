@@ -16,7 +16,7 @@ pub(super) fn is_placeholder(image: &str) -> bool {
 }
 
 fn has_tag_or_digest(image: &str) -> bool {
-    crate::model::ids::ImageRef::parse(image).is_ok_and(|r| r.is_pinned())
+    crate::model::ids::ImageRef::names_tag_or_digest(image)
 }
 
 /// The image the container runs: the config's (the rollout engine's choice) wins.

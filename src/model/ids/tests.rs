@@ -200,3 +200,19 @@ fn shorten_gives_family_revision_or_the_text_as_it_is() {
         assert_eq!(TaskDefinitionArn::shorten(other), other);
     }
 }
+
+#[test]
+fn a_pin_is_asked_for_by_an_at_or_a_colon_in_the_last_segment() {
+    for pinned in [
+        "repo/ag:1",
+        "repo/ag:",
+        "repo/ag@latest",
+        "reg:5000//ag:1",
+        "repo/ag@sha256:ab",
+    ] {
+        assert!(ImageRef::names_tag_or_digest(pinned), "{pinned}");
+    }
+    for bare in ["repo/ag", "reg:5000/ag", "ag", ""] {
+        assert!(!ImageRef::names_tag_or_digest(bare), "{bare}");
+    }
+}
