@@ -101,14 +101,16 @@ impl Engine {
                 };
                 self.adopt(svc, adopt, desired, pass).await
             }
+            // Both strategies: the serving revision failed with nothing to return to.
+            Step::GiveUp { failed } => {
+                self.clear_mark(svc).await?;
+                let reasons = learned.take_reasons("an earlier run found it unhealthy");
+                Err(RolloutError::NoLastGood { failed, reasons })
+            }
             step @ (Step::StartRolling
             | Step::VerifyRolling { .. }
             | Step::RollBack { .. }
-            | Step::ClearMark
-            | Step::GiveUp { .. }) => {
-                self.act_rolling(step, svc, last_good, desired, learned)
-                    .await
-            }
+            | Step::ClearMark) => self.act_rolling(step, svc, last_good, desired).await,
             step => self.act_blue_green(step, svc, desired, learned).await,
         }
     }

@@ -17,7 +17,6 @@ impl Engine {
         svc: &ServiceState,
         last_good: Option<String>,
         desired: &Desired,
-        learned: &mut Learned,
     ) -> Result<Flow, RolloutError> {
         match step {
             Step::StartRolling => self.start_rolling(svc, desired).await,
@@ -46,11 +45,6 @@ impl Engine {
             Step::ClearMark => {
                 self.clear_mark(svc).await?;
                 Ok(Flow::Again)
-            }
-            Step::GiveUp { failed } => {
-                self.clear_mark(svc).await?;
-                let reasons = learned.take_reasons("an earlier run found it unhealthy");
-                Err(RolloutError::NoLastGood { failed, reasons })
             }
             other => unreachable!("not a rolling step: {other}"),
         }
