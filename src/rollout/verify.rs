@@ -12,6 +12,11 @@
 //! With `[target.verify.dynatrace]`, a new task also needs the Dynatrace environment to list
 //! its ActiveGate online as rolled out ([`super::dynatrace`]): one request per round for the
 //! whole target, in parallel with the probes.
+//!
+//! [`verify`] steps a `round::Verification` (what the rounds carry) until it decides:
+//! `round` observes, probes new and baseline tasks, classifies the round and counts;
+//! `verdict` turns the counts into a failure, progress, the proof or the deadline's verdict;
+//! `environment` is the Dynatrace side of both.
 
 mod environment;
 mod round;
