@@ -6,11 +6,11 @@
 //! the state from ECS — including the tags a previous, interrupted run left —
 //! and takes the service one step closer to a verified revision.
 //!
-//! In the order of a reconcile: [`observe`] (one read of ECS; the desired state rendered),
-//! [`decide`] (pure: the one next step), [`act`] (one small function per step, the rolling
-//! and blue/green ones in `act/`), [`verify`] (rounds of probes of new and baseline tasks),
-//! [`calls`] (what the steps share). Beside the loop: [`plan`], [`rollback`], [`migrate`];
-//! what the engine is given in [`spec`], what it answers in [`outcome`].
+//! In the order of a reconcile: `observe` (one read of ECS; the desired state rendered),
+//! [`decide`](mod@decide) (pure: the one next step), `act` (one small function per step, the rolling
+//! and blue/green ones in `act/`), `verify` (rounds of probes of new and baseline tasks),
+//! `calls` (what the steps share). Beside the loop: `plan`, `rollback`, `migrate`;
+//! what the engine is given in `spec`, what it answers in `outcome`.
 
 mod act;
 mod calls;
