@@ -12,6 +12,7 @@ mod job;
 pub mod lease;
 pub mod mesh;
 mod monitor;
+pub mod observer;
 pub mod retry;
 pub mod schedule;
 pub mod settings;
@@ -90,6 +91,10 @@ struct Supervisor {
     running: BTreeMap<String, Running>,
     loops: Tasks,
     monitors: Tasks,
+    /// The per-cluster observers feeding the monitors, and the stop of the current config
+    /// version's ones.
+    observers: Tasks,
+    observing: Stop,
     /// With `[daemon.lease]`: the leases; a target is written only under its own.
     lease: Option<Arc<lease::Fleet>>,
 }
@@ -117,6 +122,8 @@ impl Supervisor {
         let limit = Arc::new(Semaphore::new(config.daemon.max_parallel.0 as usize));
         let mut groups: BTreeMap<String, Arc<Mutex<()>>> = BTreeMap::new();
         let mut entries = Vec::new();
+        // One observer per (identity, region, endpoint, cluster) of this config version.
+        let mut observers = observer::Observers::new(self.clients.clone());
         for target in &config.targets {
             let name = target.name.to_string();
             let (tx, rx) = mpsc::channel(1);
@@ -147,8 +154,10 @@ impl Supervisor {
             let stop = Stop::new();
             let mesh = mesh::MeshSync::new(config, target);
             let before = previous.remove(&name);
+            let context = slot.get().await;
+            let feed = observers.feed(&context, target).await;
             let monitor = self.monitors.spawn(monitor::watch(
-                slot.get().await,
+                context,
                 target.clone(),
                 self.board.clone(),
                 self.options.clone(),
@@ -156,6 +165,7 @@ impl Supervisor {
                 stop.subscribe(),
                 before.as_ref().map(|b| b.monitor.clone()),
                 self.lease.clone(),
+                feed,
             ));
             let job = job::Job {
                 config: config.clone(),
@@ -176,6 +186,9 @@ impl Supervisor {
             self.running.insert(name, Running { stop, job, monitor });
         }
         self.board.set_targets(entries);
+        // The previous version's observers end with its monitors.
+        self.observing.fire();
+        self.observing = observers.start(&mut self.observers, &self.board);
         // Loops of removed targets were told to stop; they end after their current run, and
         // stay tracked until then.
     }
@@ -202,6 +215,7 @@ impl Supervisor {
         }
         self.loops.reap();
         self.monitors.reap();
+        self.observers.reap();
     }
 
     /// Stops every loop and monitor and waits for them: the loops until the deadline or a
@@ -214,6 +228,7 @@ impl Supervisor {
         for r in self.running.values() {
             r.stop.fire();
         }
+        self.observing.fire();
         tokio::select! {
             _ = self.loops.join_all() => tracing::info!("stopped"),
             _ = tokio::time::sleep(deadline) => tracing::error!("in-flight rollouts did not end within the shutdown deadline; the next start resumes them from the ECS tags"),
@@ -227,6 +242,8 @@ impl Supervisor {
             tracing::warn!("an availability monitor did not write its last downtime in time");
         }
         self.monitors.abort_all().await;
+        // Stopped above, and a poll in flight ends with the stop: they end at once.
+        self.observers.join_all().await;
         // The loops have disarmed their jobs (or were given up on): the ticker stops.
         self.scheduler.shutdown().await;
     }
@@ -303,6 +320,8 @@ pub async fn run(
         running: BTreeMap::new(),
         loops: Tasks::default(),
         monitors: Tasks::default(),
+        observers: Tasks::default(),
+        observing: Stop::new(),
         lease: fleet.clone(),
     };
     supervisor.start_targets(&config, first, Why::Start).await;

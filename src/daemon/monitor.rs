@@ -14,14 +14,16 @@ use super::board::Board;
 use super::context::TargetContext;
 use super::lease::Fleet;
 use super::mesh::{Cause, MeshSync};
+use super::observer::Feed;
 use super::shutdown::Shutdown;
 use super::tasks::Done;
 use crate::config::Target;
 use crate::ecs::Aws;
 use crate::health::Prober;
 
-/// Task IPs are refreshed from ECS every this many probe rounds.
-const REFRESH_EVERY: u32 = 4;
+/// Task IPs are refreshed from ECS every this many probe rounds (the cluster's observer reads
+/// every this many probe intervals).
+pub(super) const REFRESH_EVERY: u32 = 4;
 /// Downtime is written to the service tag at most this often (and at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
@@ -39,6 +41,7 @@ pub async fn watch(
     mut stop: Shutdown,
     before: Option<Done>,
     lease: Option<Arc<Fleet>>,
+    feed: Option<Feed>,
 ) {
     if let Some(b) = before {
         b.wait().await;
@@ -52,6 +55,7 @@ pub async fn watch(
         key: super::lease::key_of(&target),
     };
     let mut m = Monitor::start(aws, prober, target, board, options, mesh, writes).await;
+    m.feed = feed;
     // The first wait is a random part of the interval: targets' rounds spread over it
     // rather than all starting together.
     let mut wait = m.interval.mul_f64(fastrand::f64());
@@ -103,6 +107,9 @@ struct Monitor {
     last: chrono::DateTime<chrono::Utc>,
     persisted: String,
     persisted_at: tokio::time::Instant,
+    /// The cluster's observer, which reads the tasks for every target of the cluster (`None`:
+    /// the monitor reads its own service's tasks).
+    feed: Option<Feed>,
     /// Mesh updates in flight, awaited before the monitor ends.
     syncs: JoinSet<()>,
     writes: Writes,
@@ -164,6 +171,7 @@ impl Monitor {
             last: clock.now(),
             persisted,
             persisted_at: tokio::time::Instant::now(),
+            feed: None,
             syncs: JoinSet::new(),
             options,
             writes,
@@ -172,7 +180,8 @@ impl Monitor {
 
     /// One probe round: refresh the tasks now and then, probe each, count, show, persist.
     async fn round(&mut self) {
-        if self.round.is_multiple_of(REFRESH_EVERY) || self.ips.is_empty() {
+        // A read of the observer costs no call: each new one is taken at once.
+        if self.feed.is_some() || self.round.is_multiple_of(REFRESH_EVERY) || self.ips.is_empty() {
             self.refresh().await;
         }
         self.round = self.round.wrapping_add(1);
@@ -206,8 +215,7 @@ impl Monitor {
 
     /// The running tasks' addresses from ECS (and the service's ARN until it is known).
     async fn refresh(&mut self) {
-        let asked_at = tokio::time::Instant::now();
-        if let Ok(tasks) = self.aws.tasks(&self.cluster, &self.service, false).await {
+        if let Some((asked_at, tasks)) = self.tasks().await {
             self.ips = crate::ecs::running_ips(tasks, None);
             self.listed_at = asked_at;
             let ips = &self.ips;
@@ -222,6 +230,21 @@ impl Monitor {
                 .flatten()
                 .map(|s| s.arn);
         }
+    }
+
+    /// The service's tasks and when they were asked for: a new read of the cluster's observer
+    /// (the first one, or a fresh one while no task is known, waited for at most one probe
+    /// interval), else ECS's answer to the monitor's own ListTasks and DescribeTasks.
+    async fn tasks(&mut self) -> Option<(tokio::time::Instant, Vec<crate::ecs::TaskState>)> {
+        let Some(feed) = &mut self.feed else {
+            let asked_at = tokio::time::Instant::now();
+            let tasks = self.aws.tasks(&self.cluster, &self.service, false).await;
+            return tasks.ok().map(|t| (asked_at, t));
+        };
+        if self.ips.is_empty() || !feed.has_polled() {
+            feed.fresh(self.interval).await;
+        }
+        feed.take_new(&self.service)
     }
 
     /// Probes every known task at once; returns (healthy, failed, latencies in seconds).

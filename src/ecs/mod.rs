@@ -9,6 +9,7 @@
 mod budget;
 mod call;
 mod clients;
+mod cluster;
 mod convert;
 mod error;
 pub mod leases;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 pub use call::CallCount;
 pub use budget::{Bucket, Family, RateLimits, WaitCount};
 pub use clients::{AssumeRole, CallerIdentity, ClientSettings, Clients};
+pub use cluster::TasksByService;
 pub use error::EcsError;
 pub use services::{DeploymentState, ServiceDeploymentState, ServiceState};
 pub use task_definitions::TaskDefinitionState;

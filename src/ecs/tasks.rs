@@ -94,40 +94,43 @@ impl Aws {
                         .map_err(|e| classify(DESCRIBE, e))
                 })
                 .await?;
-            tasks.extend(out.tasks().iter().map(|t| {
-                let arn = t.task_arn().unwrap_or_default();
-                TaskState {
-                    arn: arn.to_owned(),
-                    // An ARN ECS never sends (unparsable) names the task by the whole ARN.
-                    id: TaskArn::parse(arn).map_or_else(|_| arn.to_owned(), |a| a.id().to_owned()),
-                    task_definition: t.task_definition_arn().unwrap_or_default().to_owned(),
-                    last_status: t.last_status().unwrap_or_default().to_owned(),
-                    desired_status: t.desired_status().unwrap_or_default().to_owned(),
-                    health: t
-                        .health_status()
-                        .map(|h| h.as_str().to_owned())
-                        .unwrap_or_default(),
-                    ip: t
-                        .attachments()
-                        .iter()
-                        .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
-                        .flat_map(|a| a.details())
-                        .find(|d| d.name() == Some("privateIPv4Address"))
-                        .and_then(|d| d.value())
-                        .map(str::to_owned),
-                    created_at: t.created_at().map(|d| d.as_secs_f64()),
-                    started_at: t.started_at().map(|d| d.as_secs_f64()),
-                    stopped_reason: t.stopped_reason().map(str::to_owned),
-                    stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
-                    started_by: t.started_by().map(str::to_owned),
-                    exit_codes: t
-                        .containers()
-                        .iter()
-                        .filter_map(|c| Some((c.name()?.to_owned(), c.exit_code()?)))
-                        .collect(),
-                }
-            }));
+            tasks.extend(out.tasks().iter().map(task_state));
         }
         Ok(tasks)
+    }
+}
+
+/// A described task as the engine sees it (also the cluster-wide read's, `cluster`).
+pub(super) fn task_state(t: &sdk::Task) -> TaskState {
+    let arn = t.task_arn().unwrap_or_default();
+    TaskState {
+        arn: arn.to_owned(),
+        // An ARN ECS never sends (unparsable) names the task by the whole ARN.
+        id: TaskArn::parse(arn).map_or_else(|_| arn.to_owned(), |a| a.id().to_owned()),
+        task_definition: t.task_definition_arn().unwrap_or_default().to_owned(),
+        last_status: t.last_status().unwrap_or_default().to_owned(),
+        desired_status: t.desired_status().unwrap_or_default().to_owned(),
+        health: t
+            .health_status()
+            .map(|h| h.as_str().to_owned())
+            .unwrap_or_default(),
+        ip: t
+            .attachments()
+            .iter()
+            .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
+            .flat_map(|a| a.details())
+            .find(|d| d.name() == Some("privateIPv4Address"))
+            .and_then(|d| d.value())
+            .map(str::to_owned),
+        created_at: t.created_at().map(|d| d.as_secs_f64()),
+        started_at: t.started_at().map(|d| d.as_secs_f64()),
+        stopped_reason: t.stopped_reason().map(str::to_owned),
+        stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
+        started_by: t.started_by().map(str::to_owned),
+        exit_codes: t
+            .containers()
+            .iter()
+            .filter_map(|c| Some((c.name()?.to_owned(), c.exit_code()?)))
+            .collect(),
     }
 }
