@@ -158,6 +158,8 @@ struct Shared {
     configs: tokio::sync::Mutex<Vec<(ConfigKey, aws_config::SdkConfig)>>,
     /// Never held across an await.
     budgets: Mutex<Vec<(BudgetKey, Arc<Budget>)>>,
+    /// The services a reconcile runs on, among every `Aws` handed out (`claims`).
+    claims: super::claims::Claims,
 }
 
 impl fmt::Debug for Clients {
@@ -186,6 +188,7 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            claims: self.shared.claims.clone(),
             budget,
             settings,
             counts: Arc::default(),

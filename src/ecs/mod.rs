@@ -8,6 +8,7 @@
 
 mod budget;
 mod call;
+mod claims;
 mod clients;
 mod cluster;
 mod convert;
@@ -23,8 +24,9 @@ mod tasks;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-pub use call::CallCount;
 pub use budget::{Bucket, Family, RateLimits, WaitCount};
+pub use call::CallCount;
+pub use claims::Claim;
 pub use clients::{AssumeRole, CallerIdentity, ClientSettings, Clients};
 pub use cluster::TasksByService;
 pub use error::EcsError;
@@ -41,6 +43,8 @@ pub struct Aws {
     sts: aws_sdk_sts::Client,
     /// The lease table's client (`leases`), used only with `[daemon.lease]`.
     dynamodb: aws_sdk_dynamodb::Client,
+    /// The services claimed through this `Aws`'s `Clients` (one reconcile each at a time).
+    claims: claims::Claims,
     /// The rate budgets of this client's (identity, region), shared by every `Aws` of it.
     budget: Arc<budget::Budget>,
     settings: ClientSettings,

@@ -1,7 +1,7 @@
 //! `rollout --migrate`: a rolling service moved to blue/green, a new EXTERNAL service beside
 //! it, without a moment without a healthy ActiveGate.
 
-use super::{Engine, Outcome, RolloutError, SingleFlight, Strategy, tags};
+use super::{Engine, Outcome, RolloutError, Strategy, tags};
 
 impl Engine {
     pub(super) fn migration_text(&self, from: &str) -> String {
@@ -16,7 +16,7 @@ impl Engine {
     /// created and verified by the same reconcile as any new service, then the old one
     /// tagged `migrated-to` and scaled to 0. Repeated after an interruption, it carries on.
     pub async fn migrate(&self) -> Result<Outcome, RolloutError> {
-        let _flight = SingleFlight::take(self.flight_key())?;
+        let _flight = self.claim()?;
         let migration = |why: String| RolloutError::Migration {
             target: self.spec.target.clone(),
             why,

@@ -70,35 +70,6 @@ fn now_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// Services with a reconcile or roll-back running in this process.
-static IN_FLIGHT: std::sync::Mutex<std::collections::BTreeSet<String>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// Holds a service's place in `IN_FLIGHT`; released when dropped.
-struct SingleFlight(String);
-
-impl SingleFlight {
-    fn take(key: String) -> Result<SingleFlight, RolloutError> {
-        let mut set = IN_FLIGHT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if set.insert(key.clone()) {
-            Ok(SingleFlight(key))
-        } else {
-            Err(RolloutError::Busy(key))
-        }
-    }
-}
-
-impl Drop for SingleFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.0);
-    }
-}
-
 /// The engine for one target.
 pub struct Engine {
     aws: Aws,
@@ -180,7 +151,7 @@ impl Engine {
         guard: Option<WriteGuard>,
     ) -> Result<Outcome, RolloutError> {
         use tracing::Instrument;
-        let _flight = SingleFlight::take(self.flight_key())?;
+        let _flight = self.claim()?;
         let span = tracing::info_span!("reconcile", target = %self.spec.target);
         self.reconcile_inner(image, guard).instrument(span).await
     }
@@ -230,15 +201,13 @@ impl Engine {
         }
     }
 
-    /// One service: endpoint (the simulator's differ per test), region, cluster, name.
-    fn flight_key(&self) -> String {
-        let c = self.aws.settings();
-        format!(
-            "{} {} {}/{}",
-            c.endpoint_url.as_deref().unwrap_or("aws"),
-            c.region,
-            self.spec.cluster,
-            self.spec.service
-        )
+    /// The service for one reconcile, roll-back or migration: never two at once among the
+    /// engines of one `ecs::Clients` (the daemon's run, a command).
+    fn claim(&self) -> Result<crate::ecs::Claim, RolloutError> {
+        self.aws
+            .claim_service(&self.spec.cluster, &self.spec.service)
+            .ok_or_else(|| {
+                RolloutError::Busy(self.aws.service_key(&self.spec.cluster, &self.spec.service))
+            })
     }
 }

@@ -2,14 +2,14 @@
 //! set in flight removed while blue serves).
 
 use super::act::Evidence;
-use super::{Engine, Outcome, RollbackVia, RolloutError, SingleFlight, tags};
+use super::{Engine, Outcome, RollbackVia, RolloutError, tags};
 use crate::ecs::EcsError;
 
 impl Engine {
     /// Puts the last good revision back and verifies it. With blue/green: removes a green
     /// task set in flight (blue still serves).
     pub async fn rollback(&self) -> Result<Outcome, RolloutError> {
-        let _flight = SingleFlight::take(self.flight_key())?;
+        let _flight = self.claim()?;
         let svc = self.service().await?.ok_or(EcsError::Incomplete {
             op: "DescribeServices",
             what: "service",

@@ -19,6 +19,9 @@ pub struct Rig {
     pub w: World,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// The clients of this rig's engines, as the daemon holds one for its run: they share
+    /// the rate budgets and the claims on services (one reconcile of a service at a time).
+    pub clients: activegate_lifecycle::ecs::Clients,
 }
 
 /// A config for the simulator: fast probes (real seconds) against fast simulated time.
@@ -108,7 +111,12 @@ impl Rig {
         let path = dir.path().join("ag.toml");
         std::fs::write(&path, &text).expect("write config");
         let config = Config::load(&path).expect("a valid config");
-        Rig { w, dir, config }
+        Rig {
+            w,
+            dir,
+            config,
+            clients: activegate_lifecycle::ecs::Clients::new(),
+        }
     }
 
     /// The same rig with blue/green task sets (the product's default for new services).
@@ -132,12 +140,13 @@ impl Rig {
     }
 
     pub async fn engine(&self) -> Engine {
-        wiring::engine_with(&self.config, &self.config.targets[0], |c| {
+        let target = &self.config.targets[0];
+        let checked = wiring::check(&self.config, target).expect("engine");
+        let settings = wiring::client_settings(&self.config, target, |c| {
             c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
             c.initial_backoff = Duration::from_millis(10);
-        })
-        .await
-        .expect("engine")
+        });
+        wiring::engine_from(target, checked, self.clients.aws(settings).await)
     }
 
     /// The service's tags; empty while the service does not exist.
