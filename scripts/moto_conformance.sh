@@ -21,4 +21,4 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 subnet=$("$venv/bin/aws" --endpoint-url "$endpoint" ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
 group=$("$venv/bin/aws" --endpoint-url "$endpoint" ec2 describe-security-groups --query 'SecurityGroups[0].GroupId' --output text)
 MOTO_ENDPOINT=$endpoint MOTO_SUBNET=$subnet MOTO_SECURITY_GROUP=$group \
-  cargo test --locked --test moto_conformance --test leases --test assume_role -- --ignored
+  cargo test --locked --test moto_conformance --test leases --test assume_role --test fleet -- --ignored

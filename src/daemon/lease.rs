@@ -123,6 +123,37 @@ pub fn assign(keys: &[String], replicas: &[String]) -> BTreeMap<String, String> 
     out
 }
 
+/// Lease calls of one round in flight at once.
+const CONCURRENT_CALLS: usize = 32;
+
+/// Runs `futures` together on the calling task (they borrow the keeper, so they are not
+/// spawned) and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futures.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("poll_fn ends only once every future is ready"))
+        .collect()
+}
+
 /// A lease this process holds.
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -309,30 +340,48 @@ impl Keeper {
             ..Round::default()
         };
         let before: BTreeSet<String> = self.holding().into_iter().collect();
+        // What to do with each lease: take (or renew) it, or give it up.
+        let mut moves: Vec<(&String, bool)> = Vec::new();
         for key in keys {
             let mine = assignment.get(key).is_some_and(|r| *r == self.me);
             let held = before.contains(key);
             if mine || (held && busy(key)) {
-                match self.take(key).await? {
-                    None if !held => round.acquired.push(key.clone()),
-                    None => {}
-                    Some(rec) => {
-                        if held {
-                            round.lost.push(key.clone());
-                        }
-                        round.waiting.push((key.clone(), rec.holder));
-                    }
-                }
+                moves.push((key, true));
             } else if held {
-                self.release(key).await?;
-                round.released.push(key.clone());
+                moves.push((key, false));
             }
         }
         // Leases of targets no longer configured.
-        for key in before.iter().filter(|k| !keys.contains(k)) {
-            if !busy(key) {
-                self.release(key).await?;
-                round.released.push(key.clone());
+        moves.extend(
+            before
+                .iter()
+                .filter(|k| !keys.contains(k) && !busy(k))
+                .map(|k| (k, false)),
+        );
+        // Concurrently, a bounded number at a time: one call after another, a round of a few
+        // hundred leases would outlast the renewal interval (and a busy process's leases lapse).
+        for chunk in moves.chunks(CONCURRENT_CALLS) {
+            let done = join_all(chunk.iter().map(|(key, take)| async move {
+                if *take {
+                    self.take(key).await.map(Some)
+                } else {
+                    self.release(key).await.map(|()| None)
+                }
+            }))
+            .await;
+            for ((key, take), result) in chunk.iter().zip(done) {
+                let held = before.contains(*key);
+                match result? {
+                    _ if !take => round.released.push((*key).clone()),
+                    Some(None) if !held => round.acquired.push((*key).clone()),
+                    Some(None) | None => {}
+                    Some(Some(rec)) => {
+                        if held {
+                            round.lost.push((*key).clone());
+                        }
+                        round.waiting.push(((*key).clone(), rec.holder));
+                    }
+                }
             }
         }
         self.table

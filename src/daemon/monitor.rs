@@ -113,6 +113,8 @@ struct Monitor {
     /// Mesh updates in flight, awaited before the monitor ends.
     syncs: JoinSet<()>,
     writes: Writes,
+    /// When observation started, while no replica had written it (no lease at start).
+    since_unwritten: Option<String>,
 }
 
 impl Monitor {
@@ -130,6 +132,7 @@ impl Monitor {
         let slo = target.slo_percent.0 / 100.0;
         let clock = options.clock.clone();
         let mut service_arn = None;
+        let mut since_unwritten = None;
         let mut availability = Availability::new(slo, clock.now());
         if let Ok(Some(svc)) = aws.describe_service(&cluster, &service).await {
             let since = svc
@@ -137,11 +140,16 @@ impl Monitor {
                 .get(SINCE_TAG)
                 .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
                 .map(|d| d.with_timezone(&chrono::Utc));
-            if since.is_none() && writes.allowed() {
+            if since.is_none() {
                 let now = clock
                     .now()
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                let _ = aws.tag(&svc.arn, &[(SINCE_TAG.into(), now)]).await;
+                if writes.allowed() {
+                    let _ = aws.tag(&svc.arn, &[(SINCE_TAG.into(), now)]).await;
+                } else {
+                    // Written by the first persist under the lease.
+                    since_unwritten = Some(now);
+                }
             }
             availability = Availability::decode(
                 slo,
@@ -175,6 +183,7 @@ impl Monitor {
             syncs: JoinSet::new(),
             options,
             writes,
+            since_unwritten,
         }
     }
 
@@ -296,8 +305,20 @@ impl Monitor {
 
     /// Writes the downtime to the service tag when it changed since the last write.
     async fn persist(&mut self) {
+        if !self.writes.allowed() {
+            return;
+        }
+        if let (Some(arn), Some(since)) = (&self.service_arn, &self.since_unwritten)
+            && self
+                .aws
+                .tag(arn, &[(SINCE_TAG.into(), since.clone())])
+                .await
+                .is_ok()
+        {
+            self.since_unwritten = None;
+        }
         let encoded = self.availability.encode();
-        if encoded == self.persisted || !self.writes.allowed() {
+        if encoded == self.persisted {
             return;
         }
         if let Some(arn) = &self.service_arn

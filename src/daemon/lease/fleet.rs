@@ -159,7 +159,14 @@ impl Fleet {
     async fn round(&self) {
         let keys: Vec<String> = self.lock_targets().keys().cloned().collect();
         let busy = |k: &str| self.lock_busy().contains(k);
-        match self.keeper.round(&keys, &busy).await {
+        let started = tokio::time::Instant::now();
+        let result = self.keeper.round(&keys, &busy).await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "lease round"
+        );
+        match result {
             Ok(round) => {
                 for key in &round.lost {
                     tracing::warn!(
