@@ -175,7 +175,7 @@ checked!(
 checked!(
     /// A version constraint: `newest`, `1.301.*`, `<= 1.303`, `>= 1.301`.
     ConstraintText(String),
-    |s| crate::versions::Constraint::parse(s).map(|_| ()).map_err(|e| Refused(e.to_string()))
+    |s| crate::model::version::Constraint::parse(s).map(|_| ()).map_err(|e| Refused(e.to_string()))
 );
 
 checked!(

@@ -10,6 +10,7 @@ pub mod schedule;
 pub mod secret;
 pub mod service;
 pub mod task_definition;
+pub mod version;
 
 pub use service::CreateService;
 pub use task_definition::{ContainerDefinition, TaskDefinition};
