@@ -252,3 +252,99 @@ pub fn default_replica_id() -> String {
         fastrand::u16(..)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::lease::Timing;
+    use crate::ecs::leases::LeaseTable;
+    use crate::ecs::{Aws, ClientSettings};
+
+    const CONFIG: &str = r#"
+[daemon.lease]
+table = "ag-leases"
+region = "eu-central-1"
+
+[[target]]
+name = "prod-eu"
+region = "eu-central-1"
+cluster = "observability"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/activegate"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
+"#;
+
+    /// A fleet whose table is never called (nothing here takes a lease).
+    async fn fleet(board: &Arc<Board>) -> Arc<Fleet> {
+        let mut settings = ClientSettings::new("eu-central-1");
+        settings.endpoint_url = Some("http://127.0.0.1:9".into());
+        settings.static_credentials = Some(("AKIDTEST".into(), "not-a-secret".into()));
+        let table = LeaseTable::new(Aws::connect(settings).await, "ag-leases");
+        Fleet::new(
+            Keeper::new(table, "replica-a", Timing::default()),
+            board.clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn without_its_lease_a_target_is_skipped_and_status_says_so() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let board = Arc::new(Board::default());
+        let f = fleet(&board).await;
+        let config = Config::parse("ag.toml", CONFIG).expect("valid");
+        f.set_targets(&config);
+        let key = key_of(&config.targets[0]);
+        assert_eq!(key, "lease/eu-central-1/observability/dynatrace-activegate");
+        assert!(!f.may_write(&key));
+        assert!(!(f.guard(&key))(), "the engine's guard fails too");
+        assert!(f.turn("prod-eu", &key).is_none());
+        assert!(
+            f.lock_busy().is_empty(),
+            "a skipped turn leaves nothing busy"
+        );
+        let s = board.snapshot();
+        let l = s.lease.expect("a lease section");
+        assert_eq!(
+            (l.replica.as_str(), l.table.as_str()),
+            ("replica-a", "ag-leases")
+        );
+        let t = &l.targets["prod-eu"];
+        assert_eq!(
+            (t.key.as_str(), t.held, t.fence, t.skipped),
+            (key.as_str(), false, None, 1)
+        );
+        let m = board.metrics();
+        assert!(m.contains("activegate_lifecycle_leases_held 0"), "{m}");
+        assert!(
+            m.contains("activegate_lifecycle_lease_round_errors_total 0"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn without_leases_status_and_metrics_show_none() {
+        let board = Board::default();
+        board.lease(|l| l.held = 7);
+        let json = serde_json::to_value(board.snapshot()).expect("JSON");
+        assert!(json.get("lease").is_none(), "{json}");
+        assert!(!board.metrics().contains("lease"));
+    }
+
+    #[test]
+    fn a_default_replica_id_names_host_and_process() {
+        let id = default_replica_id();
+        let pid = format!("-{}-", std::process::id());
+        assert!(id.contains(&pid), "{id}");
+        let hex = id.rsplit('-').next().expect("a suffix");
+        assert_eq!(hex.len(), 4);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+}
