@@ -228,7 +228,36 @@ impl<'a> Verification<'a> {
     /// A failure when a task of the revision stopped since the verification began (unless
     /// ECS replaced it).
     pub(super) async fn none_stopped(&self) -> Result<(), VerifyError> {
-        let stopped: Vec<TaskState> = self
+        let mut stopped = self.stopped_since_start().await?;
+        if stopped.is_empty() {
+            return Ok(());
+        }
+        // The verdict is already failed; what remains is to say why. ECS (and the simulator)
+        // give a container's exit code only once its task is STOPPED, a moment after the task
+        // is marked to stop: wait a little for that (five reads, ~3 s in all), so that the
+        // reasons name the ActiveGate's exit, not only the init container's.
+        let mut wait = std::time::Duration::from_millis(100);
+        for _ in 0..5 {
+            if stopped.iter().all(|t| t.last_status == "STOPPED") {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            let again = self.stopped_since_start().await?;
+            if !again.is_empty() {
+                stopped = again;
+            }
+        }
+        Err(fail(
+            stopped.iter().map(describe_stop).collect(),
+            stopped.iter().map(|t| t.id().to_owned()).collect(),
+        ))
+    }
+
+    /// The revision's tasks that stopped (or are stopping) since the verification began,
+    /// except those ECS replaced.
+    async fn stopped_since_start(&self) -> Result<Vec<TaskState>, VerifyError> {
+        Ok(self
             .aws
             .tasks(self.cluster, self.service, true)
             .await?
@@ -238,14 +267,7 @@ impl<'a> Verification<'a> {
                     && !self.stopped_before.contains(&t.arn)
                     && !replaced_by_ecs(t)
             })
-            .collect();
-        if stopped.is_empty() {
-            return Ok(());
-        }
-        Err(fail(
-            stopped.iter().map(describe_stop).collect(),
-            stopped.iter().map(|t| t.id().to_owned()).collect(),
-        ))
+            .collect())
     }
 
     /// The RUNNING tasks of the revision, and the addresses of the baseline's.
