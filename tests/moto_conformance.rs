@@ -222,6 +222,32 @@ async fn the_engines_calls_are_understood_by_moto() {
         .expect("create the green task set at scale 0");
     assert_eq!(green.scale, 0.0);
 
+    // The per-cluster observer's read: ListTasks of the whole cluster (no serviceName, desired
+    // RUNNING, pages of 100), then DescribeTasks of what it listed (the blue task set's tasks,
+    // which moto starts). Only that moto understands both calls is checked: moto groups the
+    // tasks it starts for a task set as `family:<family>`, where ECS says `service:<name>`
+    // (the grouping by service is checked in the simulator, tests/observer.rs).
+    let listed = sdk
+        .list_tasks()
+        .cluster(cluster)
+        .send()
+        .await
+        .expect("ListTasks of the cluster")
+        .task_arns()
+        .len();
+    assert!(listed > 0, "moto runs the blue task set's tasks");
+    let by_service = aws
+        .cluster_tasks(cluster)
+        .await
+        .expect("the cluster's tasks, listed and described");
+    eprintln!(
+        "cluster_tasks on moto: {listed} tasks listed, by service {:?}",
+        by_service
+            .iter()
+            .map(|(s, t)| (s.as_str(), t.len()))
+            .collect::<Vec<_>>()
+    );
+
     // DescribeServices lists the task sets with their revisions.
     let svc = aws
         .describe_service(cluster, &external.service_name)
