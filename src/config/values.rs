@@ -389,7 +389,7 @@ parsed!(
     /// A public-key pin: the SHA-256 of the certificate's public key, as 64 hex digits or
     /// base64 (with or without a `sha256/` prefix).
     PinText([u8; 32]) from String,
-    |s| parse_pin(s).ok_or_else(|| Refused::from("expected the SHA-256 of the certificate's public key as 64 hex digits or base64"))
+    |s| crate::model::pin::parse(s).ok_or_else(|| Refused::from("expected the SHA-256 of the certificate's public key as 64 hex digits or base64"))
 );
 
 /// The entry point OneAgents use: `https://HOST[:PORT]/PATH`, with its host and port.
@@ -413,40 +413,6 @@ impl<'de> Deserialize<'de> for EntryPointUrl {
         })?;
         Ok(Self { url, host, port })
     }
-}
-
-/// `sha256/`-prefixed or bare, hex or base64 → the 32 bytes of a SHA-256.
-fn parse_pin(text: &str) -> Option<[u8; 32]> {
-    let t = text
-        .trim()
-        .trim_start_matches("sha256/")
-        .trim_start_matches("sha256//");
-    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = [0u8; 32];
-        for (i, chunk) in t.as_bytes().chunks(2).enumerate() {
-            out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
-        }
-        return Some(out);
-    }
-    base64_decode(t)?.try_into().ok()
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in s.bytes().filter(|b| *b != b'=') {
-        let v = u32::try_from(ALPHABET.iter().position(|a| *a == b)?).ok()?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from(acc >> bits).ok()?);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 checked!(

@@ -6,6 +6,7 @@ pub mod fargate;
 pub mod ids;
 pub mod limits;
 pub mod marks;
+pub mod pin;
 pub mod schedule;
 pub mod secret;
 pub mod service;
