@@ -78,6 +78,13 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.min(MAX_DURATION).as_millis()).unwrap_or(i64::MAX)
 }
 
+/// When a lease taken at `now_ms` for `duration` ends (ms), and when DynamoDB's TTL may
+/// remove its item (seconds: a day later).
+fn expiry(now_ms: i64, duration: Duration) -> (i64, i64) {
+    let expires = now_ms.saturating_add(ms(duration));
+    (expires, expires.saturating_add(ms(TTL_AFTER)) / 1000)
+}
+
 /// The item's fields, or `None` for an item that is not one of ours (left alone).
 fn record(item: &HashMap<String, AttributeValue>) -> Option<LeaseRecord> {
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
@@ -133,8 +140,7 @@ impl LeaseTable {
     ) -> Result<Taken, EcsError> {
         Self::check_holder(holder)?;
         const OP: &str = "UpdateItem";
-        let expires = now_ms.saturating_add(ms(duration));
-        let ttl = expires.saturating_add(ms(TTL_AFTER)) / 1000;
+        let (expires, ttl) = expiry(now_ms, duration);
         let out = self
             .aws
             .call(OP, || async {
@@ -197,8 +203,7 @@ impl LeaseTable {
         now_ms: i64,
     ) -> Result<bool, EcsError> {
         const OP: &str = "UpdateItem";
-        let expires = now_ms.saturating_add(ms(duration));
-        let ttl = expires.saturating_add(ms(TTL_AFTER)) / 1000;
+        let (expires, ttl) = expiry(now_ms, duration);
         let out = self
             .aws
             .call(OP, || async {
@@ -284,8 +289,7 @@ impl LeaseTable {
     ) -> Result<(), EcsError> {
         Self::check_holder(id)?;
         const OP: &str = "PutItem";
-        let expires = now_ms.saturating_add(ms(duration));
-        let ttl = expires.saturating_add(ms(TTL_AFTER)) / 1000;
+        let (expires, ttl) = expiry(now_ms, duration);
         let key = format!("replica/{id}");
         self.aws
             .call(OP, || async {
