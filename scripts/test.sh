@@ -96,7 +96,12 @@ step "deploy/: cfn-lint on the CloudFormation stack"
 template=deploy/cloudformation/activegate-lifecycle.yaml
 "$venv/bin/cfn-lint" "$template"
 # The linter must be able to fail: a wrong type in the service's deployment configuration.
-sed 's/MaximumPercent: 100/MaximumPercent: "lots"/' "$template" >"$out/broken-stack.yaml"
+sed 's/MaximumPercent: 200/MaximumPercent: "lots"/' "$template" >"$out/broken-stack.yaml"
+# (and the edit must have applied: otherwise the check would test nothing)
+if cmp -s "$template" "$out/broken-stack.yaml"; then
+  echo "the broken-template edit no longer applies to $template" >&2
+  exit 1
+fi
 if "$venv/bin/cfn-lint" "$out/broken-stack.yaml" >"$out/broken-stack.log" 2>&1; then
   echo "cfn-lint accepted a broken template" >&2
   exit 1
