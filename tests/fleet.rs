@@ -110,61 +110,18 @@ max_attempts = 10
 
 # Thirty services created at once: ECS's own buckets (the default budgets) would make
 # the test wait for RegisterTaskDefinition tokens; the simulator does not throttle.
-[aws.rate_limits]
-services = {{ burst = 1000, per_second = 1000 }}
-tasks = {{ burst = 1000, per_second = 1000 }}
-service_writes = {{ burst = 1000, per_second = 1000 }}
-task_definitions = {{ burst = 1000, per_second = 1000 }}
-service_deployments = {{ burst = 1000, per_second = 1000 }}
-other = {{ burst = 1000, per_second = 1000 }}
-"#,
+{UNTHROTTLED}"#,
         endpoint = w.sim.endpoint()
     );
     for i in 0..TARGETS {
-        text.push_str(&format!(
-            r#"
-[[target]]
-name = "{name}"
-region = "us-east-1"
-cluster = "{CLUSTER}"
-service = "{service}"
-family = "{service}"
-image = "{V1}"
-execution_role_arn = "arn:aws:iam::123456789012:role/exec"
-desired_count = 1
-manifest = "{manifest}"
-
-[target.network]
-subnets = ["subnet-0123456789abcdef0"]
-
-[target.logs]
-group = "{LOG_GROUP}"
-retention_days = 7
-stream_prefix = "ag"
-
-[target.secrets]
-tenant_token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dt/tenant-AbCdEf"
-
-[target.environment]
-DT_TENANT = "abc12345"
-DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
-
-[target.rollout]
-strategy = "rolling"
-bake_seconds = 0.3
-deadline_seconds = 30
-keep_revisions = 3
-
-[target.probe]
-interval_seconds = 0.5
-timeout_seconds = 0.5
-grace_seconds = 0.3
-healthy_after = 2
-unhealthy_after = 3
-ca_bundle = "{ca}"
-"#,
-            name = target_name(i),
-            service = service_name(i),
+        text.push_str(&target_toml(
+            &target_name(i),
+            CLUSTER,
+            &service_name(i),
+            1,
+            0.5,
+            manifest,
+            &ca,
         ));
     }
     text

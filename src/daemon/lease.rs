@@ -455,7 +455,6 @@ pub async fn keeper_for(
 ) -> Option<Keeper> {
     let lease = config.daemon.lease.as_ref()?;
     let mut settings = crate::ecs::ClientSettings::new(&lease.region.to_string());
-    settings.endpoint_url = lease.endpoint_url.as_ref().map(|u| u.0.clone());
     settings.max_attempts = config.aws.max_attempts.0;
     adjust(&mut settings);
     // `adjust` may point ECS at the simulator; the table keeps its own endpoint.

@@ -24,6 +24,73 @@ pub struct Rig {
     pub clients: activegate_lifecycle::ecs::Clients,
 }
 
+/// `[aws.rate_limits]` wide open, for tests that create many services at once: the simulator
+/// does not throttle, and ECS's default buckets would only make them wait for tokens.
+pub const UNTHROTTLED: &str = r#"[aws.rate_limits]
+services = { burst = 1000, per_second = 1000 }
+tasks = { burst = 1000, per_second = 1000 }
+service_writes = { burst = 1000, per_second = 1000 }
+task_definitions = { burst = 1000, per_second = 1000 }
+service_deployments = { burst = 1000, per_second = 1000 }
+other = { burst = 1000, per_second = 1000 }
+"#;
+
+/// One `[[target]]` of a many-target config on the simulator: a rolling service of `desired`
+/// tasks at V1, probed every `interval` seconds with the simulator's CA.
+pub fn target_toml(
+    name: &str,
+    cluster: &str,
+    service: &str,
+    desired: u64,
+    interval: f64,
+    manifest: &str,
+    ca: &str,
+) -> String {
+    format!(
+        r#"
+[[target]]
+name = "{name}"
+region = "us-east-1"
+cluster = "{cluster}"
+service = "{service}"
+family = "{service}"
+image = "{V1}"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+desired_count = {desired}
+manifest = "{manifest}"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "{LOG_GROUP}"
+retention_days = 7
+stream_prefix = "ag"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dt/tenant-AbCdEf"
+
+[target.environment]
+DT_TENANT = "abc12345"
+DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
+
+[target.rollout]
+strategy = "rolling"
+bake_seconds = 0.3
+deadline_seconds = 30
+keep_revisions = 3
+
+[target.probe]
+interval_seconds = {interval}
+timeout_seconds = 0.5
+grace_seconds = 0.3
+healthy_after = 2
+unhealthy_after = 3
+ca_bundle = "{ca}"
+"#
+    )
+}
+
 /// A config for the simulator: fast probes (real seconds) against fast simulated time.
 pub fn config_text(endpoint: &str, manifest: &str, ca: &str, trust: &str) -> String {
     let trust = if trust.is_empty() {
