@@ -121,7 +121,7 @@ max_attempts = 10
             1,
             0.5,
             manifest,
-            &ca,
+            ca,
         ));
     }
     text

@@ -59,7 +59,7 @@ max_attempts = 10
             desired(i),
             INTERVAL,
             manifest,
-            &ca,
+            ca,
         ));
     }
     text
