@@ -113,8 +113,9 @@ fn utc() -> TimezoneName {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {
-    /// An explicit endpoint for ECS and CloudWatch Logs (the simulator, a VPC
-    /// endpoint). Without it the SDK resolves one (`AWS_ENDPOINT_URL` included).
+    /// An explicit endpoint for ECS, CloudWatch Logs and STS (the simulator, a VPC
+    /// endpoint); a target's own `endpoint_url` wins over it. Without either the SDK
+    /// resolves one (`AWS_ENDPOINT_URL` included).
     /// Example: `endpoint_url = "http://127.0.0.1:4566"` (the simulator).
     #[serde(default)]
     pub endpoint_url: Option<EndpointUrl>,
@@ -390,6 +391,11 @@ pub struct Target {
     /// `_+=,.@-`. Default `activegate-lifecycle`.
     #[serde(default = "default_session_name")]
     pub role_session_name: SessionName,
+    /// This target's endpoint for ECS, CloudWatch Logs and STS, over `[aws] endpoint_url`:
+    /// a fleet across regions reaches each region's VPC interface endpoint by its own name.
+    /// Example: `endpoint_url = "https://vpce-0a1b2c3d4e5f-abcdefgh.ecs.eu-west-1.vpce.amazonaws.com"`.
+    #[serde(default)]
+    pub endpoint_url: Option<EndpointUrl>,
     /// Tasks to run; defaults to the manifest's replicas, else 2.
     /// Example: `desired_count = 2`.
     #[serde(default)]

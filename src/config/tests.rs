@@ -355,3 +355,39 @@ fn rate_limits_are_checked_per_family() {
     ));
     assert!(message.contains("did you mean `services`?"), "{message}");
 }
+
+#[test]
+fn a_target_endpoint_is_parsed_beside_the_global_one_and_checked_alike() {
+    let text = format!(
+        "[aws]\nendpoint_url = \"http://127.0.0.1:4566\"\n{}",
+        MINIMAL.replace(
+            "execution_role_arn =",
+            "endpoint_url = \"https://ecs.eu-west-1.amazonaws.com\"\nexecution_role_arn =",
+        )
+    );
+    let c = Config::parse("ag.toml", &text).expect("valid");
+    assert_eq!(
+        c.targets[0].endpoint_url.as_ref().map(|u| u.0.as_str()),
+        Some("https://ecs.eu-west-1.amazonaws.com")
+    );
+    assert_eq!(
+        c.aws.endpoint_url.as_ref().map(|u| u.0.as_str()),
+        Some("http://127.0.0.1:4566")
+    );
+    let plain = Config::parse("ag.toml", MINIMAL).expect("valid");
+    assert!(plain.targets[0].endpoint_url.is_none());
+
+    // The same refusal as `[aws] endpoint_url`'s, at the target's field.
+    let (line, column, field, message) = invalid(&MINIMAL.replace(
+        "execution_role_arn =",
+        "endpoint_url = \"ecs.eu-west-1.amazonaws.com\"\nexecution_role_arn =",
+    ));
+    assert_eq!((line, column), (6, 16));
+    assert_eq!(field, "target[0].endpoint_url");
+    assert!(message.contains("expected an http(s) URL"), "{message}");
+    let (_, _, global_field, global_message) = invalid(&format!(
+        "[aws]\nendpoint_url = \"ecs.eu-west-1.amazonaws.com\"\n{MINIMAL}"
+    ));
+    assert_eq!(global_field, "aws.endpoint_url");
+    assert_eq!(global_message, message);
+}

@@ -190,6 +190,17 @@ pub fn assume_role(target: &Target) -> Option<crate::ecs::AssumeRole> {
     })
 }
 
+/// The endpoint of the target's ECS, CloudWatch Logs and STS calls: its own `endpoint_url`,
+/// else `[aws] endpoint_url`, else none (the SDK resolves one). Every client cache, rate
+/// budget and observer is keyed by the endpoint, so targets at two endpoints share none.
+pub fn endpoint_url(config: &Config, target: &Target) -> Option<String> {
+    target
+        .endpoint_url
+        .as_ref()
+        .or(config.aws.endpoint_url.as_ref())
+        .map(|u| u.0.clone())
+}
+
 /// `[aws.rate_limits]` over ECS's documented buckets: a family or field left out keeps
 /// ECS's value.
 pub fn rate_limits(configured: &RateLimitSettings) -> crate::ecs::RateLimits {

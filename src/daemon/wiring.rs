@@ -307,7 +307,7 @@ pub fn client_settings(
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> ClientSettings {
     let mut client = ClientSettings::new(target.region.as_str());
-    client.endpoint_url = config.aws.endpoint_url.as_ref().map(|u| u.0.clone());
+    client.endpoint_url = super::settings::endpoint_url(config, target);
     client.max_attempts = config.aws.max_attempts.0;
     client.role = super::settings::assume_role(target);
     client.rate_limits = super::settings::rate_limits(&config.aws.rate_limits);

@@ -407,6 +407,15 @@ mod tests {
         let mut base = with_role("eu-west-1", "arn:aws:iam::1:role/a");
         base.role = None;
         assert!(a != BudgetKey::of(&base));
+        // Another endpoint (another region's VPC endpoint, another simulator): its own
+        // buckets, and its own SDK configuration.
+        let mut elsewhere = with_role("eu-west-1", "arn:aws:iam::1:role/a");
+        elsewhere.endpoint_url = Some("http://127.0.0.1:4567".into());
+        assert!(a != BudgetKey::of(&elsewhere));
+        assert!(
+            ConfigKey::of(&with_role("eu-west-1", "arn:aws:iam::1:role/a"))
+                != ConfigKey::of(&elsewhere)
+        );
         // Retry settings do not make another identity.
         let mut patient = with_role("eu-west-1", "arn:aws:iam::1:role/a");
         patient.max_attempts = 10;

@@ -119,3 +119,37 @@ fn a_target_role_becomes_the_clients_assumed_role() {
         "Debug shows the external ID"
     );
 }
+
+#[test]
+fn a_target_endpoint_wins_over_the_global_one_for_that_target_only() {
+    let two = format!(
+        "{MINIMAL}\n{}",
+        MINIMAL
+            .replace("prod-eu", "prod-us")
+            .replace("region = \"eu-central-1\"", "region = \"us-east-1\"")
+            .replace(
+                "execution_role_arn =",
+                "endpoint_url = \"http://127.0.0.1:4567\"\nexecution_role_arn =",
+            )
+    );
+    // Without `[aws] endpoint_url`: the SDK's resolution for the first, its own for the second.
+    let c = Config::parse("ag.toml", &two).expect("valid");
+    assert_eq!(endpoint_url(&c, &c.targets[0]), None);
+    assert_eq!(
+        endpoint_url(&c, &c.targets[1]).as_deref(),
+        Some("http://127.0.0.1:4567")
+    );
+    // With it: the global one for the first, still its own for the second.
+    let c = Config::parse(
+        "ag.toml",
+        &format!("[aws]\nendpoint_url = \"http://127.0.0.1:4566\"\n{two}"),
+    )
+    .expect("valid");
+    let first = crate::daemon::wiring::client_settings(&c, &c.targets[0], |_| {});
+    let second = crate::daemon::wiring::client_settings(&c, &c.targets[1], |_| {});
+    assert_eq!(first.endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
+    assert_eq!(
+        second.endpoint_url.as_deref(),
+        Some("http://127.0.0.1:4567")
+    );
+}
