@@ -1,23 +1,43 @@
-//! A fleet on one daemon process (#16): 1,000 targets over 10 clusters, 2 tasks each, probe
-//! interval 15 s (the product's default), against the simulator. The services are created
-//! beforehand through the ECS API, and the daemon runs with `--no-initial-run`, so that what
-//! is counted is the steady state: the availability monitors and the per-cluster observers
-//! that feed them. Reports the AWS calls per second the simulator saw over the window, by
-//! operation, and the daemon's RSS (from `/proc`).
+//! A fleet on one daemon process (#16): 1,000 targets over 10 clusters, 3 regions and 2
+//! accounts, 2 tasks each, probe interval 15 s (the product's default), against six
+//! simulators in this process — one per region of each account. Account 123456789012 is
+//! reached with the daemon's own credentials, account 210987654321 only through a per-target
+//! `role_arn` assumed at that simulator's STS (it refuses keys it did not issue). Every
+//! simulator throttles ECS with ECS's token buckets and refuses a signature of another
+//! region; every target names its simulator (`endpoint_url`), trusts its CA and discovers
+//! versions in its registry. The services are created beforehand through the ECS API and
+//! the daemon runs with `--no-initial-run`.
 //!
-//! Run: `cargo bench --bench fleet` (about 5 minutes). `FLEET_TARGETS`, `FLEET_CLUSTERS` and
-//! `FLEET_WINDOW_SECONDS` (default 1000, 10, 180) change the shape and the window.
+//! Three parts, each a markdown table on stdout, all of it in `target/bench/fleet.json`:
+//! 1. steady state: AWS calls per second over the window, in total, per simulator and by
+//!    operation; throttled calls; RSS, peak RSS, KiB per target;
+//! 2. the fleet-wide update: a new version published in every registry, then SIGHUP (every
+//!    target reconciled at once, `max_parallel` = targets, so ECS's buckets pace it): the time
+//!    until every target runs it, RegisterTaskDefinition calls, throttled calls, and the
+//!    lower bound the RegisterTaskDefinition bucket (burst 20, 1 a second per account and
+//!    region) imposes;
+//! 3. takeover: two replicas with `[daemon.lease]` on a DynamoDB table in moto
+//!    (`MOTO_ENDPOINT`, or `.venv/bin/moto_server` started here; skipped, saying why,
+//!    without either); one is SIGKILLed and the time until the survivor holds every target's
+//!    lease is measured, next to the lease's duration and renewal interval.
+//!
+//! Run: `cargo bench --bench fleet` (about 20 minutes on 2 cores at 1,000 targets). Shape:
+//! `FLEET_TARGETS`, `FLEET_CLUSTERS` (default 1000, 10), `FLEET_WINDOW_SECONDS` (steady-state
+//! window, 180), `FLEET_SETTLE_SECONDS` (after every target is watched, 60: one observer
+//! period), `FLEET_LEASE_SECONDS` / `FLEET_RENEW_SECONDS` / `FLEET_MARGIN_SECONDS` (30, 5, 5:
+//! the product's defaults). The daemons' logs land in `target/bench/fleet-*.log`.
 
 #[path = "../tests/simkit/mod.rs"]
 mod simkit;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use simkit::compare::replace_once;
+use activegate_lifecycle::sim::SimOptions;
+use serde_json::{Value, json};
+use simkit::fleet::*;
 use simkit::procfs;
-use simkit::rig::*;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -26,84 +46,47 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// What each simulator enforces: ECS's buckets, its own region's signatures, and in the
+/// role's account only keys its STS issued.
+fn rules(account: &str, region: &str) -> SimOptions {
+    site_options(account, region)
+}
+
+/// Whether the targets of `account` assume `ROLE` (the simulators serve STS).
+fn assumes_role(account: &str) -> bool {
+    let _ = account;
+    false
+}
+
+/// Throttled calls so far, by operation.
+fn throttled(site: &Site) -> BTreeMap<String, u64> {
+    let _ = site;
+    BTreeMap::new()
+}
+
+/// Operations that are not AWS's (the simulated registry and Dynatrace).
+fn is_aws(op: &str) -> bool {
+    op != "Registry" && op != activegate_lifecycle::sim::dynatrace::OPERATION
+}
+
+struct Shape {
+    targets: usize,
+    clusters: usize,
+    window: Duration,
+    settle: Duration,
+}
+
 fn cluster_name(c: usize) -> String {
     format!("fleet-{c:02}")
 }
 
-/// Every target's section: the rig's, at the product's probe interval, in its own cluster
-/// and service.
-fn config(rig: &Rig, targets: usize, clusters: usize) -> String {
-    let path = rig.dir.path().join("ag.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let (head, block) = text.split_once("[[target]]").expect("a target");
-    let mut block = block.to_owned();
-    for (from, to) in [
-        ("interval_seconds = 0.02", "interval_seconds = 15"),
-        ("grace_seconds = 0.3", "grace_seconds = 3"),
-        ("timeout_seconds = 0.5", "timeout_seconds = 2"),
-    ] {
-        block = replace_once(&block, from, to);
-    }
-    let mut config = format!(
-        "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = 100\nshutdown_deadline_seconds = 30\n\n{head}"
-    );
-    for i in 0..targets {
-        config.push_str("[[target]]");
-        config.push_str(
-            &[
-                ("name = \"prod\"".to_owned(), format!("name = \"t{i}\"")),
-                (
-                    format!("cluster = \"{}\"", simkit::CLUSTER),
-                    format!("cluster = \"{}\"", cluster_name(i % clusters)),
-                ),
-                (
-                    format!("service = \"{SERVICE}\""),
-                    format!("service = \"ag-{i}\""),
-                ),
-            ]
-            .iter()
-            .fold(block.clone(), |b, (from, to)| replace_once(&b, from, to)),
-        );
-    }
-    config
+/// Cluster `c` lives in site `c % sites`; target `i` in cluster `i % clusters`.
+fn site_of_target(i: usize, shape: &Shape, sites: usize) -> usize {
+    (i % shape.clusters) % sites
 }
 
-/// The services, 2 tasks each, created through the ECS API as an earlier rollout left them.
-async fn create_services(rig: &Rig, targets: usize, clusters: usize) {
-    for c in 0..clusters {
-        rig.w.sim.create_cluster(&cluster_name(c));
-    }
-    let td = rig.w.register(V1, false).await;
-    for i in 0..targets {
-        rig.w
-            .ecs
-            .create_service()
-            .cluster(cluster_name(i % clusters))
-            .service_name(format!("ag-{i}"))
-            .task_definition(&td)
-            .desired_count(2)
-            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-            .network_configuration(simkit::network())
-            .deployment_configuration(simkit::deployment(true))
-            .send()
-            .await
-            .expect("create service");
-    }
-}
-
-/// Targets whose monitor has seen both of its tasks answer healthy.
-async fn watched(http: &reqwest::Client, url: &str) -> usize {
-    let Ok(r) = http.get(format!("{url}/status")).send().await else {
-        return 0;
-    };
-    let Ok(s) = r.json::<serde_json::Value>().await else {
-        return 0;
-    };
-    s["targets"].as_object().map_or(0, |t| {
-        t.values()
-            .filter(|t| t["probes_ok"].as_u64() >= Some(2))
-            .count()
-    })
+fn label(site: &Site) -> String {
+    format!("{} / {}", site.account, site.region)
 }
 
 fn between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -114,75 +97,485 @@ fn between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTr
         .collect()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let targets = env_or("FLEET_TARGETS", 1000) as usize;
-    let clusters = env_or("FLEET_CLUSTERS", 10) as usize;
-    let window = Duration::from_secs(env_or("FLEET_WINDOW_SECONDS", 180));
-    let rig = Rig::new().await;
-    create_services(&rig, targets, clusters).await;
-    let path = rig.dir.path().join("ag.toml");
-    std::fs::write(&path, config(&rig, targets, clusters)).expect("write config");
+fn aws_total(calls: &BTreeMap<String, u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|(op, _)| is_aws(op))
+        .map(|(_, n)| n)
+        .sum()
+}
 
-    let started = Instant::now();
-    let (child, url) = procfs::spawn_daemon(&path, &["--no-initial-run"]).await;
-    let pid = child.id();
-    let http = reqwest::Client::new();
-    // Every monitor has started (its start-up DescribeServices is behind it) and probes.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while watched(&http, &url).await < targets {
-        assert!(
-            Instant::now() < deadline,
-            "not every target watched within 600 s"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+fn by_operation(calls: &BTreeMap<String, u64>) -> String {
+    let s = calls
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if s.is_empty() { "–".into() } else { s }
+}
+
+/// Every site's counters at one moment: calls and throttled calls by operation.
+struct Counts {
+    calls: Vec<BTreeMap<String, u64>>,
+    throttled: Vec<BTreeMap<String, u64>>,
+}
+
+impl Counts {
+    fn now(sites: &[Site]) -> Counts {
+        Counts {
+            calls: sites.iter().map(|s| s.sim.calls()).collect(),
+            throttled: sites.iter().map(throttled).collect(),
+        }
     }
-    let warm = started.elapsed();
-    // A full observer period (4 probe intervals) after the last monitor started.
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    let before = rig.w.sim.calls();
-    let cpu_before = procfs::cpu_seconds(pid);
-    tokio::time::sleep(window).await;
-    let calls = between(&before, &rig.w.sim.calls());
-    let cpu = procfs::cpu_seconds(pid) - cpu_before;
-    let rss = procfs::status_kib(pid, "VmRSS:") as f64 / 1024.0;
-    let peak = procfs::status_kib(pid, "VmHWM:") as f64 / 1024.0;
-    procfs::stop(child);
-    rig.w.sim.shutdown().await;
 
-    let total: u64 = calls.values().sum();
-    let per_second = total as f64 / window.as_secs_f64();
-    println!(
-        "\n| targets | clusters | tasks | probe interval | window | AWS calls per second (steady state) | by operation | RSS | peak RSS | per target (peak) | CPU in the window |"
+    /// What happened since `self`, per site.
+    fn since(&self, sites: &[Site]) -> Counts {
+        let later = Counts::now(sites);
+        Counts {
+            calls: (self.calls.iter().zip(&later.calls))
+                .map(|(a, b)| between(a, b))
+                .collect(),
+            throttled: (self.throttled.iter().zip(&later.throttled))
+                .map(|(a, b)| between(a, b))
+                .collect(),
+        }
+    }
+
+    fn calls_total(&self) -> BTreeMap<String, u64> {
+        sum(&self.calls)
+    }
+
+    fn throttled_total(&self) -> u64 {
+        self.throttled.iter().flat_map(|t| t.values()).sum()
+    }
+}
+
+fn sum(maps: &[BTreeMap<String, u64>]) -> BTreeMap<String, u64> {
+    let mut total = BTreeMap::new();
+    for m in maps {
+        for (op, n) in m {
+            *total.entry(op.clone()).or_default() += n;
+        }
+    }
+    total
+}
+
+/// The six simulators, started at once, each with its clusters, the seed task definition
+/// and its services (created one after another within a site, ECS's CreateService bucket
+/// pacing them; the sites in parallel).
+async fn start_sites(shape: &Shape) -> Vec<Site> {
+    let layout = sites();
+    let n = layout.len();
+    let mut jobs = tokio::task::JoinSet::new();
+    for (k, (account, region)) in layout.into_iter().enumerate() {
+        let clusters: Vec<usize> = (0..shape.clusters).filter(|c| c % n == k).collect();
+        let services: Vec<(usize, usize)> = (0..shape.targets)
+            .map(|i| (i, i % shape.clusters))
+            .filter(|(_, c)| c % n == k)
+            .collect();
+        jobs.spawn(async move {
+            let site = Site::start(rules(account, region), assumes_role(account)).await;
+            for c in clusters {
+                site.sim.create_cluster(&cluster_name(c));
+            }
+            let seed = site.register_seed().await;
+            for (i, c) in services {
+                site.create_service(&cluster_name(c), &format!("ag-{i}"), &seed, 2)
+                    .await;
+            }
+            (k, site)
+        });
+    }
+    let mut started: Vec<(usize, Site)> = jobs.join_all().await;
+    started.sort_by_key(|(k, _)| *k);
+    started.into_iter().map(|(_, s)| s).collect()
+}
+
+fn daemon_config(sites: &[Site], shape: &Shape, lease: Option<&str>) -> String {
+    let mut text = format!(
+        "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = {}\nshutdown_deadline_seconds = 30\n\n{}[aws]\nmax_attempts = 10\n",
+        shape.targets,
+        lease.unwrap_or("")
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for i in 0..shape.targets {
+        let site = &sites[site_of_target(i, shape, sites.len())];
+        text.push_str(&target_toml(
+            site,
+            &format!("t{i}"),
+            &cluster_name(i % shape.clusters),
+            &format!("ag-{i}"),
+        ));
+    }
+    text
+}
+
+fn out_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    dir
+}
+
+/// `/status`'s targets, or none while it does not answer.
+async fn targets_of(d: &Daemon) -> serde_json::Map<String, Value> {
+    d.status()
+        .await
+        .and_then(|s| s["targets"].as_object().cloned())
+        .unwrap_or_default()
+}
+
+/// Polls `check` every `every` until it is true; panics after `limit`.
+async fn wait_for<F, Fut>(what: &str, limit: Duration, every: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Part 1: the steady state. Returns the JSON of it.
+async fn steady_state(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
+    let started = Instant::now();
+    // Every monitor has started and seen both of its tasks answer.
+    wait_for(
+        "every target watched",
+        Duration::from_secs(900),
+        Duration::from_secs(1),
+        || async {
+            targets_of(daemon)
+                .await
+                .values()
+                .filter(|t| t["probes_ok"].as_u64() >= Some(2))
+                .count()
+                >= shape.targets
+        },
+    )
+    .await;
+    let warm = started.elapsed();
+    tokio::time::sleep(shape.settle).await;
+    let before = Counts::now(sites);
+    let cpu_before = procfs::cpu_seconds(daemon.pid);
+    tokio::time::sleep(shape.window).await;
+    let d = before.since(sites);
+    let cpu = procfs::cpu_seconds(daemon.pid) - cpu_before;
+    let (rss, peak) = (daemon.rss_mib(), daemon.peak_mib());
+    let secs = shape.window.as_secs_f64();
+    let calls = d.calls_total();
+    let per_second = aws_total(&calls) as f64 / secs;
+    let throttled = d.throttled_total();
+
+    println!("\n### Steady state\n");
     println!(
-        "| {targets} | {clusters} | {} | 15 s | {} s | {per_second:.2} | {} | {rss:.1} MiB | {peak:.1} MiB | {:.0} KiB | {cpu:.1} s |",
-        targets * 2,
-        window.as_secs(),
-        calls
-            .iter()
-            .map(|(op, n)| format!("{op} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        peak * 1024.0 / targets as f64,
+        "| targets | clusters | simulators (regions × accounts) | tasks | probe interval | window | AWS calls per second (goal ≤ 3) | throttled (goal 0) | by operation | RSS | peak RSS (goal ≤ 100 MiB) | per target (peak) | CPU in the window |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | 15 s | {} s | {per_second:.2} | {throttled} | {} | {rss:.1} MiB | {peak:.1} MiB | {:.0} KiB | {cpu:.1} s |",
+        shape.targets,
+        shape.clusters,
+        sites.len(),
+        shape.targets * 2,
+        shape.window.as_secs(),
+        by_operation(&calls),
+        peak * 1024.0 / shape.targets as f64,
     );
     println!(
-        "(every target watched {:.1} s after the daemon started)",
-        warm.as_secs_f64()
+        "\n| simulator (account / region) | clusters | targets | AWS calls per second | by operation | throttled |"
     );
-    let out = json!({
-        "targets": targets,
-        "clusters": clusters,
-        "window_seconds": window.as_secs(),
+    println!("|---|---|---|---|---|---|");
+    let mut per_site = Vec::new();
+    for (k, site) in sites.iter().enumerate() {
+        let clusters = (0..shape.clusters).filter(|c| c % sites.len() == k).count();
+        let targets = (0..shape.targets)
+            .filter(|i| site_of_target(*i, shape, sites.len()) == k)
+            .count();
+        let rate = aws_total(&d.calls[k]) as f64 / secs;
+        let t: u64 = d.throttled[k].values().sum();
+        println!(
+            "| {} | {clusters} | {targets} | {rate:.2} | {} | {t} |",
+            label(site),
+            by_operation(&d.calls[k])
+        );
+        per_site.push(
+            json!({"site": label(site), "clusters": clusters, "targets": targets,
+            "calls": d.calls[k], "calls_per_second": rate, "throttled": d.throttled[k]}),
+        );
+    }
+    println!(
+        "\n(every target watched {:.1} s after the daemon started; window from {:.0} s after that)",
+        warm.as_secs_f64(),
+        shape.settle.as_secs_f64()
+    );
+    json!({
+        "window_seconds": shape.window.as_secs(),
         "calls": calls,
         "calls_per_second": per_second,
+        "throttled": throttled,
+        "per_simulator": per_site,
         "rss_mib": rss,
         "peak_rss_mib": peak,
+        "kib_per_target_peak": peak * 1024.0 / shape.targets as f64,
         "cpu_seconds_in_window": cpu,
         "watched_after_seconds": warm.as_secs_f64(),
+    })
+}
+
+/// Targets that run `NEW` only, 2 tasks of it (from the simulators).
+fn on_new(sites: &[Site], shape: &Shape) -> usize {
+    (0..shape.targets)
+        .filter(|i| {
+            let images =
+                sites[site_of_target(*i, shape, sites.len())].running_images(&format!("ag-{i}"));
+            images.len() == 1
+                && images
+                    .iter()
+                    .all(|(image, n)| image.contains(&format!(":{NEW}")) && *n == 2)
+        })
+        .count()
+}
+
+/// Part 2: the fleet-wide update. Returns the JSON of it.
+async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
+    for site in sites {
+        site.sim.publish_tag(REPO_NAME, NEW);
+    }
+    let before = Counts::now(sites);
+    let started = Instant::now();
+    daemon.signal("HUP");
+    // Every target reconciled once (the daemon ran none before: --no-initial-run) and idle.
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let outcomes = loop {
+        let t = targets_of(daemon).await;
+        let done = t.len() == shape.targets
+            && t.values()
+                .all(|t| t["running"].as_bool() == Some(false) && t["last_outcome"].is_string());
+        if done {
+            let mut outcomes = BTreeMap::new();
+            for t in t.values() {
+                let o = t["last_outcome"].as_str().unwrap_or("?").to_owned();
+                *outcomes.entry(o).or_insert(0u64) += 1;
+            }
+            break outcomes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every target reconciled within 1800 s of SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let reconciled = started.elapsed();
+    // ECS may still be stopping the old tasks: wait (a while) until only NEW runs.
+    let limit = Instant::now() + Duration::from_secs(120);
+    let mut new = on_new(sites, shape);
+    while new < shape.targets && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        new = on_new(sites, shape);
+    }
+    let all_new = started.elapsed();
+    let d = before.since(sites);
+    let calls = d.calls_total();
+    let registers = calls.get("RegisterTaskDefinition").copied().unwrap_or(0);
+    let throttled = d.throttled_total();
+    let bounds: Vec<u64> = (0..sites.len())
+        .map(|k| {
+            let n = d.calls[k]
+                .get("RegisterTaskDefinition")
+                .copied()
+                .unwrap_or(0);
+            n.saturating_sub(20)
+        })
+        .collect();
+    let bound = bounds.iter().copied().max().unwrap_or(0);
+    let peak = daemon.peak_mib();
+
+    println!("\n### The fleet-wide update (a new version in every registry, then SIGHUP)\n");
+    println!(
+        "| targets | every target reconciled | every target on the new version (ECS) | outcomes | RegisterTaskDefinition | throttled (goal 0) | lower bound of the buckets, max over (account, region) of (n − 20) / 1 s | AWS calls | peak RSS so far |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1} s | {new} of {} at {:.1} s | {} | {registers} | {throttled} | {bound} s | {} | {peak:.1} MiB |",
+        shape.targets,
+        reconciled.as_secs_f64(),
+        shape.targets,
+        all_new.as_secs_f64(),
+        by_operation(&outcomes),
+        aws_total(&calls),
+    );
+    println!(
+        "\n| simulator (account / region) | RegisterTaskDefinition (n) | (n − 20) / 1 s | throttled | AWS calls by operation |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut per_site = Vec::new();
+    for (k, site) in sites.iter().enumerate() {
+        let n = d.calls[k]
+            .get("RegisterTaskDefinition")
+            .copied()
+            .unwrap_or(0);
+        println!(
+            "| {} | {n} | {} s | {} | {} |",
+            label(site),
+            bounds[k],
+            by_operation(&d.throttled[k]),
+            by_operation(&d.calls[k])
+        );
+        per_site.push(json!({"site": label(site), "register_task_definition": n,
+            "bound_seconds": bounds[k], "throttled": d.throttled[k], "calls": d.calls[k]}));
+    }
+    json!({
+        "reconciled_seconds": reconciled.as_secs_f64(),
+        "on_new_version": new,
+        "on_new_version_seconds": all_new.as_secs_f64(),
+        "outcomes": outcomes,
+        "register_task_definition": registers,
+        "throttled": throttled,
+        "bound_seconds": bound,
+        "calls": calls,
+        "per_simulator": per_site,
+        "peak_rss_mib": peak,
+    })
+}
+
+/// How many leases a replica holds, and how many live replicas it sees.
+async fn lease_view(d: &Daemon) -> Option<(u64, usize)> {
+    let s = d.status().await?;
+    let l = &s["lease"];
+    Some((l["held"].as_u64()?, l["replicas"].as_array()?.len()))
+}
+
+/// Part 3: two replicas on one lease table; SIGKILL one. Returns the JSON of it.
+async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
+    let moto = match Moto::find_or_start().await {
+        Ok(m) => m,
+        Err(why) => {
+            println!("\n### Takeover\n\nskipped: {why}");
+            return json!({"skipped": why});
+        }
+    };
+    let duration = env_or("FLEET_LEASE_SECONDS", 30);
+    let renew = env_or("FLEET_RENEW_SECONDS", 5);
+    let margin = env_or("FLEET_MARGIN_SECONDS", 5);
+    let table = lease_table(&moto.endpoint).await;
+    let lease = format!(
+        "[daemon.lease]\ntable = \"{table}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nduration_seconds = {duration}\nrenew_seconds = {renew}\nmargin_seconds = {margin}\n\n",
+        moto.endpoint
+    );
+    let path = dir.join("replicas.toml");
+    std::fs::write(&path, daemon_config(sites, shape, Some(&lease))).expect("write config");
+    let out = out_dir();
+    let mut replicas = Vec::new();
+    for id in ["replica-a", "replica-b"] {
+        let log = out.join(format!("fleet-{id}.log"));
+        replicas
+            .push(Daemon::start(id, &path, &["--no-initial-run", "--replica-id", id], &log).await);
+    }
+    let started = Instant::now();
+    let targets = shape.targets as u64;
+    wait_for(
+        "the leases shared by both replicas",
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+        || async {
+            let (Some(a), Some(b)) = (
+                lease_view(&replicas[0]).await,
+                lease_view(&replicas[1]).await,
+            ) else {
+                return false;
+            };
+            a.1 == 2 && b.1 == 2 && a.0 > 0 && b.0 > 0 && a.0 + b.0 == targets
+        },
+    )
+    .await;
+    let shared = started.elapsed();
+    let held_before: Vec<u64> = {
+        let mut v = Vec::new();
+        for r in &replicas {
+            v.push(lease_view(r).await.map_or(0, |l| l.0));
+        }
+        v
+    };
+    let mut survivor = replicas.pop().expect("two replicas");
+    let mut victim = replicas.pop().expect("two replicas");
+    let victim_peak = victim.peak_mib();
+    let killed = Instant::now();
+    victim.sigkill().await;
+    wait_for(
+        "the survivor holds every lease",
+        Duration::from_secs(600),
+        Duration::from_millis(250),
+        || async { lease_view(&survivor).await.is_some_and(|l| l.0 == targets) },
+    )
+    .await;
+    let took = killed.elapsed();
+    let survivor_peak = survivor.peak_mib();
+    survivor.terminate().await;
+
+    println!("\n### Takeover (two replicas, `[daemon.lease]` on moto's DynamoDB)\n");
+    println!(
+        "| targets | lease duration | renew interval | margin | both replicas sharing after | held before the kill ({} / {}) | survivor holds every lease after SIGKILL | peak RSS {} | peak RSS {} |",
+        victim.name, survivor.name, victim.name, survivor.name
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {duration} s | {renew} s | {margin} s | {:.1} s | {} / {} | **{:.1} s** | {victim_peak:.1} MiB | {survivor_peak:.1} MiB |",
+        shape.targets,
+        shared.as_secs_f64(),
+        held_before[0],
+        held_before[1],
+        took.as_secs_f64(),
+    );
+    json!({
+        "lease_duration_seconds": duration,
+        "renew_seconds": renew,
+        "margin_seconds": margin,
+        "shared_after_seconds": shared.as_secs_f64(),
+        "held_before_kill": {victim.name.clone(): held_before[0], survivor.name.clone(): held_before[1]},
+        "takeover_seconds": took.as_secs_f64(),
+        "peak_rss_mib": {victim.name.clone(): victim_peak, survivor.name.clone(): survivor_peak},
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let shape = Shape {
+        targets: env_or("FLEET_TARGETS", 1000) as usize,
+        clusters: env_or("FLEET_CLUSTERS", 10) as usize,
+        window: Duration::from_secs(env_or("FLEET_WINDOW_SECONDS", 180)),
+        settle: Duration::from_secs(env_or("FLEET_SETTLE_SECONDS", 60)),
+    };
+    let begun = Instant::now();
+    let sites = start_sites(&shape).await;
+    let setup = begun.elapsed();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, daemon_config(&sites, &shape, None)).expect("write config");
+    let log = out_dir().join("fleet-daemon.log");
+    let mut daemon = Daemon::start("fleet", &path, &["--no-initial-run"], &log).await;
+    let steady = steady_state(&sites, &shape, &daemon).await;
+    let updated = update(&sites, &shape, &daemon).await;
+    daemon.terminate().await;
+    let took_over = takeover(&sites, &shape, dir.path()).await;
+    println!(
+        "\n(setup: six simulators and {} services in {:.1} s; whole run {:.1} s)",
+        shape.targets,
+        setup.as_secs_f64(),
+        begun.elapsed().as_secs_f64()
+    );
+    let out = json!({
+        "targets": shape.targets,
+        "clusters": shape.clusters,
+        "simulators": sites.iter().map(label).collect::<Vec<_>>(),
+        "steady_state": steady,
+        "update": updated,
+        "takeover": took_over,
+        "setup_seconds": setup.as_secs_f64(),
+        "run_seconds": begun.elapsed().as_secs_f64(),
     });
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&dir).expect("target/bench");
-    std::fs::write(dir.join("fleet.json"), out.to_string()).expect("write JSON");
+    for site in sites {
+        site.sim.shutdown().await;
+    }
+    std::fs::write(out_dir().join("fleet.json"), out.to_string()).expect("write JSON");
 }

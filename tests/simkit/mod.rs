@@ -12,6 +12,7 @@
 pub mod binary;
 pub mod cli;
 pub mod compare;
+pub mod fleet;
 pub mod procfs;
 pub mod rig;
 pub mod side;
