@@ -26,6 +26,18 @@ pub(super) struct SimArgs {
     /// Simulated seconds a healthy ActiveGate takes to start when its image sets no time.
     #[arg(long, default_value_t = 90.0)]
     activegate_start: f64,
+    /// Account used in ARNs; STS AssumeRole at this endpoint assumes roles of this account only.
+    #[arg(long, default_value = "123456789012")]
+    account: String,
+    /// Throttle ECS calls with ECS's token buckets (refilled in real time, whatever --speed).
+    #[arg(long)]
+    ecs_rate_limits: bool,
+    /// Refuse ECS and Logs calls signed with keys this simulator's STS did not issue.
+    #[arg(long)]
+    require_assumed_role: bool,
+    /// Refuse calls whose signature is scoped to another region than --region.
+    #[arg(long)]
+    check_region: bool,
 }
 
 pub(super) fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
@@ -41,6 +53,12 @@ pub(super) fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
             args.activegate_start
         )));
     }
+    if !(args.account.len() == 12 && args.account.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--account must be an AWS account id of 12 digits, not {:?}",
+            args.account
+        )));
+    }
     let runtime = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .map_err(Failure::runtime)?;
@@ -50,6 +68,10 @@ pub(super) fn sim_command(args: SimArgs) -> Result<ExitCode, Failure> {
             speed: args.speed,
             state_dir: args.state_dir,
             region: args.region,
+            account: args.account,
+            ecs_rate_limits: args.ecs_rate_limits,
+            require_assumed_role: args.require_assumed_role,
+            check_region: args.check_region,
             delays: sim::Delays {
                 activegate_start: args.activegate_start,
                 ..sim::Delays::default()

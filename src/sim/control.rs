@@ -1,7 +1,8 @@
 //! The control API under `/sim/v1/` (JSON): set how an image behaves, inject
-//! and clear faults, read the timeline, the call counters and the ECS write calls
-//! with their callers (`/sim/v1/calls/writes`). Used by the demo and by tests that
-//! drive a standalone simulator.
+//! and clear faults, read the timeline, the call counters, the ECS write calls
+//! with their callers (`/sim/v1/calls/writes`), the throttled calls, the calls per
+//! access key and the keys STS issued. Used by the demo and by tests that drive a
+//! standalone simulator.
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -78,6 +79,9 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
             "region": shared.options.region,
             "account": shared.options.account,
             "ca_pem": shared.ca.pem(),
+            "ecs_rate_limits": shared.options.ecs_rate_limits,
+            "require_assumed_role": shared.options.require_assumed_role,
+            "check_region": shared.options.check_region,
         })),
         (&Method::POST, "/sim/v1/images") => set_image(shared, body),
         (&Method::GET, "/sim/v1/images") => Ok(json!(shared.lock().images)),
@@ -101,6 +105,9 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
         (&Method::GET, "/sim/v1/timeline") => Ok(json!(shared.lock().timeline)),
         (&Method::GET, "/sim/v1/calls") => Ok(json!(shared.lock().calls)),
         (&Method::GET, "/sim/v1/calls/writes") => Ok(json!(shared.lock().write_calls)),
+        (&Method::GET, "/sim/v1/calls/keys") => Ok(json!(shared.lock().calls_by_key)),
+        (&Method::GET, "/sim/v1/throttled") => Ok(json!(shared.lock().throttled)),
+        (&Method::GET, "/sim/v1/keys") => Ok(json!(shared.lock().issued_keys)),
         (&Method::GET, "/sim/v1/events") => Ok(json!(shared.lock().events)),
         _ => Err((
             StatusCode::NOT_FOUND,

@@ -21,6 +21,8 @@ mod logs;
 pub mod registry;
 mod server;
 pub mod state;
+mod sts;
+pub mod throttle;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +37,7 @@ use tokio::task::JoinHandle;
 
 pub use dynatrace::{ApiFault, Registration};
 pub use engine::Delays;
-pub use state::{Behaviour, Fault, Health, Mode, TimelineEvent, WriteCall};
+pub use state::{Behaviour, Fault, Health, IssuedKey, Mode, TimelineEvent, WriteCall};
 
 use clock::Clock;
 use state::{State, TaskStatus};
@@ -55,6 +57,18 @@ pub struct SimOptions {
     pub delays: Delays,
     /// Real time between two steps of the engine.
     pub tick: Duration,
+    /// ECS's request throttling: ECS calls draw from ECS's token buckets (see [`throttle`])
+    /// and an empty bucket answers `ThrottlingException`. Buckets refill on real time, not
+    /// on the simulated clock (`speed`), since the client budgets they check run in real
+    /// time. Off by default: scenario tests make bursts of calls ECS would throttle.
+    pub ecs_rate_limits: bool,
+    /// ECS and CloudWatch Logs calls must be signed with an access key this simulator
+    /// issued (STS AssumeRole at its endpoint); any other key is refused with
+    /// `UnrecognizedClientException`, as AWS refuses a key it does not know.
+    pub require_assumed_role: bool,
+    /// Calls whose SigV4 credential scope names another region than `region` are refused
+    /// (`InvalidSignatureException`), as a regional AWS endpoint refuses them.
+    pub check_region: bool,
 }
 
 impl Default for SimOptions {
@@ -67,6 +81,9 @@ impl Default for SimOptions {
             account: "123456789012".into(),
             delays: Delays::default(),
             tick: Duration::from_millis(10),
+            ecs_rate_limits: false,
+            require_assumed_role: false,
+            check_region: false,
         }
     }
 }
@@ -102,6 +119,9 @@ pub struct Shared {
     /// While set, no fake ActiveGate answers a probe (the path from the prober to the tasks
     /// is cut, or the prober is too slow): probes time out, ECS sees its tasks healthy.
     unreachable: std::sync::atomic::AtomicBool,
+    /// ECS's token buckets, used when `options.ecs_rate_limits` is on. A lock of their own:
+    /// a throttled call never waits for the state.
+    buckets: Mutex<throttle::Buckets>,
 }
 
 impl Shared {
@@ -111,6 +131,18 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a token of ECS operation `op`'s bucket now; false when the bucket is empty.
+    /// Always true unless `ecs_rate_limits` is on.
+    fn take_token(&self, op: &str) -> bool {
+        if !self.options.ecs_rate_limits {
+            return true;
+        }
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(op, std::time::Instant::now())
     }
 
     fn set_image(&self, image: &str, b: Behaviour) {
@@ -197,6 +229,7 @@ impl Sim {
             rogue_ca,
             options,
             unreachable: std::sync::atomic::AtomicBool::new(false),
+            buckets: Mutex::new(throttle::Buckets::new(std::time::Instant::now())),
         });
         let (shutdown, rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, shared.clone(), rx.clone()));
@@ -432,6 +465,24 @@ impl SimHandle {
     /// Calls per operation so far.
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.lock().calls.clone()
+    }
+
+    /// Calls answered `ThrottlingException` per operation so far: by ECS's buckets
+    /// (`ecs_rate_limits`) and by injected throttling faults alike. Operations never
+    /// throttled are absent.
+    pub fn throttled(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().throttled.clone()
+    }
+
+    /// AWS calls (ECS, CloudWatch Logs, STS) per access key id of their SigV4 signature so
+    /// far; unsigned calls under `unsigned`.
+    pub fn calls_by_key(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().calls_by_key.clone()
+    }
+
+    /// The credentials STS AssumeRole handed out so far (secrets left out), by access key id.
+    pub fn issued_keys(&self) -> BTreeMap<String, IssuedKey> {
+        self.shared.lock().issued_keys.clone()
     }
 
     /// ECS write calls so far (the newest [`state::WRITE_CALLS_KEPT`]), oldest first.

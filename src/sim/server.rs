@@ -1,5 +1,6 @@
-//! The simulator's HTTP endpoint: AWS JSON 1.1 routed by `X-Amz-Target`,
-//! faults applied per operation, and the control API.
+//! The simulator's HTTP endpoint: AWS JSON 1.1 routed by `X-Amz-Target`, STS's
+//! form-encoded calls, the callers' keys checked and ECS's buckets drawn from when the
+//! options ask for it, faults applied per operation, and the control API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 
 use super::api::{self, ApiError};
 use super::state::{Fault, WRITE_CALLS_KEPT, WriteCall};
+use super::sts::{self, Signer};
 use super::{Shared, control, ecs, logs};
 
 /// Largest request body accepted (AWS's own limits are far lower).
@@ -89,6 +91,9 @@ struct Head {
     query: String,
     host: String,
     authorization: Option<String>,
+    /// `x-amz-security-token`: the session token of temporary credentials. Never logged.
+    security_token: Option<String>,
+    content_type: Option<String>,
     /// `x-amz-user-agent` (the AWS SDKs send it with their app name), else `User-Agent`.
     user_agent: Option<String>,
 }
@@ -108,6 +113,8 @@ impl Head {
             query: req.uri().query().unwrap_or("").to_owned(),
             host: header("host").unwrap_or_else(|| "127.0.0.1".to_owned()),
             authorization: header("authorization"),
+            security_token: header("x-amz-security-token"),
+            content_type: header("content-type"),
             user_agent: header("x-amz-user-agent").or_else(|| header("user-agent")),
         }
     }
@@ -118,6 +125,58 @@ impl Head {
             .as_deref()
             .is_some_and(|v| v.starts_with("Api-Token ") && v.len() > "Api-Token ".len())
     }
+
+    /// An awsQuery call (STS): a form-encoded POST without `X-Amz-Target`.
+    fn is_query_call(&self) -> bool {
+        self.method == hyper::Method::POST
+            && self
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+    }
+
+    fn signer(&self) -> Option<Signer> {
+        Signer::parse(self.authorization.as_deref())
+    }
+}
+
+/// Wall-clock seconds since the epoch: what credential expiry is measured in.
+fn now_real() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Counts a call under the access key that signed it.
+fn count_key(st: &mut super::state::State, signer: Option<&Signer>) {
+    let key = signer.map_or("unsigned", |s| s.access_key.as_str());
+    *st.calls_by_key.entry(key.to_owned()).or_default() += 1;
+}
+
+/// An STS call (awsQuery): counted under its `Action`, answered in XML.
+fn sts_call(shared: &Shared, head: &Head, body: &Bytes) -> Response<Full<Bytes>> {
+    let form = sts::parse_form(body);
+    let signer = head.signer();
+    let (status, xml) = {
+        let mut st = shared.lock();
+        let action = form.get("Action").cloned().unwrap_or_default();
+        *st.calls.entry(action).or_default() += 1;
+        count_key(&mut st, signer.as_ref());
+        let id = st.new_id();
+        sts::handle(
+            &mut st,
+            &shared.options,
+            signer.as_ref(),
+            &form,
+            now_real(),
+            &id,
+        )
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .expect("an XML response is valid")
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
@@ -130,7 +189,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         }
     };
     match &head.target {
-        Some(target) => aws_call(shared, target, head.user_agent.as_deref(), &body).await,
+        Some(target) => aws_call(shared, target, &head, &body).await,
+        None if head.is_query_call() => Ok(sts_call(shared, &head, &body)),
         None => Ok(http_call(shared, &head, &body).await),
     }
 }
@@ -221,34 +281,65 @@ fn registry_call(shared: &Shared, head: &Head) -> Response<Full<Bytes>> {
     super::registry::handle(&shared.lock(), &req)
 }
 
-/// An AWS JSON 1.1 call (`X-Amz-Target: <service>.<operation>`): counted, faults
-/// applied, then run against the state.
+/// What happens to an AWS JSON 1.1 call before it reaches the state: refused for its
+/// signer, throttled by ECS's buckets, or let through to the injected faults.
+enum Admission {
+    Refused(ApiError),
+    Throttled,
+    Admitted(Option<Fault>),
+}
+
+/// An AWS JSON 1.1 call (`X-Amz-Target: <service>.<operation>`): counted, its signer
+/// checked, ECS's bucket drawn from, faults applied, then run against the state.
 async fn aws_call(
     shared: &Shared,
     target: &str,
-    user_agent: Option<&str>,
+    head: &Head,
     body: &Bytes,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let (service, op) = target.split_once('.').unwrap_or((target, ""));
+    let signer = head.signer();
     let write = (service == ECS && is_write(op)).then(|| WriteCall {
         time: shared.clock.now(),
         operation: op.to_owned(),
         resource: resource_of(body),
-        user_agent: user_agent.unwrap_or_default().to_owned(),
+        user_agent: head.user_agent.clone().unwrap_or_default(),
+        access_key: signer
+            .as_ref()
+            .map(|s| s.access_key.clone())
+            .unwrap_or_default(),
     });
-    let (fault, request_id) = {
+    let (admission, request_id) = {
         let mut st = shared.lock();
         *st.calls.entry(op.to_owned()).or_default() += 1;
+        count_key(&mut st, signer.as_ref());
         if let Some(w) = write {
             if st.write_calls.len() >= WRITE_CALLS_KEPT {
                 st.write_calls.pop_front();
             }
             st.write_calls.push_back(w);
         }
-        let fault = st.faults.get(op).or_else(|| st.faults.get("*")).cloned();
+        // AWS authenticates before it throttles: a refused caller takes no token.
+        let checked = sts::check_caller(
+            &st,
+            &shared.options,
+            signer.as_ref(),
+            head.security_token.as_deref(),
+            now_real(),
+        );
+        let admission = match checked {
+            Err(e) => Admission::Refused(e),
+            Ok(()) if service == ECS && !shared.take_token(op) => {
+                *st.throttled.entry(op.to_owned()).or_default() += 1;
+                Admission::Throttled
+            }
+            Ok(()) => {
+                Admission::Admitted(st.faults.get(op).or_else(|| st.faults.get("*")).cloned())
+            }
+        };
         let id = st.new_id();
         (
-            fault,
+            admission,
             format!(
                 "{}-{}-{}-{}-{}",
                 &id[..8],
@@ -259,10 +350,15 @@ async fn aws_call(
             ),
         )
     };
-    if let Some(f) = fault
-        && let Some(refused) = inject(&f, service, &request_id).await?
-    {
-        return Ok(refused);
+    match admission {
+        Admission::Refused(e) => return Ok(error_response(&e, &request_id)),
+        Admission::Throttled => return Ok(error_response(&throttling(), &request_id)),
+        Admission::Admitted(Some(f)) => {
+            if let Some(refused) = inject(shared, &f, service, op, &request_id).await? {
+                return Ok(refused);
+            }
+        }
+        Admission::Admitted(None) => {}
     }
     let request = match api::Request::parse(body) {
         Ok(r) => r,
@@ -317,11 +413,18 @@ fn resource_of(body: &[u8]) -> String {
         .to_owned()
 }
 
+/// ECS's answer to a call its bucket has no token for.
+fn throttling() -> ApiError {
+    ApiError::new(400, "ThrottlingException", "Rate exceeded")
+}
+
 /// Applies an injected fault: the latency, then by chance a dropped connection, a
-/// throttling error or a 5xx; `None` lets the call through.
+/// throttling error (counted as throttled) or a 5xx; `None` lets the call through.
 async fn inject(
+    shared: &Shared,
     f: &Fault,
     service: &str,
+    op: &str,
     request_id: &str,
 ) -> Result<Option<Response<Full<Bytes>>>, Dropped> {
     if f.latency_ms > 0 {
@@ -331,10 +434,8 @@ async fn inject(
         return Err(Dropped);
     }
     if f.throttle > 0.0 && fastrand::f64() < f.throttle {
-        return Ok(Some(error_response(
-            &ApiError::new(400, "ThrottlingException", "Rate exceeded"),
-            request_id,
-        )));
+        *shared.lock().throttled.entry(op.to_owned()).or_default() += 1;
+        return Ok(Some(error_response(&throttling(), request_id)));
     }
     if f.error > 0.0 && fastrand::f64() < f.error {
         let code = if service.starts_with("Logs") {

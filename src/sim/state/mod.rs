@@ -123,6 +123,26 @@ pub struct WriteCall {
     pub resource: String,
     /// `x-amz-user-agent`, else `User-Agent`; empty when the caller sent neither.
     pub user_agent: String,
+    /// The access key id of the call's SigV4 signature; empty when it was not signed.
+    #[serde(default)]
+    pub access_key: String,
+}
+
+/// Temporary credentials STS AssumeRole handed out. The secret access key is not kept
+/// and the session token only as its SHA-256, so that no `Debug` of the state shows either.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssuedKey {
+    /// `arn:aws:iam::<account>:role/<name>`.
+    pub role_arn: String,
+    pub session_name: String,
+    /// `arn:aws:sts::<account>:assumed-role/<name>/<session>`.
+    pub assumed_role_arn: String,
+    /// `AROA…:<session>`.
+    pub assumed_role_id: String,
+    /// Real (wall-clock) seconds since the epoch: clients compare it with their own clock.
+    pub expires_at: i64,
+    #[serde(skip)]
+    pub session_token_sha256: [u8; 32],
 }
 
 /// The write calls kept: the newest ones, so that a long demo or benchmark cannot grow
@@ -341,6 +361,12 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     pub timeline: Vec<TimelineEvent>,
     pub calls: BTreeMap<String, u64>,
+    /// Calls answered ThrottlingException, per operation.
+    pub throttled: BTreeMap<String, u64>,
+    /// AWS calls per access key id of their signature (`unsigned` for none).
+    pub calls_by_key: BTreeMap<String, u64>,
+    /// STS AssumeRole's credentials, by access key id.
+    pub issued_keys: BTreeMap<String, IssuedKey>,
     /// ECS write calls, oldest first, at most [`WRITE_CALLS_KEPT`].
     pub write_calls: std::collections::VecDeque<WriteCall>,
     /// Dynatrace events received at `/api/v2/events/ingest`.
