@@ -50,7 +50,9 @@ pub struct SimOptions {
     pub listen: SocketAddr,
     /// Simulated seconds per real second.
     pub speed: f64,
-    /// Where the CA certificate is written (default: a fresh temporary folder).
+    /// Where the CA certificate is written (default: a fresh temporary folder, removed
+    /// again when the simulator is shut down or its handle dropped; a folder given here is
+    /// left in place).
     pub state_dir: Option<PathBuf>,
     pub region: String,
     pub account: String,
@@ -216,6 +218,8 @@ impl Sim {
             ))
         });
         let ca_path = dir.join("ca.pem");
+        // Before the folder exists, so that a failure below removes it too.
+        let owned_dir = OwnedDir(options.state_dir.is_none().then(|| dir.clone()));
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&ca_path, ca.pem()))
             .map_err(|source| SimError::StateDir {
@@ -240,6 +244,7 @@ impl Sim {
             ca_path,
             shutdown,
             tasks: vec![server, engine],
+            _owned_dir: owned_dir,
         })
     }
 }
@@ -299,6 +304,19 @@ async fn run_engine(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// The temporary folder a simulator made for its CA (no `state_dir` given): removed when
+/// dropped, so that thousands of test runs leave no folders behind. Best effort: a folder
+/// that cannot be removed is left, as a temporary folder.
+struct OwnedDir(Option<PathBuf>);
+
+impl Drop for OwnedDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// A running simulator: its endpoint, its CA, and control methods.
 pub struct SimHandle {
     shared: Arc<Shared>,
@@ -306,6 +324,8 @@ pub struct SimHandle {
     ca_path: PathBuf,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Dropped last, by [`SimHandle::shutdown`] once the tasks ended, or with the handle.
+    _owned_dir: OwnedDir,
 }
 
 impl SimHandle {
@@ -500,11 +520,53 @@ impl SimHandle {
         self.shared.clock.real(sim_seconds)
     }
 
-    /// Stops the endpoint, the engine and every fake ActiveGate.
+    /// Stops the endpoint, the engine and every fake ActiveGate, and removes the CA's
+    /// folder if the simulator made it.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(state_dir: Option<PathBuf>) -> SimOptions {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir,
+            ..SimOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_ca_folder_the_simulator_made_is_removed_and_a_given_one_kept() {
+        let sim = Sim::start(options(None)).await.expect("starts");
+        let dir = sim.ca_path().parent().expect("a folder").to_owned();
+        assert!(sim.ca_path().is_file());
+        sim.shutdown().await;
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+
+        let sim = Sim::start(options(None)).await.expect("starts");
+        let dir = sim.ca_path().parent().expect("a folder").to_owned();
+        drop(sim);
+        assert!(!dir.exists(), "{} is left behind on drop", dir.display());
+
+        let given = std::env::temp_dir().join(format!(
+            "activegate-lifecycle-sim-test-given-{}",
+            std::process::id()
+        ));
+        let sim = Sim::start(options(Some(given.clone())))
+            .await
+            .expect("starts");
+        sim.shutdown().await;
+        assert!(
+            given.join("ca.pem").is_file(),
+            "the caller's folder is kept"
+        );
+        std::fs::remove_dir_all(&given).expect("cleaned up");
     }
 }
