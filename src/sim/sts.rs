@@ -392,6 +392,58 @@ mod tests {
     }
 
     #[test]
+    fn an_issued_key_needs_its_session_token_and_expires() {
+        let mut st = State::new("us-east-1", "123456789012");
+        st.issued_keys.insert(
+            "ASIAKEY".into(),
+            IssuedKey {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                session_name: "s1".into(),
+                assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/r/s1".into(),
+                assumed_role_id: "AROAX:s1".into(),
+                expires_at: 1_000,
+                session_token_sha256: token_hash("the-token"),
+            },
+        );
+        let options = SimOptions {
+            require_assumed_role: true,
+            ..SimOptions::default()
+        };
+        let signer = |key: &str| Signer {
+            access_key: key.into(),
+            region: "us-east-1".into(),
+        };
+        let code = |signer: Option<&Signer>, token: Option<&str>, now: i64| {
+            check_caller(&st, &options, signer, token, now)
+                .err()
+                .map(|e| e.code)
+        };
+        assert_eq!(code(Some(&signer("ASIAKEY")), Some("the-token"), 999), None);
+        assert_eq!(
+            code(Some(&signer("ASIAKEY")), Some("the-token"), 1_000),
+            Some("ExpiredTokenException")
+        );
+        assert_eq!(
+            code(Some(&signer("ASIAKEY")), Some("another"), 999),
+            Some("UnrecognizedClientException")
+        );
+        assert_eq!(
+            code(Some(&signer("ASIAKEY")), None, 999),
+            Some("UnrecognizedClientException")
+        );
+        assert_eq!(
+            code(Some(&signer("AKIDBASE")), None, 999),
+            Some("UnrecognizedClientException")
+        );
+        assert_eq!(
+            code(None, None, 999),
+            Some("MissingAuthenticationTokenException")
+        );
+        // Without the option any signer, or none, passes.
+        assert!(check_caller(&st, &SimOptions::default(), None, None, 999).is_ok());
+    }
+
+    #[test]
     fn role_arns_name_an_account_and_a_role() {
         assert_eq!(
             parse_role_arn("arn:aws:iam::123456789012:role/path/ag-lifecycle"),
