@@ -2,9 +2,9 @@
 //! the lease table from moto's DynamoDB. Three `run` processes and thirty targets: every
 //! target gets exactly one holder; SIGKILL one replica in the middle of a rollout and the
 //! others take its targets over once its leases expired, the rollout it left finishing
-//! under its new holder; the simulator's record of ECS writes (by user agent: each replica
-//! runs with `AWS_SDK_UA_APP_ID` = its id) shows no service written by two replicas but in
-//! turns the fences count. The engine's write guard is tested without moto.
+//! under its new holder; the simulator's record of ECS writes (by user agent: the product
+//! names each replica's clients after its `--replica-id`, the SDK's app name) shows no
+//! service written by two replicas but in turns the fences count. The engine's write guard is tested without moto.
 //!
 //! The fleet test needs moto: `scripts/moto_conformance.sh` starts `moto_server` and sets
 //! MOTO_ENDPOINT; by hand: `MOTO_ENDPOINT=http://127.0.0.1:5000 cargo test --test fleet --
@@ -152,7 +152,8 @@ struct Replica {
 impl Replica {
     async fn start(config: &std::path::Path, id: &str, log: &std::path::Path) -> Replica {
         let mut cmd = simkit::procfs::daemon_command(config.as_os_str(), &["--replica-id", id]);
-        cmd.env("AWS_SDK_UA_APP_ID", id)
+        // No `AWS_SDK_UA_APP_ID`: the user agent's `app/<id>` must come from the product.
+        cmd.env_remove("AWS_SDK_UA_APP_ID")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info,activegate_lifecycle::daemon::lease=debug")
             .stderr(std::fs::File::create(log).expect("log file"));
@@ -506,4 +507,64 @@ async fn rig_tags(w: &World, service: &str) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The app names in the user agents of `w`'s ECS writes since the `from`-th.
+fn writers_since(w: &World, from: usize) -> BTreeSet<Option<String>> {
+    w.sim.write_calls()[from..]
+        .iter()
+        .map(|c| writer(&c.user_agent))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_names_its_clients_after_its_replica_id_made_to_fit_the_sdk() {
+    use activegate_lifecycle::daemon::{self, Options, board::Board};
+    let rig = Rig::new().await;
+    // The test's own writes (the cluster) came before.
+    let before = rig.w.sim.write_calls().len();
+    let path = rig.dir.path().join("ag.toml");
+    let config = activegate_lifecycle::config::Config::load(&path).expect("config");
+    let board = Arc::new(Board::default());
+    let (signals, rx) = tokio::sync::mpsc::channel(4);
+    // Spaces, `/` and non-ASCII are not allowed in the SDK's app name: each becomes `-`.
+    let options = Options {
+        replica_id: Some("eu 1/α".into()),
+        adjust_client: Arc::new(|c: &mut ClientSettings| {
+            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
+        }),
+        ..Options::default()
+    };
+    let b = board.clone();
+    let task = tokio::spawn(daemon::run(path, config, b, options, rx));
+    until(Duration::from_secs(40), || async {
+        let s = board.snapshot();
+        let t = s.targets.get("prod")?;
+        (t.outcomes.get("verified").copied() == Some(1)).then_some(())
+    })
+    .await;
+    signals.send(daemon::Signal::Terminate).await.expect("send");
+    task.await.expect("join").expect("the daemon runs");
+    assert!(rig.w.sim.write_calls().len() > before, "the daemon wrote");
+    assert_eq!(
+        writers_since(&rig.w, before),
+        BTreeSet::from([Some("eu-1--".to_owned())]),
+        "every ECS write names the replica"
+    );
+    rig.w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_command_names_itself_in_every_write() {
+    let rig = Rig::new().await;
+    let before = rig.w.sim.write_calls().len();
+    let (code, out, err) = simkit::binary::run(&rig, &["rollout"]).await;
+    assert_eq!(code, 0, "rollout: {out}{err}");
+    assert!(rig.w.sim.write_calls().len() > before, "the rollout wrote");
+    assert_eq!(
+        writers_since(&rig.w, before),
+        BTreeSet::from([Some("activegate-lifecycle-rollout".to_owned())]),
+        "every ECS write of `rollout` names it"
+    );
+    rig.w.sim.shutdown().await;
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use activegate_lifecycle::config::Config;
+use activegate_lifecycle::ecs::ClientSettings;
 use activegate_lifecycle::model::ids::TaskDefinitionArn;
 use activegate_lifecycle::{daemon, rollout};
 
@@ -55,29 +56,45 @@ pub(super) struct LeaseArgs {
     wait: bool,
 }
 
+/// The SDK's app name of each command, in every call's user agent (a daemon's is its replica
+/// id): CloudTrail and the simulator tell a person's command from the fleet's replicas.
+const ROLLOUT: &str = "activegate-lifecycle-rollout";
+const ROLLBACK: &str = "activegate-lifecycle-rollback";
+const PLAN: &str = "activegate-lifecycle-plan";
+
 /// Rolls the target out (or, with `--migrate`, moves it to blue/green).
 pub(super) fn rollout(args: RolloutArgs) -> Result<ExitCode, Failure> {
-    with_engine(&args.target, Some(&args.lease), |engine, name| async move {
-        let outcome = if args.migrate {
-            engine.migrate().await
-        } else {
-            engine.reconcile(args.image.as_deref()).await
-        };
-        report_outcome(&name, outcome)
-    })
+    with_engine(
+        &args.target,
+        Some(&args.lease),
+        ROLLOUT,
+        |engine, name| async move {
+            let outcome = if args.migrate {
+                engine.migrate().await
+            } else {
+                engine.reconcile(args.image.as_deref()).await
+            };
+            report_outcome(&name, outcome)
+        },
+    )
 }
 
 /// Puts the last known good revision back.
 pub(super) fn rollback(args: &RollbackArgs) -> Result<ExitCode, Failure> {
-    with_engine(&args.target, Some(&args.lease), |engine, name| async move {
-        let outcome = engine.rollback().await;
-        report_outcome(&name, outcome)
-    })
+    with_engine(
+        &args.target,
+        Some(&args.lease),
+        ROLLBACK,
+        |engine, name| async move {
+            let outcome = engine.rollback().await;
+            report_outcome(&name, outcome)
+        },
+    )
 }
 
 /// Prints the next step; changes nothing.
 pub(super) fn plan(args: &TargetArgs) -> Result<ExitCode, Failure> {
-    with_engine(args, None, |engine, name| async move {
+    with_engine(args, None, PLAN, |engine, name| async move {
         let plan = engine.plan(None).await.map_err(Failure::runtime)?;
         print_plan(&name, &plan)?;
         Ok(ExitCode::SUCCESS)
@@ -86,10 +103,11 @@ pub(super) fn plan(args: &TargetArgs) -> Result<ExitCode, Failure> {
 
 /// Loads the config and the target's manifest, connects to AWS, and runs `f` with the engine;
 /// with `lease` (a command that writes) and `[daemon.lease]`, only while holding the target's
-/// lease, renewed until `f` ends and released then.
+/// lease, renewed until `f` ends and released then. `app` names the clients (user agent).
 fn with_engine<F, Fut>(
     args: &TargetArgs,
     lease: Option<&LeaseArgs>,
+    app: &'static str,
     f: F,
 ) -> Result<ExitCode, Failure>
 where
@@ -108,11 +126,12 @@ where
         .context("cannot start the async runtime")
         .map_err(Failure::runtime)?;
     runtime.block_on(async move {
-        let engine = daemon::wiring::engine(&config, &target)
+        let named = |c: &mut ClientSettings| c.app_name = Some(app.into());
+        let engine = daemon::wiring::engine_with(&config, &target, named)
             .await
             .map_err(Failure::bad_input)?;
         let held = match lease {
-            Some(l) => take_lease(&config, &target, l.wait).await?,
+            Some(l) => take_lease(&config, &target, l.wait, app).await?,
             None => None,
         };
         let result = f(
@@ -136,6 +155,7 @@ async fn take_lease(
     config: &Config,
     target: &activegate_lifecycle::config::Target,
     wait: bool,
+    app: &'static str,
 ) -> Result<
     Option<(
         std::sync::Arc<daemon::lease::Keeper>,
@@ -145,7 +165,8 @@ async fn take_lease(
 > {
     let clients = activegate_lifecycle::ecs::Clients::new();
     let holder = daemon::lease::command_holder();
-    let Some(keeper) = daemon::lease::keeper_for(config, &clients, holder, &|_| {}).await else {
+    let named = |c: &mut ClientSettings| c.app_name = Some(app.into());
+    let Some(keeper) = daemon::lease::keeper_for(config, &clients, holder, &named).await else {
         return Ok(None);
     };
     let key = daemon::lease::key_of(target);

@@ -25,7 +25,7 @@ pub(super) struct RunArgs {
     #[arg(long)]
     force: bool,
     /// This replica's id in the lease table, with `[daemon.lease]` (default
-    /// `<hostname>-<pid>-<4 random hex>`).
+    /// `<hostname>-<pid>-<4 random hex>`), and the app name in every AWS call's user agent.
     #[arg(long, env = "ACTIVEGATE_LIFECYCLE_REPLICA_ID")]
     replica_id: Option<String>,
 }

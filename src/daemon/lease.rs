@@ -24,7 +24,7 @@ use crate::ecs::EcsError;
 use crate::ecs::leases::{LeaseRecord, LeaseTable, Taken};
 
 mod fleet;
-pub use fleet::{Fleet, Guard, LeaseStatus, TargetLease, Turn, default_replica_id};
+pub use fleet::{Fleet, Guard, LeaseStatus, TargetLease, Turn, default_replica_id, named_after};
 
 /// How leases are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -270,7 +270,7 @@ pub async fn run(
     config_path: PathBuf,
     config: Config,
     board: Arc<Board>,
-    options: Options,
+    mut options: Options,
     signals: impl Into<Signals>,
 ) -> Result<(), ConfigError> {
     let mut signals = signals.into();
@@ -302,6 +302,7 @@ pub async fn run(
         .replica_id
         .clone()
         .unwrap_or_else(lease::default_replica_id);
+    options.adjust_client = lease::named_after(&replica, options.adjust_client.clone());
     let adjust = options.adjust_client.clone();
     let fleet = lease::keeper_for(&config, &clients, replica, &*adjust)
         .await

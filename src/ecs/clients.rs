@@ -51,6 +51,10 @@ pub struct ClientSettings {
     /// Client-side token buckets, shared per (identity, region); the first settings of a
     /// key in a `Clients` set them.
     pub rate_limits: RateLimits,
+    /// The SDK's app name, sent in every call's user agent (`app/<name>`): the daemon's
+    /// replica id, a command's name, so that CloudTrail and the simulator tell the writers
+    /// of one fleet apart. Sanitised to what the SDK allows when the clients are built.
+    pub app_name: Option<String>,
 }
 
 impl ClientSettings {
@@ -65,8 +69,30 @@ impl ClientSettings {
             static_credentials: None,
             role: None,
             rate_limits: RateLimits::default(),
+            app_name: None,
         }
     }
+}
+
+/// Longer app names are allowed but warned about by the SDK ("recommended to be no more than
+/// 50 characters"); a replica id is cut to this rather than warned about on every start.
+const APP_NAME_MAX: usize = 50;
+
+/// `text` as the SDK's app name: every character the SDK refuses (it allows ASCII letters,
+/// digits and ``!#$%&'*+-.^_`|~``) replaced by `-`, cut to 50 characters; `None` for an
+/// empty text. A replica id comes from the command line or the environment, so it is made
+/// to fit rather than refused.
+fn app_name(text: &str) -> Option<aws_config::AppName> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let name: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '-' })
+        .take(APP_NAME_MAX)
+        .collect();
+    if name.is_empty() {
+        return None;
+    }
+    aws_config::AppName::new(name).ok()
 }
 
 /// The secret access key of static credentials is left out.
@@ -85,6 +111,7 @@ impl fmt::Debug for ClientSettings {
             )
             .field("role", &self.role)
             .field("rate_limits", &self.rate_limits)
+            .field("app_name", &self.app_name)
             .finish()
     }
 }
@@ -98,6 +125,7 @@ struct ConfigKey {
     static_credentials: Option<(String, String)>,
     attempt_timeout: Duration,
     role: Option<AssumeRole>,
+    app_name: Option<String>,
 }
 
 impl ConfigKey {
@@ -108,6 +136,7 @@ impl ConfigKey {
             static_credentials: s.static_credentials.clone(),
             attempt_timeout: s.attempt_timeout,
             role: s.role.clone(),
+            app_name: s.app_name.clone(),
         }
     }
 }
@@ -258,6 +287,11 @@ async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
         );
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    // Set here, it reaches every client of the configuration: ECS, Logs, STS (the assumed
+    // role's calls too, made with this configuration) and DynamoDB.
+    if let Some(name) = settings.app_name.as_deref().and_then(app_name) {
+        loader = loader.app_name(name);
     }
     if let Some((id, secret)) = &settings.static_credentials {
         loader = loader.credentials_provider(aws_sdk_ecs::config::Credentials::new(
@@ -420,6 +454,35 @@ mod tests {
         let mut patient = with_role("eu-west-1", "arn:aws:iam::1:role/a");
         patient.max_attempts = 10;
         assert!(a == BudgetKey::of(&patient));
+    }
+
+    #[test]
+    fn an_app_name_is_made_to_fit_the_sdk() {
+        let shown = |t: &str| app_name(t).map(|n| n.to_string());
+        assert_eq!(shown("replica-0").as_deref(), Some("replica-0"));
+        // Spaces, `/`, `:`, `@` and non-ASCII are not allowed: each becomes one `-`.
+        assert_eq!(
+            shown("ip-10-0-1-5.ec2 internal/7:é@x").as_deref(),
+            Some("ip-10-0-1-5.ec2-internal-7---x")
+        );
+        let long = "a".repeat(80);
+        assert_eq!(shown(&long).map(|n| n.len()), Some(50));
+        assert_eq!(shown(""), None);
+        // Every name it makes, the SDK takes.
+        for t in ["x y", "ünïcödé", "~!#$%&'*+-.^_`|", &long] {
+            let name = shown(t).expect("a name");
+            assert!(aws_config::AppName::new(name.clone()).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_app_name_is_part_of_the_configuration_key() {
+        let a = with_role("eu-west-1", "arn:aws:iam::1:role/a");
+        let mut named = with_role("eu-west-1", "arn:aws:iam::1:role/a");
+        named.app_name = Some("replica-0".into());
+        assert!(ConfigKey::of(&a) != ConfigKey::of(&named));
+        // The same account's buckets, whoever calls.
+        assert!(BudgetKey::of(&a) == BudgetKey::of(&named));
     }
 
     #[tokio::test]

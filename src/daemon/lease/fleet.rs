@@ -253,6 +253,21 @@ pub fn default_replica_id() -> String {
     )
 }
 
+/// `adjust` preceded by setting the SDK's app name to the replica id, so that every AWS call
+/// of the run (ECS, Logs, STS, the lease table's DynamoDB) names its replica in the user
+/// agent (`app/<id>`, made to fit the SDK's characters): CloudTrail and the simulator tell
+/// the replicas of one fleet apart. The caller's `adjust` runs after and may still change it.
+pub fn named_after(
+    replica: &str,
+    adjust: crate::daemon::context::Adjust,
+) -> crate::daemon::context::Adjust {
+    let name = replica.to_owned();
+    Arc::new(move |c: &mut crate::ecs::ClientSettings| {
+        c.app_name = Some(name.clone());
+        adjust(c);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +351,27 @@ tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenan
         let json = serde_json::to_value(board.snapshot()).expect("JSON");
         assert!(json.get("lease").is_none(), "{json}");
         assert!(!board.metrics().contains("lease"));
+    }
+
+    #[test]
+    fn every_client_of_a_run_is_named_after_its_replica() {
+        let adjust = named_after(
+            "replica-a",
+            Arc::new(|c: &mut ClientSettings| c.max_attempts = 9),
+        );
+        let mut settings = ClientSettings::new("eu-central-1");
+        adjust(&mut settings);
+        assert_eq!(
+            (settings.app_name.as_deref(), settings.max_attempts),
+            (Some("replica-a"), 9)
+        );
+        // The caller's adjustment comes last and may name the clients otherwise.
+        let adjust = named_after(
+            "replica-a",
+            Arc::new(|c: &mut ClientSettings| c.app_name = Some("test".into())),
+        );
+        adjust(&mut settings);
+        assert_eq!(settings.app_name.as_deref(), Some("test"));
     }
 
     #[test]
