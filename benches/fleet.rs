@@ -49,25 +49,46 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// What each simulator enforces: ECS's buckets, its own region's signatures, and in the
 /// role's account only keys its STS issued.
 fn rules(account: &str, region: &str) -> SimOptions {
-    site_options(account, region)
+    SimOptions {
+        ecs_rate_limits: true,
+        require_assumed_role: account == ROLE_ACCOUNT,
+        check_region: true,
+        ..site_options(account, region)
+    }
 }
 
 /// Whether the targets of `account` assume `ROLE` (the simulators serve STS).
 fn assumes_role(account: &str) -> bool {
-    let _ = account;
-    false
+    account == ROLE_ACCOUNT
 }
 
 /// Throttled calls so far, by operation.
 fn throttled(site: &Site) -> BTreeMap<String, u64> {
-    let _ = site;
-    BTreeMap::new()
+    site.sim.throttled()
+}
+
+/// Calls of the whole run signed with the base key, and with keys the simulator's STS issued
+/// to the daemon (not to this benchmark's own session).
+fn signers(site: &Site) -> (u64, u64) {
+    let issued = site.sim.issued_keys();
+    let (mut base, mut daemon) = (0, 0);
+    for (key, n) in site.sim.calls_by_key() {
+        match issued.get(&key) {
+            Some(k) if k.session_name != BENCH_SESSION => daemon += n,
+            Some(_) => {}
+            None => base += n,
+        }
+    }
+    (base, daemon)
 }
 
 /// Operations that are not AWS's (the simulated registry and Dynatrace).
 fn is_aws(op: &str) -> bool {
     op != "Registry" && op != activegate_lifecycle::sim::dynatrace::OPERATION
 }
+
+/// The most targets the daemon rolls at once (`[daemon] max_parallel` allows 1 to 100).
+const MAX_PARALLEL: usize = 100;
 
 struct Shape {
     targets: usize,
@@ -105,9 +126,11 @@ fn aws_total(calls: &BTreeMap<String, u64>) -> u64 {
         .sum()
 }
 
+/// The AWS operations' counts, `Op n, …`.
 fn by_operation(calls: &BTreeMap<String, u64>) -> String {
     let s = calls
         .iter()
+        .filter(|(op, _)| is_aws(op))
         .map(|(op, n)| format!("{op} {n}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -194,7 +217,7 @@ async fn start_sites(shape: &Shape) -> Vec<Site> {
 fn daemon_config(sites: &[Site], shape: &Shape, lease: Option<&str>) -> String {
     let mut text = format!(
         "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = {}\nshutdown_deadline_seconds = 30\n\n{}[aws]\nmax_attempts = 10\n",
-        shape.targets,
+        shape.targets.min(MAX_PARALLEL),
         lease.unwrap_or("")
     );
     for i in 0..shape.targets {
@@ -337,17 +360,51 @@ fn on_new(sites: &[Site], shape: &Shape) -> usize {
         .count()
 }
 
+/// Each target's last reconcile, start to finish (from `/status`), seconds, sorted.
+fn reconcile_seconds(targets: &serde_json::Map<String, Value>) -> Vec<f64> {
+    let at = |t: &Value, field: &str| {
+        t[field]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let mut took: Vec<f64> = targets
+        .values()
+        .filter_map(|t| Some((at(t, "last_finished")? - at(t, "last_started")?).as_seconds_f64()))
+        .collect();
+    took.sort_by(f64::total_cmp);
+    took
+}
+
+/// What the monitors saw, summed over the targets: downtime seconds and failed probes.
+fn seen(targets: &serde_json::Map<String, Value>) -> (f64, u64) {
+    targets.values().fold((0.0, 0), |(d, f), t| {
+        (
+            d + t["downtime_seconds"].as_f64().unwrap_or(0.0),
+            f + t["probes_failed"].as_u64().unwrap_or(0),
+        )
+    })
+}
+
+/// The `q` quantile of sorted values (0 when there are none).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 /// Part 2: the fleet-wide update. Returns the JSON of it.
 async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
     for site in sites {
         site.sim.publish_tag(REPO_NAME, NEW);
     }
+    let seen_before = seen(&targets_of(daemon).await);
     let before = Counts::now(sites);
     let started = Instant::now();
     daemon.signal("HUP");
     // Every target reconciled once (the daemon ran none before: --no-initial-run) and idle.
     let deadline = Instant::now() + Duration::from_secs(1800);
-    let outcomes = loop {
+    let (outcomes, took, seen_after) = loop {
         let t = targets_of(daemon).await;
         let done = t.len() == shape.targets
             && t.values()
@@ -358,7 +415,7 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
                 let o = t["last_outcome"].as_str().unwrap_or("?").to_owned();
                 *outcomes.entry(o).or_insert(0u64) += 1;
             }
-            break outcomes;
+            break (outcomes, reconcile_seconds(&t), seen(&t));
         }
         assert!(
             Instant::now() < deadline,
@@ -375,6 +432,13 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
         new = on_new(sites, shape);
     }
     let all_new = started.elapsed();
+    let (downtime, failed_probes) = (
+        seen_after.0 - seen_before.0,
+        seen_after.1.saturating_sub(seen_before.1),
+    );
+    let (median, slowest) = (quantile(&took, 0.5), quantile(&took, 1.0));
+    // With max_parallel targets at a time, each taking the median, the daemon's own pace.
+    let parallel_bound = shape.targets as f64 * median / shape.targets.min(MAX_PARALLEL) as f64;
     let d = before.since(sites);
     let calls = d.calls_total();
     let registers = calls.get("RegisterTaskDefinition").copied().unwrap_or(0);
@@ -393,16 +457,21 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
 
     println!("\n### The fleet-wide update (a new version in every registry, then SIGHUP)\n");
     println!(
-        "| targets | every target reconciled | every target on the new version (ECS) | outcomes | RegisterTaskDefinition | throttled (goal 0) | lower bound of the buckets, max over (account, region) of (n − 20) / 1 s | AWS calls | peak RSS so far |"
+        "| targets | max_parallel | every target reconciled | every target on the new version (ECS) | outcomes | one reconcile (median / slowest) | RegisterTaskDefinition | throttled (goal 0) | lower bound of the buckets: max over (account, region) of (n − 20) / 1 s | lower bound of max_parallel: targets × median / max_parallel | downtime the monitors counted (sum) | failed probes | AWS calls | peak RSS so far |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {:.1} s | {new} of {} at {:.1} s | {} | {registers} | {throttled} | {bound} s | {} | {peak:.1} MiB |",
+        "| {} | {} | {:.1} s | {new} of {} at {:.1} s | {} | {median:.1} s / {slowest:.1} s | {registers} | {throttled} | {bound} s | {parallel_bound:.0} s | {downtime:.0} s | {failed_probes} | {} | {peak:.1} MiB |",
         shape.targets,
+        shape.targets.min(MAX_PARALLEL),
         reconciled.as_secs_f64(),
         shape.targets,
         all_new.as_secs_f64(),
-        by_operation(&outcomes),
+        outcomes
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         aws_total(&calls),
     );
     println!(
@@ -430,6 +499,12 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
         "on_new_version": new,
         "on_new_version_seconds": all_new.as_secs_f64(),
         "outcomes": outcomes,
+        "max_parallel": shape.targets.min(MAX_PARALLEL),
+        "reconcile_median_seconds": median,
+        "reconcile_slowest_seconds": slowest,
+        "max_parallel_bound_seconds": parallel_bound,
+        "downtime_seconds_sum": downtime,
+        "failed_probes": failed_probes,
         "register_task_definition": registers,
         "throttled": throttled,
         "bound_seconds": bound,
@@ -538,6 +613,23 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     })
 }
 
+/// Who signed the calls of the whole run, per simulator (printed and returned as JSON).
+fn credentials(sites: &[Site]) -> Value {
+    println!("\n### Credentials (whole run, this benchmark's own calls included)\n");
+    println!(
+        "| simulator (account / region) | AssumeRole calls | calls signed with keys its STS issued to the daemon | calls signed with the base key |"
+    );
+    println!("|---|---|---|---|");
+    let mut rows = Vec::new();
+    for site in sites {
+        let assumed = site.sim.calls().get("AssumeRole").copied().unwrap_or(0);
+        let (base, daemon) = signers(site);
+        println!("| {} | {assumed} | {daemon} | {base} |", label(site));
+        rows.push(json!({"site": label(site), "assume_role": assumed, "daemon_issued_keys": daemon, "base_key": base}));
+    }
+    Value::Array(rows)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let shape = Shape {
@@ -558,6 +650,7 @@ async fn main() {
     let updated = update(&sites, &shape, &daemon).await;
     daemon.terminate().await;
     let took_over = takeover(&sites, &shape, dir.path()).await;
+    let credentials = credentials(&sites);
     println!(
         "\n(setup: six simulators and {} services in {:.1} s; whole run {:.1} s)",
         shape.targets,
@@ -571,6 +664,7 @@ async fn main() {
         "steady_state": steady,
         "update": updated,
         "takeover": took_over,
+        "credentials": credentials,
         "setup_seconds": setup.as_secs_f64(),
         "run_seconds": begun.elapsed().as_secs_f64(),
     });

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use activegate_lifecycle::model::marks;
 use activegate_lifecycle::sim::{Behaviour, Mode, Sim, SimHandle, SimOptions};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -30,6 +31,9 @@ pub const REPO_NAME: &str = "dynatrace/dynatrace-activegate";
 /// The version the services run at the start, and the one the fleet-wide update brings.
 pub const OLD: &str = "1.301.70.20241127-162512";
 pub const NEW: &str = "1.303.10.20250115-101010";
+
+/// The session name of this kit's own assumed role (the daemon's is its own).
+pub const BENCH_SESSION: &str = "fleet-bench";
 
 /// The daemon's base credentials (also in `procfs::daemon_command`).
 const BASE_KEY: &str = "AKIDSIMULATOR";
@@ -97,7 +101,7 @@ async fn role_credentials(endpoint: &str, region: &str) -> Credentials {
     let out = patient(|| {
         sts.assume_role()
             .role_arn(ROLE)
-            .role_session_name("fleet-bench")
+            .role_session_name(BENCH_SESSION)
             .send()
     })
     .await;
@@ -184,7 +188,9 @@ impl Site {
         .to_owned()
     }
 
-    /// A rolling service of `desired` tasks at `task_definition`, as a rollout left it.
+    /// A rolling service of `desired` tasks at `task_definition`, as a verified rollout left
+    /// it: tagged as the product's, with `task_definition` its last good revision (without
+    /// that tag the next reconcile would first verify and adopt the running revision).
     pub async fn create_service(
         &self,
         cluster: &str,
@@ -202,6 +208,11 @@ impl Site {
                 .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
                 .network_configuration(super::network())
                 .deployment_configuration(super::deployment(true))
+                .tags(tag(
+                    marks::MANAGED_BY,
+                    activegate_lifecycle::model::MANAGED_BY,
+                ))
+                .tags(tag(marks::LAST_GOOD, task_definition))
                 .send()
         })
         .await;
@@ -215,6 +226,13 @@ impl Site {
         }
         by
     }
+}
+
+fn tag(key: &str, value: &str) -> aws_sdk_ecs::types::Tag {
+    aws_sdk_ecs::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
 }
 
 /// Runs an AWS call until it is not throttled (ECS's buckets refill every second); panics
@@ -317,6 +335,10 @@ impl Daemon {
         cmd.env("AWS_SDK_UA_APP_ID", name)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stderr(std::fs::File::create(log).expect("log file"));
+        // Quiet (warn) unless the caller asks for more.
+        if let Ok(filter) = std::env::var("FLEET_RUST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
         let (child, url) = super::procfs::spawn(cmd).await;
         Daemon {
             name: name.to_owned(),
