@@ -145,10 +145,25 @@ pub(super) fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
     let v: serde_json::Value = serde_json::from_str(&body)
         .with_context(|| format!("{url} did not answer JSON"))
         .map_err(Failure::runtime)?;
-    let mut out = format!(
-        "{:<20} {:<12} {:<14} {:<26} {}\n",
-        "TARGET", "STATE", "LAST OUTCOME", "NEXT RUN", "REVISION"
-    );
+    print_stdout(&status_table(&v))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `status` table of a daemon's `/status` answer. With `[daemon.lease]` (a `lease`
+/// section), a HOLDER column: who holds each target's lease as the asked replica saw it at
+/// its last round, `(this replica)` when it is the one asked; `-` for none.
+fn status_table(v: &serde_json::Value) -> String {
+    let lease = v["lease"].as_object();
+    let mut out = match lease {
+        Some(_) => format!(
+            "{:<20} {:<12} {:<14} {:<26} {:<40} {}\n",
+            "TARGET", "STATE", "LAST OUTCOME", "NEXT RUN", "HOLDER", "REVISION"
+        ),
+        None => format!(
+            "{:<20} {:<12} {:<14} {:<26} {}\n",
+            "TARGET", "STATE", "LAST OUTCOME", "NEXT RUN", "REVISION"
+        ),
+    };
     for (name, t) in v["targets"].as_object().into_iter().flatten() {
         let state = if t["running"].as_bool() == Some(true) {
             "rolling"
@@ -160,20 +175,32 @@ pub(super) fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
         let revision = t["revision"]
             .as_str()
             .map_or_else(|| "-".to_owned(), TaskDefinitionArn::shorten);
+        let holder = lease.map(|l| holder(&l["replica"], &l["targets"][name]));
         out.push_str(&format!(
-            "{:<20} {:<12} {:<14} {:<26} {}\n",
+            "{:<20} {:<12} {:<14} {:<26} ",
             name,
             state,
             t["last_outcome"].as_str().unwrap_or("-"),
             t["next_run"].as_str().unwrap_or("-"),
-            revision
         ));
+        if let Some(h) = holder {
+            out.push_str(&format!("{h:<40} "));
+        }
+        out.push_str(&format!("{revision}\n"));
         if let Some(e) = t["last_error"].as_str() {
             out.push_str(&format!("  error: {e}\n"));
         }
     }
-    print_stdout(&out)?;
-    Ok(ExitCode::SUCCESS)
+    out
+}
+
+/// A target's lease holder as the asked replica (`me`) last saw it.
+fn holder(me: &serde_json::Value, lease: &serde_json::Value) -> String {
+    if lease["held"].as_bool() == Some(true) {
+        format!("{} (this replica)", me.as_str().unwrap_or("?"))
+    } else {
+        lease["holder"].as_str().unwrap_or("-").to_owned()
+    }
 }
 
 /// One plain HTTP/1.1 request over a std socket: no runtime, no TLS, a few hundred
@@ -216,5 +243,77 @@ pub(super) fn healthcheck(args: &HealthcheckArgs) -> Result<ExitCode, Failure> {
             "http://{addr}/healthz answered `{}`",
             status_line.escape_debug()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_table;
+
+    fn target(outcome: &str) -> serde_json::Value {
+        serde_json::json!({
+            "running": false,
+            "last_outcome": outcome,
+            "next_run": null,
+            "revision": "arn:aws:ecs:us-east-1:123456789012:task-definition/activegate:3",
+        })
+    }
+
+    #[test]
+    fn without_leases_the_table_has_no_holder_column() {
+        let v = serde_json::json!({ "targets": { "prod": target("verified") } });
+        let table = status_table(&v);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2, "{table}");
+        assert!(!lines[0].contains("HOLDER"), "{table}");
+        assert!(
+            lines[1].starts_with("prod ") && lines[1].ends_with(" activegate:3"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn with_leases_each_target_shows_its_holder() {
+        let v = serde_json::json!({
+            "targets": {
+                "eu": target("verified"),
+                "us": target("up-to-date"),
+                "ap": target("verified"),
+            },
+            "lease": {
+                "replica": "replica-0",
+                "replicas": ["replica-0", "replica-1"],
+                "targets": {
+                    "eu": { "key": "lease/eu", "held": true, "fence": 4, "holder": null },
+                    "us": { "key": "lease/us", "held": false, "holder": "replica-1" },
+                    "ap": { "key": "lease/ap", "held": false, "holder": null },
+                },
+            },
+        });
+        let table = status_table(&v);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no row {name}: {table}"))
+                .to_owned()
+        };
+        assert!(
+            table.lines().next().is_some_and(|h| h.contains(" HOLDER ")),
+            "{table}"
+        );
+        assert!(row("eu").contains(" replica-0 (this replica) "), "{table}");
+        assert!(row("us").contains(" replica-1 "), "{table}");
+        assert!(!row("us").contains("this replica"), "{table}");
+        // Nobody held it at the last round: a dash where the holder goes.
+        let ap = row("ap");
+        let cells: Vec<&str> = ap.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            ["ap", "idle", "verified", "-", "-", "activegate:3"],
+            "{table}"
+        );
+        // The revision still comes last.
+        assert!(row("eu").ends_with(" activegate:3"), "{table}");
     }
 }

@@ -477,6 +477,25 @@ pub fn key_of(target: &crate::config::Target) -> String {
     )
 }
 
+/// On SIGHUP: the keeper, its table's clients and its timing were built at start, so a
+/// changed `[daemon.lease]` (added, removed, another table, region, endpoint or timing) is
+/// not applied by a reload; one warning says so. Returns whether it warned.
+pub fn warn_on_reload(running: &crate::config::Config, new: &crate::config::Config) -> bool {
+    let (was, now) = (&running.daemon.lease, &new.daemon.lease);
+    if was == now {
+        return false;
+    }
+    let state =
+        |l: &Option<crate::config::lease::LeaseSettings>| if l.is_some() { "on" } else { "off" };
+    tracing::warn!(
+        running = state(was),
+        new = state(now),
+        "SIGHUP: [daemon.lease] changed, but the lease settings take effect at restart: this \
+         run keeps the ones it started with; restart every replica to apply them"
+    );
+    true
+}
+
 /// This host's name, for holder names (`/proc`, then `HOSTNAME`, then `unknown`).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -495,6 +514,81 @@ pub fn command_holder() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `f` logged, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("sink").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = sink.0.lock().expect("sink").clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_lease_settings_warns_they_apply_at_restart() {
+        let target = r#"
+[[target]]
+name = "prod-eu"
+region = "eu-central-1"
+cluster = "observability"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/activegate"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
+"#;
+        let with = |lease: &str| {
+            crate::config::Config::parse("ag.toml", &format!("{lease}\n{target}")).expect("valid")
+        };
+        let table = "[daemon.lease]\ntable = \"ag-leases\"\nregion = \"eu-central-1\"";
+        let running = with(table);
+        // The same settings, or no lease before and after: nothing to say.
+        let mut quiet = true;
+        let text = logged(|| {
+            quiet =
+                !warn_on_reload(&running, &with(table)) && !warn_on_reload(&with(""), &with(""));
+        });
+        assert!(quiet && text.is_empty(), "{text}");
+        // Another timing, leases removed, leases added: one warning each, naming the restart.
+        for (before, after) in [
+            (
+                running,
+                with(&format!(
+                    "{table}\nduration_seconds = 60\nrenew_seconds = 10"
+                )),
+            ),
+            (with(table), with("")),
+            (with(""), with(table)),
+        ] {
+            let mut warned = false;
+            let text = logged(|| warned = warn_on_reload(&before, &after));
+            assert!(warned, "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("WARN"), "{text}");
+            assert!(text.contains("take effect at restart"), "{text}");
+        }
+    }
 
     fn names(prefix: &str, n: usize) -> Vec<String> {
         (0..n).map(|i| format!("{prefix}{i}")).collect()

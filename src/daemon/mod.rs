@@ -207,6 +207,7 @@ impl Supervisor {
                     tracing::warn!("{w}");
                 }
                 tracing::info!("SIGHUP: config reloaded; reconciling every target");
+                lease::warn_on_reload(config, &new);
                 self.board.reloaded(None);
                 *config = Arc::new(new);
                 self.start_targets(config, Some(Trigger::Reload), Why::Reload)
