@@ -1,25 +1,33 @@
 //! The availability monitor: probes every running task of a target on the
 //! probe interval — between rollouts and during them — and counts the time in
 //! which none answered healthy.
+//!
+//! It reads its service's tasks, ARN and tags from its cluster's observer (no call of its
+//! own); without one it makes its own calls. With leases only the holder's monitor writes the
+//! downtime tag; one that takes the lease over continues from the tag (`count`).
+
+mod count;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::Options;
-use super::availability::{Availability, SINCE_TAG, TAG};
+use super::availability::{SINCE_TAG, TAG};
 use super::board::Board;
 use super::context::TargetContext;
 use super::lease::Fleet;
 use super::mesh::{Cause, MeshSync};
-use super::observer::Feed;
+use super::observer::{Feed, ServiceSeen};
 use super::shutdown::Shutdown;
 use super::tasks::Done;
 use crate::config::Target;
 use crate::ecs::Aws;
 use crate::health::Prober;
+use count::Count;
 
 /// Task IPs are refreshed from ECS every this many probe rounds (the cluster's observer reads
 /// every this many probe intervals).
@@ -43,19 +51,25 @@ pub async fn watch(
     lease: Option<Arc<Fleet>>,
     feed: Option<Feed>,
 ) {
+    // A read of the tags from before the previous monitor's last write would undo it.
+    let mut not_before = None;
     if let Some(b) = before {
         b.wait().await;
+        not_before = Some(Instant::now());
     }
     let Some((aws, prober)) = context.monitor() else {
         // The context said why when it was built.
         return;
     };
-    let writes = Writes {
-        lease,
-        key: super::lease::key_of(&target),
+    let writes = match lease {
+        Some(fleet) => Writes::Lease {
+            key: super::lease::key_of(&target),
+            fleet,
+        },
+        None => Writes::Always,
     };
-    let mut m = Monitor::start(aws, prober, target, board, options, mesh, writes).await;
-    m.feed = feed;
+    let mut m = Monitor::new(aws, prober, target, board, options, mesh, writes, feed);
+    m.start(not_before).await;
     // The first wait is a random part of the interval: targets' rounds spread over it
     // rather than all starting together.
     let mut wait = m.interval.mul_f64(fastrand::f64());
@@ -72,15 +86,34 @@ pub async fn watch(
 
 /// Whether the monitor may write the target's tags and mesh destination: always without
 /// leases; with them, only while this replica holds the target's lease (its holder writes).
-struct Writes {
-    lease: Option<Arc<Fleet>>,
-    key: String,
+enum Writes {
+    Always,
+    Lease {
+        fleet: Arc<Fleet>,
+        key: String,
+    },
+    /// A test's switch for a lease.
+    #[cfg(test)]
+    Switch(Arc<std::sync::atomic::AtomicBool>),
 }
 
 impl Writes {
     fn allowed(&self) -> bool {
-        self.lease.as_ref().is_none_or(|f| f.may_write(&self.key))
+        match self {
+            Writes::Always => true,
+            Writes::Lease { fleet, key } => fleet.may_write(key),
+            #[cfg(test)]
+            Writes::Switch(on) => on.load(std::sync::atomic::Ordering::SeqCst),
+        }
     }
+}
+
+/// The lease just became this monitor's: its first write waits for a read of the tags asked
+/// for after `at` (the previous holder's last write is in it), until `until` at most.
+#[derive(Debug, Clone, Copy)]
+struct Takeover {
+    at: Instant,
+    until: Instant,
 }
 
 /// One target's monitor between its start and its stop.
@@ -94,8 +127,11 @@ struct Monitor {
     options: Options,
     mesh: Option<Arc<MeshSync>>,
     interval: Duration,
+    /// Known while ECS has the service (and its tags were read).
     service_arn: Option<String>,
-    availability: Availability,
+    count: Count,
+    /// A read of the tags asked for before this is not taken as the first (`watch`).
+    not_before: Option<Instant>,
     ips: Vec<String>,
     /// For the mesh: when ECS last listed the tasks, and which of them ever answered healthy (a
     /// single failed probe does not take a task out of the destination; leaving ECS does).
@@ -105,7 +141,6 @@ struct Monitor {
     ever_healthy: bool,
     round: u32,
     last: chrono::DateTime<chrono::Utc>,
-    persisted: String,
     persisted_at: tokio::time::Instant,
     /// The cluster's observer, which reads the tasks for every target of the cluster (`None`:
     /// the monitor reads its own service's tasks).
@@ -113,13 +148,16 @@ struct Monitor {
     /// Mesh updates in flight, awaited before the monitor ends.
     syncs: JoinSet<()>,
     writes: Writes,
+    /// Whether `writes` allowed writing at the last look.
+    writing: bool,
+    takeover: Option<Takeover>,
     /// When observation started, while no replica had written it (no lease at start).
     since_unwritten: Option<String>,
 }
 
 impl Monitor {
-    /// Picks up what earlier runs of the daemon counted.
-    async fn start(
+    #[allow(clippy::too_many_arguments)] // as `watch`
+    fn new(
         aws: Aws,
         prober: Prober,
         target: Target,
@@ -127,63 +165,122 @@ impl Monitor {
         options: Options,
         mesh: Option<Arc<MeshSync>>,
         writes: Writes,
+        feed: Option<Feed>,
     ) -> Monitor {
-        let (cluster, service) = (target.cluster.to_string(), target.service.to_string());
-        let slo = target.slo_percent.0 / 100.0;
-        let clock = options.clock.clone();
-        let mut service_arn = None;
-        let mut since_unwritten = None;
-        let mut availability = Availability::new(slo, clock.now());
-        if let Ok(Some(svc)) = aws.describe_service(&cluster, &service).await {
-            let since = svc
-                .tags
-                .get(SINCE_TAG)
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.with_timezone(&chrono::Utc));
-            if since.is_none() {
-                let now = clock
-                    .now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                if writes.allowed() {
-                    let _ = aws.tag(&svc.arn, &[(SINCE_TAG.into(), now)]).await;
-                } else {
-                    // Written by the first persist under the lease.
-                    since_unwritten = Some(now);
-                }
-            }
-            availability = Availability::decode(
-                slo,
-                since.unwrap_or_else(|| clock.now()),
-                svc.tags.get(TAG).map_or("", String::as_str),
-            );
-            service_arn = Some(svc.arn);
-        }
-        let ever_healthy = availability.report(clock.now()).downtime_seconds > 0.0;
-        let persisted = availability.encode();
+        let now = options.clock.now();
+        let writing = writes.allowed();
         Monitor {
             aws,
             prober,
             name: target.name.to_string(),
-            cluster,
-            service,
+            cluster: target.cluster.to_string(),
+            service: target.service.to_string(),
             board,
             mesh,
             interval: target.probe.interval_seconds.duration(),
-            service_arn,
-            availability,
+            service_arn: None,
+            count: Count::new(target.slo_percent.0 / 100.0, now),
+            not_before: None,
             ips: Vec::new(),
-            listed_at: tokio::time::Instant::now(),
+            listed_at: Instant::now(),
             answered: BTreeSet::new(),
-            ever_healthy,
+            ever_healthy: false,
             round: 0,
-            last: clock.now(),
-            persisted,
-            persisted_at: tokio::time::Instant::now(),
-            feed: None,
+            last: now,
+            persisted_at: Instant::now(),
+            feed,
             syncs: JoinSet::new(),
             options,
             writes,
-            since_unwritten,
+            writing,
+            takeover: None,
+            since_unwritten: None,
+        }
+    }
+
+    /// Picks up what earlier runs of the daemon counted: the service's tags from the
+    /// observer's first read asked for at or after `not_before` (waited for at most one of
+    /// its periods; a later read is taken when it comes), else from the monitor's own call.
+    async fn start(&mut self, not_before: Option<Instant>) {
+        self.not_before = not_before;
+        if let Some(feed) = &mut self.feed {
+            feed.services_since(not_before, self.interval * REFRESH_EVERY)
+                .await;
+            self.follow_feed();
+        } else {
+            self.read_service().await;
+        }
+        if self.writing {
+            self.write_since().await;
+        }
+    }
+
+    /// The monitor's own DescribeServices (no observer, or none of its reads yet).
+    async fn read_service(&mut self) {
+        let asked_at = Instant::now();
+        if let Ok(found) = self
+            .aws
+            .describe_service(&self.cluster, &self.service)
+            .await
+        {
+            self.seen(ServiceSeen {
+                asked_at,
+                service: found.map(Into::into),
+            });
+        }
+    }
+
+    /// `at` on the wall clock the downtime is counted on.
+    fn wall(&self, at: Instant) -> chrono::DateTime<chrono::Utc> {
+        let ago = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+        self.options.clock.now() - ago
+    }
+
+    /// Takes a read of the service: its ARN, when observation started and the downtime tag
+    /// (the count is based on them at the first read, and follows the tag while another
+    /// replica writes it).
+    fn seen(&mut self, seen: ServiceSeen) {
+        let Some(svc) = seen.service else {
+            // Not created yet, or deleted: nothing to count or tag.
+            self.service_arn = None;
+            self.takeover = None;
+            return;
+        };
+        let read_at = self.wall(seen.asked_at);
+        let since = svc
+            .tags
+            .get(SINCE_TAG)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
+        let downtime = svc.tags.get(TAG).map_or("", String::as_str);
+        if self.service_arn.is_none() {
+            if self.not_before.is_some_and(|t| seen.asked_at < t) {
+                return;
+            }
+            let now = self.options.clock.now();
+            if since.is_none() {
+                // Written at once, or by the first persist under the lease.
+                self.since_unwritten = Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+            self.count.adopt(since.unwrap_or(now), downtime, read_at);
+            self.ever_healthy |= self.count.report(now).downtime_seconds > 0.0;
+            self.service_arn = Some(svc.arn);
+            if self.takeover.is_some_and(|t| seen.asked_at >= t.at) {
+                self.takeover = None;
+            }
+            return;
+        }
+        if let Some(since) = since.filter(|_| self.since_unwritten.is_some()) {
+            // Another replica wrote it first.
+            self.since_unwritten = None;
+            self.count.set_since(since);
+        }
+        self.count.saw(downtime, read_at);
+        if !self.writing {
+            self.count.rebase();
+        } else if self.takeover.is_some_and(|t| seen.asked_at >= t.at) {
+            self.count.rebase();
+            self.takeover = None;
         }
     }
 
@@ -197,15 +294,14 @@ impl Monitor {
         let (ok, failed, latencies) = self.probe_all().await;
         self.follow_mesh();
         let now = self.options.clock.now();
-        let elapsed = ((now - self.last).num_milliseconds() as f64 / 1000.0).max(0.0);
-        self.last = now;
+        let from = std::mem::replace(&mut self.last, now);
         self.ever_healthy |= ok > 0;
         // A service that has answered before and now has no healthy task is down.
         if ok == 0 && self.ever_healthy && self.service_arn.is_some() {
-            self.availability.add_downtime(now, elapsed);
+            self.count.add_downtime(from, now);
             tracing::warn!(target = %self.name, tasks = self.ips.len(), "no ActiveGate task answered healthy");
         }
-        let report = self.availability.report(now);
+        let report = self.count.report(now);
         self.board.target(&self.name, |t| {
             t.availability = Some(report.availability);
             t.downtime_seconds = report.downtime_seconds;
@@ -215,6 +311,7 @@ impl Monitor {
             t.probe_latency_seconds_sum += latencies.iter().sum::<f64>();
         });
         self.board.probe_latencies(&self.name, &latencies);
+        self.follow_lease();
         if self.persisted_at.elapsed() >= PERSIST_EVERY.min(self.interval * 4) {
             self.persist().await;
         }
@@ -222,7 +319,8 @@ impl Monitor {
         while self.syncs.try_join_next().is_some() {}
     }
 
-    /// The running tasks' addresses from ECS (and the service's ARN until it is known).
+    /// The running tasks' addresses from ECS, and the service's tags from each new read of
+    /// the observer (without one, the service until it is known).
     async fn refresh(&mut self) {
         if let Some((asked_at, tasks)) = self.tasks().await {
             self.ips = crate::ecs::running_ips(tasks, None);
@@ -230,15 +328,39 @@ impl Monitor {
             let ips = &self.ips;
             self.answered.retain(|a| ips.contains(a));
         }
-        if self.service_arn.is_none() {
-            self.service_arn = self
-                .aws
-                .describe_service(&self.cluster, &self.service)
-                .await
-                .ok()
-                .flatten()
-                .map(|s| s.arn);
+        if self.feed.is_some() {
+            self.follow_feed();
+        } else if self.service_arn.is_none() {
+            self.read_service().await;
         }
+    }
+
+    /// Takes the observer's newest read of the service, when it has a new one.
+    fn follow_feed(&mut self) {
+        let service = &self.service;
+        if let Some(seen) = self.feed.as_mut().and_then(|f| f.take_service(service)) {
+            self.seen(seen);
+        }
+    }
+
+    /// Notices the lease becoming this replica's: until then another replica's monitor
+    /// wrote the downtime tag, and the first write here must continue from its last value
+    /// (read after the takeover), not overwrite it with this monitor's own count.
+    fn follow_lease(&mut self) {
+        let allowed = self.writes.allowed();
+        if allowed && !self.writing {
+            let at = Instant::now();
+            self.takeover = Some(Takeover {
+                at,
+                until: at + self.interval * (REFRESH_EVERY + 1),
+            });
+            if let Some(feed) = &self.feed {
+                feed.nudge();
+            }
+        } else if !allowed {
+            self.takeover = None;
+        }
+        self.writing = allowed;
     }
 
     /// The service's tasks and when they were asked for: a new read of the cluster's observer
@@ -303,22 +425,15 @@ impl Monitor {
         });
     }
 
-    /// Writes the downtime to the service tag when it changed since the last write.
+    /// Writes the downtime to the service tag when it changed since the last write (or the
+    /// last read of another replica's write).
     async fn persist(&mut self) {
-        if !self.writes.allowed() {
+        if !self.writing || !self.took_over().await {
             return;
         }
-        if let (Some(arn), Some(since)) = (&self.service_arn, &self.since_unwritten)
-            && self
-                .aws
-                .tag(arn, &[(SINCE_TAG.into(), since.clone())])
-                .await
-                .is_ok()
-        {
-            self.since_unwritten = None;
-        }
-        let encoded = self.availability.encode();
-        if encoded == self.persisted {
+        self.write_since().await;
+        let encoded = self.count.encode();
+        if encoded == self.count.tag_value() {
             return;
         }
         if let Some(arn) = &self.service_arn
@@ -328,15 +443,52 @@ impl Monitor {
                 .await
                 .is_ok()
         {
-            self.persisted = encoded;
-            self.persisted_at = tokio::time::Instant::now();
+            let now = self.options.clock.now();
+            self.count.wrote(encoded, now);
+            self.persisted_at = Instant::now();
+        }
+    }
+
+    /// Whether a takeover's read of the tags is behind the monitor (none pending): the
+    /// observer's, else the monitor's own; without a fresh read in time, the newest one the
+    /// count follows (its tag was read at most one observer period before the takeover).
+    async fn took_over(&mut self) -> bool {
+        let Some(t) = self.takeover else {
+            return true;
+        };
+        if self.feed.is_none() {
+            self.read_service().await;
+        } else if Instant::now() >= t.until {
+            self.count.rebase();
+            self.takeover = None;
+        }
+        self.takeover.is_none()
+    }
+
+    /// When observation started, while no replica has written it.
+    async fn write_since(&mut self) {
+        if let (Some(arn), Some(since)) = (&self.service_arn, &self.since_unwritten)
+            && self
+                .aws
+                .tag(arn, &[(SINCE_TAG.into(), since.clone())])
+                .await
+                .is_ok()
+        {
+            self.since_unwritten = None;
         }
     }
 
     /// The last write, before the daemon exits or the next config's monitor starts.
     async fn finish(mut self) {
+        if self.feed.is_some() && self.takeover.take().is_some() {
+            // No time to wait for a read: the count follows the newest one.
+            self.count.rebase();
+        }
         self.persist().await;
         while self.syncs.join_next().await.is_some() {}
         self.board.add_aws_counts(self.aws.counts());
     }
 }
+
+#[cfg(test)]
+mod tests;

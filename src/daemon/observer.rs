@@ -1,10 +1,13 @@
 //! One observer per (identity, region, endpoint, cluster) and config version: it reads the
-//! cluster's tasks (one paginated ListTasks, DescribeTasks in batches of 100) and hands every
-//! target's availability monitor its own service's tasks from that one read, so that the
-//! steady state's AWS calls grow with the clusters, not with the targets. The rollout engine
+//! cluster's tasks (one paginated ListTasks, DescribeTasks in batches of 100) and the services
+//! of its targets (DescribeServices with their tags, in batches of 10), and hands every
+//! target's availability monitor its own service's tasks and description from those reads, so
+//! that the steady state's AWS calls grow with the clusters, not with the targets. Every
+//! target of a config version subscribes before its observer starts, so the first poll covers
+//! them all: 1,000 monitors start on ~100 DescribeServices, not 1,000. The rollout engine
 //! still reads fresh state itself during a reconcile, right after its own writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +20,9 @@ use super::monitor::REFRESH_EVERY;
 use super::shutdown::{Shutdown, Stop};
 use super::tasks::Tasks;
 use crate::config::Target;
-use crate::ecs::{Aws, ClientSettings, Clients, TaskState, TasksByService};
+use crate::ecs::{
+    Aws, ClientSettings, Clients, ServiceSummary, ServicesByName, TaskState, TasksByService,
+};
 
 /// One successful read of a cluster.
 #[derive(Debug)]
@@ -29,6 +34,25 @@ pub struct Read {
     tasks: TasksByService,
 }
 
+/// One successful read of the cluster's watched services.
+#[derive(Debug)]
+pub struct ServicesRead {
+    /// Counts these reads (from 1), apart from the tasks' reads: either can fail alone.
+    seq: u64,
+    /// When the first DescribeServices was sent: a tag written before then is in the read.
+    asked_at: Instant,
+    services: ServicesByName,
+}
+
+/// One service as a read of the observer saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSeen {
+    /// When the read was asked for (see [`ServicesRead`]).
+    pub asked_at: Instant,
+    /// `None`: ECS has no such service (MISSING, or INACTIVE).
+    pub service: Option<ServiceSummary>,
+}
+
 /// What an observer has seen so far.
 #[derive(Debug, Default, Clone)]
 struct Snapshot {
@@ -37,6 +61,8 @@ struct Snapshot {
     /// The newest successful read (a failed poll keeps the one before, as the monitor kept
     /// its addresses when its own read failed).
     read: Option<Arc<Read>>,
+    /// The newest successful read of the services (likewise).
+    services: Option<Arc<ServicesRead>>,
 }
 
 /// Whose calls an observer makes, and of which cluster: targets with the same key share it.
@@ -72,6 +98,8 @@ pub struct Feed {
     nudge: Arc<Notify>,
     /// The `seq` of the read taken last (0: none yet).
     taken: u64,
+    /// The `seq` of the services' read taken last (0: none yet).
+    services_taken: u64,
 }
 
 impl Feed {
@@ -87,6 +115,43 @@ impl Feed {
         let before = self.rx.borrow().polls;
         self.nudge.notify_one();
         let _ = tokio::time::timeout(within, self.rx.wait_for(|s| s.polls > before)).await;
+    }
+
+    /// Asks the observer for an early read without waiting for it.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Waits, at most `within`, until the observer has a read of the services asked for at
+    /// or after `not_before` (any read when `None`), asking for an early one when the newest
+    /// is older; at once when the observer has ended.
+    pub async fn services_since(&mut self, not_before: Option<Instant>, within: Duration) {
+        let fresh = |s: &Snapshot| {
+            s.services
+                .as_ref()
+                .is_some_and(|r| not_before.is_none_or(|t| r.asked_at >= t))
+        };
+        if fresh(&self.rx.borrow()) {
+            return;
+        }
+        self.nudge.notify_one();
+        let _ = tokio::time::timeout(within, self.rx.wait_for(fresh)).await;
+    }
+
+    /// How the newest read of the services saw `service`, when that read is newer than the
+    /// one taken last; `None` also when the read said nothing of it.
+    pub fn take_service(&mut self, service: &str) -> Option<ServiceSeen> {
+        let snapshot = self.rx.borrow();
+        let read = snapshot
+            .services
+            .as_ref()
+            .filter(|r| r.seq > self.services_taken)?;
+        self.services_taken = read.seq;
+        let service = read.services.get(service)?.clone();
+        Some(ServiceSeen {
+            asked_at: read.asked_at,
+            service,
+        })
     }
 
     /// `service`'s tasks from the newest read when it is newer than the one taken last, and
@@ -106,6 +171,8 @@ struct Pending {
     cluster: String,
     /// The shortest probe interval of its targets.
     interval: Duration,
+    /// The services of its targets.
+    services: BTreeSet<String>,
     tx: watch::Sender<Snapshot>,
     nudge: Arc<Notify>,
 }
@@ -143,6 +210,7 @@ impl Observers {
                 aws,
                 cluster,
                 interval,
+                services: BTreeSet::new(),
                 tx,
                 nudge: Arc::new(Notify::new()),
             };
@@ -153,10 +221,12 @@ impl Observers {
             .get_mut(&key)
             .expect("inserted above when it was missing");
         p.interval = p.interval.min(interval);
+        p.services.insert(target.service.to_string());
         Some(Feed {
             rx: p.tx.subscribe(),
             nudge: p.nudge.clone(),
             taken: 0,
+            services_taken: 0,
         })
     }
 
@@ -177,6 +247,7 @@ impl Observers {
                 aws: p.aws,
                 cluster: p.cluster,
                 interval: p.interval,
+                services: p.services.into_iter().collect(),
                 tx: p.tx,
                 nudge: p.nudge,
                 board: board.clone(),
@@ -192,6 +263,7 @@ struct Observer {
     aws: Aws,
     cluster: String,
     interval: Duration,
+    services: Vec<String>,
     tx: watch::Sender<Snapshot>,
     nudge: Arc<Notify>,
     board: Arc<Board>,
@@ -200,10 +272,10 @@ struct Observer {
 impl Observer {
     /// Polls at once, then every [`REFRESH_EVERY`] probe intervals (the period at which a
     /// monitor used to list its own tasks), or one probe interval after the last poll began
-    /// when a monitor asks for an early read (it has no task to probe).
+    /// when a monitor asks for an early read (it has no task to probe, or took a lease over).
     async fn run(self, mut stop: Shutdown) {
         let period = self.interval * REFRESH_EVERY;
-        let mut seq = 0u64;
+        let mut seq = Seqs::default();
         loop {
             let began = Instant::now();
             tokio::select! {
@@ -224,15 +296,15 @@ impl Observer {
         self.board.add_aws_counts(self.aws.counts());
     }
 
-    /// One read of the cluster, handed to every subscriber; a failed one is logged and
-    /// retried on the next period, the last good read staying what the monitors see.
-    async fn poll(&self, seq: &mut u64, asked_at: Instant) {
-        let result = self.aws.cluster_tasks(&self.cluster).await;
-        let read = match result {
+    /// One read of the cluster's tasks and one of its services, handed to every subscriber;
+    /// a failed one is logged and retried on the next period, the last good read staying
+    /// what the monitors see.
+    async fn poll(&self, seq: &mut Seqs, asked_at: Instant) {
+        let read = match self.aws.cluster_tasks(&self.cluster).await {
             Ok(tasks) => {
-                *seq += 1;
+                seq.tasks += 1;
                 Some(Arc::new(Read {
-                    seq: *seq,
+                    seq: seq.tasks,
                     asked_at,
                     tasks,
                 }))
@@ -242,11 +314,78 @@ impl Observer {
                 None
             }
         };
+        let asked_at = Instant::now();
+        let services = match self
+            .aws
+            .cluster_services(&self.cluster, &self.services)
+            .await
+        {
+            Ok(services) => {
+                seq.services += 1;
+                Some(Arc::new(ServicesRead {
+                    seq: seq.services,
+                    asked_at,
+                    services,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %self.cluster, error = %chain(&e), "cannot read the cluster's services; the monitors keep the last read");
+                None
+            }
+        };
         self.tx.send_modify(|s| {
             s.polls += 1;
             if read.is_some() {
                 s.read = read;
             }
+            if services.is_some() {
+                s.services = services;
+            }
         });
+    }
+}
+
+/// The reads an observer has made, of each kind.
+#[derive(Debug, Default)]
+struct Seqs {
+    tasks: u64,
+    services: u64,
+}
+
+/// A feed without an observer, for the monitor's tests: the test publishes the reads.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::*;
+
+    pub struct Publisher {
+        tx: watch::Sender<Snapshot>,
+        seq: u64,
+    }
+
+    pub fn feed() -> (Feed, Publisher) {
+        let (tx, rx) = watch::channel(Snapshot::default());
+        let feed = Feed {
+            rx,
+            nudge: Arc::new(Notify::new()),
+            taken: 0,
+            services_taken: 0,
+        };
+        (feed, Publisher { tx, seq: 0 })
+    }
+
+    impl Publisher {
+        /// A read of the services asked for at `asked_at`.
+        pub fn services(&mut self, asked_at: Instant, services: ServicesByName) {
+            self.seq += 1;
+            let read = Arc::new(ServicesRead {
+                seq: self.seq,
+                asked_at,
+                services,
+            });
+            self.tx.send_modify(|s| {
+                s.polls += 1;
+                s.services = Some(read);
+            });
+        }
     }
 }

@@ -28,7 +28,7 @@ pub use budget::{Bucket, Family, RateLimits, WaitCount};
 pub use call::CallCount;
 pub use claims::Claim;
 pub use clients::{AssumeRole, CallerIdentity, ClientSettings, Clients};
-pub use cluster::TasksByService;
+pub use cluster::{SERVICES_PER_CALL, ServiceSummary, ServicesByName, TasksByService};
 pub use error::EcsError;
 pub use services::{DeploymentState, ServiceDeploymentState, ServiceState};
 pub use task_definitions::TaskDefinitionState;

@@ -63,6 +63,40 @@ pub struct DeploymentState {
     pub running_count: u32,
 }
 
+/// ECS's description of a service, as the rollout engine and the observer see it.
+pub(super) fn service_state(s: &sdk::Service) -> ServiceState {
+    ServiceState {
+        arn: s.service_arn().unwrap_or_default().to_owned(),
+        name: s.service_name().unwrap_or_default().to_owned(),
+        status: s.status().unwrap_or_default().to_owned(),
+        task_definition: s.task_definition().unwrap_or_default().to_owned(),
+        desired_count: n(s.desired_count()),
+        running_count: n(s.running_count()),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| DeploymentState {
+                id: d.id().unwrap_or_default().to_owned(),
+                status: d.status().unwrap_or_default().to_owned(),
+                task_definition: d.task_definition().unwrap_or_default().to_owned(),
+                rollout_state: d
+                    .rollout_state()
+                    .map(|r| r.as_str().to_owned())
+                    .unwrap_or_default(),
+                rollout_state_reason: d.rollout_state_reason().unwrap_or_default().to_owned(),
+                failed_tasks: n(d.failed_tasks()),
+                desired_count: n(d.desired_count()),
+                running_count: n(d.running_count()),
+            })
+            .collect(),
+        external: s
+            .deployment_controller()
+            .is_some_and(|c| c.r#type() == &sdk::DeploymentControllerType::External),
+        task_sets: s.task_sets().iter().map(task_set_state).collect(),
+        tags: tags_map(s.tags()),
+    }
+}
+
 impl Aws {
     /// The service with its tags; `None` when it does not exist (or is INACTIVE).
     pub async fn describe_service(
@@ -90,36 +124,7 @@ impl Aws {
         else {
             return Ok(None);
         };
-        Ok(Some(ServiceState {
-            arn: s.service_arn().unwrap_or_default().to_owned(),
-            name: s.service_name().unwrap_or_default().to_owned(),
-            status: s.status().unwrap_or_default().to_owned(),
-            task_definition: s.task_definition().unwrap_or_default().to_owned(),
-            desired_count: n(s.desired_count()),
-            running_count: n(s.running_count()),
-            deployments: s
-                .deployments()
-                .iter()
-                .map(|d| DeploymentState {
-                    id: d.id().unwrap_or_default().to_owned(),
-                    status: d.status().unwrap_or_default().to_owned(),
-                    task_definition: d.task_definition().unwrap_or_default().to_owned(),
-                    rollout_state: d
-                        .rollout_state()
-                        .map(|r| r.as_str().to_owned())
-                        .unwrap_or_default(),
-                    rollout_state_reason: d.rollout_state_reason().unwrap_or_default().to_owned(),
-                    failed_tasks: n(d.failed_tasks()),
-                    desired_count: n(d.desired_count()),
-                    running_count: n(d.running_count()),
-                })
-                .collect(),
-            external: s
-                .deployment_controller()
-                .is_some_and(|c| c.r#type() == &sdk::DeploymentControllerType::External),
-            task_sets: s.task_sets().iter().map(task_set_state).collect(),
-            tags: tags_map(s.tags()),
-        }))
+        Ok(Some(service_state(s)))
     }
 
     /// The service deployments of a rolling service with one of `statuses`, newest first.
