@@ -112,6 +112,28 @@ async fn a_raw_client_is_throttled_after_the_burst_of_twenty_registrations() {
         "every refusal is counted under its operation"
     );
     assert_eq!(sim.throttled().len(), 1, "{:?}", sim.throttled());
+    assert_eq!(
+        sim.throttled_by_key().get("AKIDRAW").copied(),
+        Some(refused.len() as u64),
+        "and under the key that signed it"
+    );
+
+    // The control API tells the same.
+    let answer: serde_json::Value = reqwest::get(format!("{}/sim/v1/throttled", sim.endpoint()))
+        .await
+        .expect("control API")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        answer["by_operation"][REGISTER].as_u64(),
+        Some(refused.len() as u64),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["by_key"]["AKIDRAW"].as_u64(),
+        Some(refused.len() as u64)
+    );
 
     // Other families draw from their own buckets: a read is still served.
     ecs.list_task_definitions()

@@ -106,7 +106,10 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
         (&Method::GET, "/sim/v1/calls") => Ok(json!(shared.lock().calls)),
         (&Method::GET, "/sim/v1/calls/writes") => Ok(json!(shared.lock().write_calls)),
         (&Method::GET, "/sim/v1/calls/keys") => Ok(json!(shared.lock().calls_by_key)),
-        (&Method::GET, "/sim/v1/throttled") => Ok(json!(shared.lock().throttled)),
+        (&Method::GET, "/sim/v1/throttled") => {
+            let st = shared.lock();
+            Ok(json!({ "by_operation": st.throttled, "by_key": st.throttled_by_key }))
+        }
         (&Method::GET, "/sim/v1/keys") => Ok(json!(shared.lock().issued_keys)),
         (&Method::GET, "/sim/v1/events") => Ok(json!(shared.lock().events)),
         _ => Err((

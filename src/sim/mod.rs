@@ -494,6 +494,12 @@ impl SimHandle {
         self.shared.lock().throttled.clone()
     }
 
+    /// Calls answered `ThrottlingException` per access key id of their signature (`unsigned`
+    /// for none): tells a benchmark's own set-up calls from the daemon's.
+    pub fn throttled_by_key(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().throttled_by_key.clone()
+    }
+
     /// AWS calls (ECS, CloudWatch Logs, STS) per access key id of their SigV4 signature so
     /// far; unsigned calls under `unsigned`.
     pub fn calls_by_key(&self) -> BTreeMap<String, u64> {

@@ -147,10 +147,22 @@ fn now_real() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The access key a call is counted under: its signature's, or `unsigned`.
+fn key_of(signer: Option<&Signer>) -> &str {
+    signer.map_or("unsigned", |s| s.access_key.as_str())
+}
+
 /// Counts a call under the access key that signed it.
 fn count_key(st: &mut super::state::State, signer: Option<&Signer>) {
-    let key = signer.map_or("unsigned", |s| s.access_key.as_str());
-    *st.calls_by_key.entry(key.to_owned()).or_default() += 1;
+    *st.calls_by_key
+        .entry(key_of(signer).to_owned())
+        .or_default() += 1;
+}
+
+/// Counts a call answered ThrottlingException, per operation and per signing key.
+fn count_throttled(st: &mut super::state::State, op: &str, key: &str) {
+    *st.throttled.entry(op.to_owned()).or_default() += 1;
+    *st.throttled_by_key.entry(key.to_owned()).or_default() += 1;
 }
 
 /// An STS call (awsQuery): counted under its `Action`, answered in XML.
@@ -330,7 +342,7 @@ async fn aws_call(
         let admission = match checked {
             Err(e) => Admission::Refused(e),
             Ok(()) if service == ECS && !shared.take_token(op) => {
-                *st.throttled.entry(op.to_owned()).or_default() += 1;
+                count_throttled(&mut st, op, key_of(signer.as_ref()));
                 Admission::Throttled
             }
             Ok(()) => {
@@ -354,7 +366,8 @@ async fn aws_call(
         Admission::Refused(e) => return Ok(error_response(&e, &request_id)),
         Admission::Throttled => return Ok(error_response(&throttling(), &request_id)),
         Admission::Admitted(Some(f)) => {
-            if let Some(refused) = inject(shared, &f, service, op, &request_id).await? {
+            let key = key_of(signer.as_ref());
+            if let Some(refused) = inject(shared, &f, (service, op, key), &request_id).await? {
                 return Ok(refused);
             }
         }
@@ -423,8 +436,7 @@ fn throttling() -> ApiError {
 async fn inject(
     shared: &Shared,
     f: &Fault,
-    service: &str,
-    op: &str,
+    (service, op, key): (&str, &str, &str),
     request_id: &str,
 ) -> Result<Option<Response<Full<Bytes>>>, Dropped> {
     if f.latency_ms > 0 {
@@ -434,7 +446,7 @@ async fn inject(
         return Err(Dropped);
     }
     if f.throttle > 0.0 && fastrand::f64() < f.throttle {
-        *shared.lock().throttled.entry(op.to_owned()).or_default() += 1;
+        count_throttled(&mut shared.lock(), op, key);
         return Ok(Some(error_response(&throttling(), request_id)));
     }
     if f.error > 0.0 && fastrand::f64() < f.error {

@@ -94,12 +94,15 @@ impl Family {
 }
 
 /// How early a call may come and still be served, in refill time. A client that paces
-/// itself with the same bucket starts its clock when it takes its first token, the
-/// simulator when that request arrives, a moment later; without this allowance a
-/// well-paced client would now and then be refused for a few milliseconds' worth of a
-/// token. It never lets a bucket go further below empty than this much refill, so it adds
-/// no sustained rate (at most 2 calls in the 20 /s buckets, none in the 1 /s one).
-pub const GRACE: Duration = Duration::from_millis(100);
+/// itself with the same bucket starts its clock when it takes the first token of a burst,
+/// the simulator when that request arrives: if the first request of a burst takes longer
+/// to arrive than a later paced one (the first one of a run opens the connection; on a
+/// loaded machine a task waits for a core), the client is early by the difference by the
+/// simulator's clock. Seen: the 21st of 25 budgeted RegisterTaskDefinition calls refused
+/// with an allowance of 100 ms while other builds loaded the 2 cores. The allowance never
+/// lets a bucket go further below empty than this much refill, so it adds no sustained
+/// rate: at most 5 calls in the 20 /s buckets, 1 in the 5 /s one, none in the 1 /s one.
+pub const GRACE: Duration = Duration::from_millis(250);
 
 /// The buckets of one simulator, full at the start.
 #[derive(Debug)]
@@ -174,8 +177,8 @@ mod tests {
         // The next one a second after that is early by the same 50 ms plus nothing more.
         let t = t + Duration::from_millis(1_000);
         assert!(b.take("RegisterTaskDefinition", t));
-        // But the bucket is in debt: a call 900 ms later is refused.
-        assert!(!b.take("RegisterTaskDefinition", t + Duration::from_millis(900)));
+        // But the bucket is in debt: a call 700 ms later (300 ms early) is refused.
+        assert!(!b.take("RegisterTaskDefinition", t + Duration::from_millis(700)));
     }
 
     #[test]
@@ -184,7 +187,8 @@ mod tests {
         let mut b = Buckets::new(start);
         let later = start + Duration::from_secs(3_600);
         let served = (0..200).filter(|_| b.take("UpdateService", later)).count();
-        assert_eq!(served, 50);
+        // The burst of 50, and the one call the grace's 1.25 tokens (250 ms × 5 /s) allow.
+        assert_eq!(served, 51);
         assert_eq!(
             Family::of("UpdateServicePrimaryTaskSet"),
             Family::ServiceWrites

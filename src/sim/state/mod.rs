@@ -363,6 +363,8 @@ pub struct State {
     pub calls: BTreeMap<String, u64>,
     /// Calls answered ThrottlingException, per operation.
     pub throttled: BTreeMap<String, u64>,
+    /// Calls answered ThrottlingException, per access key id of their signature.
+    pub throttled_by_key: BTreeMap<String, u64>,
     /// AWS calls per access key id of their signature (`unsigned` for none).
     pub calls_by_key: BTreeMap<String, u64>,
     /// STS AssumeRole's credentials, by access key id.
