@@ -236,6 +236,24 @@ async fn monitors_start_on_the_observers_batched_read_of_the_services() {
             .await
             .expect("create service");
     }
+    // Like ECS, the simulator describes at most 10 services a call.
+    let names: Vec<String> = (0..MANY)
+        .filter(|i| i % CLUSTERS.len() == 0)
+        .map(service_name)
+        .collect();
+    let refused = rig
+        .w
+        .ecs
+        .describe_services()
+        .cluster(CLUSTERS[0])
+        .set_services(Some(names[..SERVICES_PER_CALL + 1].to_vec()))
+        .send()
+        .await
+        .expect_err("11 services in one DescribeServices");
+    assert_eq!(
+        refused.into_service_error().meta().code(),
+        Some("InvalidParameterException")
+    );
     let ca = rig.dir.path().join("ca.pem");
     std::fs::write(
         rig.dir.path().join("ag.toml"),
