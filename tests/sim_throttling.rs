@@ -19,8 +19,10 @@ async fn sim(ecs_rate_limits: bool) -> SimHandle {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Sim::start(SimOptions {
         listen: "127.0.0.1:0".parse().expect("address"),
-        // Simulated time runs 60 times faster; the buckets still refill in real time.
-        speed: 60.0,
+        // Simulated time runs 600 times faster: refilled on simulated time, the bucket would
+        // be full again after 0.04 s of real time and the raw client never throttled. The
+        // buckets refill in real time.
+        speed: 600.0,
         ecs_rate_limits,
         ..SimOptions::default()
     })
