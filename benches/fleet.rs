@@ -246,37 +246,36 @@ async fn targets_of(d: &Daemon) -> serde_json::Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// Polls `check` every `every` until it is true; panics after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, every: Duration, mut check: F)
+/// Polls `check` every `every` until it is true (true) or `limit` passed (false).
+async fn wait_for<F, Fut>(limit: Duration, every: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(every).await;
     }
+    true
 }
 
 /// Part 1: the steady state. Returns the JSON of it.
 async fn steady_state(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
     let started = Instant::now();
     // Every monitor has started and seen both of its tasks answer.
-    wait_for(
-        "every target watched",
-        Duration::from_secs(900),
-        Duration::from_secs(1),
-        || async {
-            targets_of(daemon)
-                .await
-                .values()
-                .filter(|t| t["probes_ok"].as_u64() >= Some(2))
-                .count()
-                >= shape.targets
-        },
-    )
+    let watched = wait_for(Duration::from_secs(900), Duration::from_secs(1), || async {
+        targets_of(daemon)
+            .await
+            .values()
+            .filter(|t| t["probes_ok"].as_u64() >= Some(2))
+            .count()
+            >= shape.targets
+    })
     .await;
+    assert!(watched, "not every target watched within 900 s");
     let warm = started.elapsed();
     tokio::time::sleep(shape.settle).await;
     let before = Counts::now(sites);
@@ -521,6 +520,16 @@ async fn lease_view(d: &Daemon) -> Option<(u64, usize)> {
     Some((l["held"].as_u64()?, l["replicas"].as_array()?.len()))
 }
 
+/// A replica's failed lease rounds and its last lease error.
+async fn lease_errors(d: &Daemon) -> Option<(u64, Option<String>)> {
+    let s = d.status().await?;
+    let l = &s["lease"];
+    Some((
+        l["round_errors"].as_u64()?,
+        l["last_error"].as_str().map(str::to_owned),
+    ))
+}
+
 /// Part 3: two replicas on one lease table; SIGKILL one. Returns the JSON of it.
 async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     let moto = match Moto::find_or_start().await {
@@ -549,8 +558,7 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     }
     let started = Instant::now();
     let targets = shape.targets as u64;
-    wait_for(
-        "the leases shared by both replicas",
+    let sharing = wait_for(
         Duration::from_secs(600),
         Duration::from_millis(500),
         || async {
@@ -565,6 +573,17 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     )
     .await;
     let shared = started.elapsed();
+    if !sharing {
+        let why = format!(
+            "the two replicas did not share the {targets} leases within 600 s (held: {:?} / {:?}; lease rounds: {:?} / {:?})",
+            lease_view(&replicas[0]).await,
+            lease_view(&replicas[1]).await,
+            lease_errors(&replicas[0]).await,
+            lease_errors(&replicas[1]).await,
+        );
+        println!("\n### Takeover\n\nnot measured: {why}");
+        return json!({"failed": why});
+    }
     let held_before: Vec<u64> = {
         let mut v = Vec::new();
         for r in &replicas {
@@ -577,8 +596,7 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     let victim_peak = victim.peak_mib();
     let killed = Instant::now();
     victim.sigkill().await;
-    wait_for(
-        "the survivor holds every lease",
+    let all = wait_for(
         Duration::from_secs(600),
         Duration::from_millis(250),
         || async { lease_view(&survivor).await.is_some_and(|l| l.0 == targets) },
@@ -586,21 +604,32 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
     .await;
     let took = killed.elapsed();
     let survivor_peak = survivor.peak_mib();
+    let errors = lease_errors(&survivor).await;
+    if !all {
+        let why = format!(
+            "the survivor did not hold every lease within 600 s of the SIGKILL (held: {:?}; lease rounds: {errors:?})",
+            lease_view(&survivor).await
+        );
+        println!("\n### Takeover\n\nnot measured: {why}");
+        survivor.terminate().await;
+        return json!({"failed": why});
+    }
     survivor.terminate().await;
 
     println!("\n### Takeover (two replicas, `[daemon.lease]` on moto's DynamoDB)\n");
     println!(
-        "| targets | lease duration | renew interval | margin | both replicas sharing after | held before the kill ({} / {}) | survivor holds every lease after SIGKILL | peak RSS {} | peak RSS {} |",
+        "| targets | lease duration | renew interval | margin | both replicas sharing after | held before the kill ({} / {}) | survivor holds every lease after SIGKILL | survivor's failed lease rounds (whole run) | peak RSS {} | peak RSS {} |",
         victim.name, survivor.name, victim.name, survivor.name
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {duration} s | {renew} s | {margin} s | {:.1} s | {} / {} | **{:.1} s** | {victim_peak:.1} MiB | {survivor_peak:.1} MiB |",
+        "| {} | {duration} s | {renew} s | {margin} s | {:.1} s | {} / {} | **{:.1} s** | {} | {victim_peak:.1} MiB | {survivor_peak:.1} MiB |",
         shape.targets,
         shared.as_secs_f64(),
         held_before[0],
         held_before[1],
         took.as_secs_f64(),
+        errors.as_ref().map_or("?".into(), |e| e.0.to_string()),
     );
     json!({
         "lease_duration_seconds": duration,
@@ -609,6 +638,8 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
         "shared_after_seconds": shared.as_secs_f64(),
         "held_before_kill": {victim.name.clone(): held_before[0], survivor.name.clone(): held_before[1]},
         "takeover_seconds": took.as_secs_f64(),
+        "survivor_lease_round_errors": errors.as_ref().map(|e| e.0),
+        "survivor_last_lease_error": errors.and_then(|e| e.1),
         "peak_rss_mib": {victim.name.clone(): victim_peak, survivor.name.clone(): survivor_peak},
     })
 }
@@ -641,35 +672,38 @@ async fn main() {
     let begun = Instant::now();
     let sites = start_sites(&shape).await;
     let setup = begun.elapsed();
+    // Written after each part, so that a part that fails leaves the ones before it.
+    let mut out = json!({
+        "targets": shape.targets,
+        "clusters": shape.clusters,
+        "simulators": sites.iter().map(label).collect::<Vec<_>>(),
+        "setup_seconds": setup.as_secs_f64(),
+    });
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("fleet.toml");
     std::fs::write(&path, daemon_config(&sites, &shape, None)).expect("write config");
     let log = out_dir().join("fleet-daemon.log");
     let mut daemon = Daemon::start("fleet", &path, &["--no-initial-run"], &log).await;
-    let steady = steady_state(&sites, &shape, &daemon).await;
-    let updated = update(&sites, &shape, &daemon).await;
+    out["steady_state"] = steady_state(&sites, &shape, &daemon).await;
+    save(&out);
+    out["update"] = update(&sites, &shape, &daemon).await;
+    save(&out);
     daemon.terminate().await;
-    let took_over = takeover(&sites, &shape, dir.path()).await;
-    let credentials = credentials(&sites);
+    out["takeover"] = takeover(&sites, &shape, dir.path()).await;
+    out["credentials"] = credentials(&sites);
+    out["run_seconds"] = json!(begun.elapsed().as_secs_f64());
+    save(&out);
     println!(
         "\n(setup: six simulators and {} services in {:.1} s; whole run {:.1} s)",
         shape.targets,
         setup.as_secs_f64(),
         begun.elapsed().as_secs_f64()
     );
-    let out = json!({
-        "targets": shape.targets,
-        "clusters": shape.clusters,
-        "simulators": sites.iter().map(label).collect::<Vec<_>>(),
-        "steady_state": steady,
-        "update": updated,
-        "takeover": took_over,
-        "credentials": credentials,
-        "setup_seconds": setup.as_secs_f64(),
-        "run_seconds": begun.elapsed().as_secs_f64(),
-    });
     for site in sites {
         site.sim.shutdown().await;
     }
+}
+
+fn save(out: &Value) {
     std::fs::write(out_dir().join("fleet.json"), out.to_string()).expect("write JSON");
 }
