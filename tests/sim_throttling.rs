@@ -142,6 +142,23 @@ async fn a_raw_client_is_throttled_after_the_burst_of_twenty_registrations() {
         .send()
         .await
         .expect("ListTaskDefinitions has tokens of its own");
+
+    // Refilled, the bucket serves a full burst again.
+    let refill = reqwest::Client::new()
+        .post(format!("{}/sim/v1/buckets/refill", sim.endpoint()))
+        .send()
+        .await
+        .expect("control API");
+    assert!(refill.status().is_success(), "{refill:?}");
+    let mut again = Vec::new();
+    for _ in 0..40 {
+        again.push(register_raw(&ecs).await);
+    }
+    assert!(again[..20].iter().all(Result::is_ok), "{again:?}");
+    assert!(
+        again.iter().any(Result::is_err),
+        "and throttled again: {again:?}"
+    );
     sim.shutdown().await;
 }
 

@@ -111,6 +111,10 @@ pub fn handle(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> (St
             Ok(json!({ "by_operation": st.throttled, "by_key": st.throttled_by_key }))
         }
         (&Method::GET, "/sim/v1/keys") => Ok(json!(shared.lock().issued_keys)),
+        (&Method::POST, "/sim/v1/buckets/refill") => {
+            shared.refill_buckets();
+            Ok(json!({}))
+        }
         (&Method::GET, "/sim/v1/events") => Ok(json!(shared.lock().events)),
         _ => Err((
             StatusCode::NOT_FOUND,

@@ -135,6 +135,14 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn refill_buckets(&self) {
+        *self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            throttle::Buckets::new(std::time::Instant::now());
+    }
+
     /// Takes a token of ECS operation `op`'s bucket now; false when the bucket is empty.
     /// Always true unless `ecs_rate_limits` is on.
     fn take_token(&self, op: &str) -> bool {
@@ -492,6 +500,12 @@ impl SimHandle {
     /// throttled are absent.
     pub fn throttled(&self) -> BTreeMap<String, u64> {
         self.shared.lock().throttled.clone()
+    }
+
+    /// Fills ECS's buckets again, as a quiet minute would: a benchmark's own set-up calls
+    /// then leave the daemon it starts next the full bursts ECS would give it.
+    pub fn refill_buckets(&self) {
+        self.shared.refill_buckets();
     }
 
     /// Calls answered `ThrottlingException` per access key id of their signature (`unsigned`
