@@ -116,6 +116,18 @@ struct Takeover {
     until: Instant,
 }
 
+impl Takeover {
+    /// From now until a little more than one observer period (it polls every
+    /// [`REFRESH_EVERY`] probe intervals, one interval after a nudge).
+    fn from_now(interval: Duration) -> Takeover {
+        let at = Instant::now();
+        Takeover {
+            at,
+            until: at + interval * (REFRESH_EVERY + 1),
+        }
+    }
+}
+
 /// One target's monitor between its start and its stop.
 struct Monitor {
     aws: Aws,
@@ -169,6 +181,11 @@ impl Monitor {
     ) -> Monitor {
         let now = options.clock.now();
         let writing = writes.allowed();
+        let interval = target.probe.interval_seconds.duration();
+        // A lease held already may have been taken over just now: the first write waits for
+        // a read of the tags asked for from here on, as after any takeover.
+        let takeover = (writing && matches!(writes, Writes::Lease { .. }))
+            .then(|| Takeover::from_now(interval));
         Monitor {
             aws,
             prober,
@@ -177,7 +194,7 @@ impl Monitor {
             service: target.service.to_string(),
             board,
             mesh,
-            interval: target.probe.interval_seconds.duration(),
+            interval,
             service_arn: None,
             count: Count::new(target.slo_percent.0 / 100.0, now),
             not_before: None,
@@ -193,7 +210,7 @@ impl Monitor {
             options,
             writes,
             writing,
-            takeover: None,
+            takeover,
             since_unwritten: None,
         }
     }
@@ -349,11 +366,7 @@ impl Monitor {
     fn follow_lease(&mut self) {
         let allowed = self.writes.allowed();
         if allowed && !self.writing {
-            let at = Instant::now();
-            self.takeover = Some(Takeover {
-                at,
-                until: at + self.interval * (REFRESH_EVERY + 1),
-            });
+            self.takeover = Some(Takeover::from_now(self.interval));
             if let Some(feed) = &self.feed {
                 feed.nudge();
             }
@@ -428,6 +441,8 @@ impl Monitor {
     /// Writes the downtime to the service tag when it changed since the last write (or the
     /// last read of another replica's write).
     async fn persist(&mut self) {
+        // The lease may have ended since the round looked (at the exit, say).
+        self.follow_lease();
         if !self.writing || !self.took_over().await {
             return;
         }
