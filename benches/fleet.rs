@@ -12,10 +12,12 @@
 //! 1. steady state: AWS calls per second over the window, in total, per simulator and by
 //!    operation; throttled calls; RSS, peak RSS, KiB per target;
 //! 2. the fleet-wide update: a new version published in every registry, then SIGHUP (every
-//!    target reconciled at once, `max_parallel` = targets, so ECS's buckets pace it): the time
-//!    until every target runs it, RegisterTaskDefinition calls, throttled calls, and the
-//!    lower bound the RegisterTaskDefinition bucket (burst 20, 1 a second per account and
-//!    region) imposes;
+//!    target reconciled now, `max_parallel` 100, the most the config allows): the time until
+//!    every target runs it, RegisterTaskDefinition calls, throttled calls, the lower bound
+//!    the RegisterTaskDefinition bucket (burst 20, 1 a second per account and region)
+//!    imposes, and the one `max_parallel` imposes (targets × the median reconcile ÷ 100; with
+//!    reconciles of about a minute at a 15 s probe interval, that one is the larger); the
+//!    downtime and failed probes the availability monitors counted meanwhile;
 //! 3. takeover: two replicas with `[daemon.lease]` on a DynamoDB table in moto
 //!    (`MOTO_ENDPOINT`, or `.venv/bin/moto_server` started here; skipped, saying why,
 //!    without either); one is SIGKILLed and the time until the survivor holds every target's
