@@ -854,3 +854,51 @@ fn the_image_build_copies_every_file_the_binary_embeds() {
         );
     }
 }
+
+#[test]
+fn the_stack_lets_the_task_role_assume_exactly_the_named_target_roles_and_only_when_named() {
+    let t = template();
+    let p = &t["Parameters"]["TargetRoleArns"];
+    assert_eq!(p["Type"], "CommaDelimitedList");
+    assert_eq!(
+        p["Default"], "",
+        "no target role unless the stack names one"
+    );
+    // Only when some role is named: an empty list joins to "".
+    assert_eq!(
+        t["Conditions"]["HasTargetRoles"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "TargetRoleArns"}]}, ""]}]})
+    );
+    let r = &t["Resources"]["AssumeTargetRolesPolicy"];
+    assert_eq!(r["Type"], "AWS::IAM::Policy");
+    assert_eq!(r["Condition"], "HasTargetRoles");
+    assert_eq!(r["Properties"]["Roles"], json!([{"Ref": "TaskRole"}]));
+    // The policy deploy/iam ships for it: sts:AssumeRole on exactly the named roles.
+    let file: Value = serde_json::from_str(&read("deploy/iam/assume-target-roles-policy.json"))
+        .expect("the policy is JSON");
+    assert_eq!(
+        normalize(&r["Properties"]["PolicyDocument"]),
+        normalize(&file)
+    );
+    let granted = statements(&r["Properties"]["PolicyDocument"]);
+    assert_eq!(granted.len(), 1);
+    assert_eq!(strings(&granted[0]["Action"]), ["sts:AssumeRole"]);
+    assert_eq!(strings(&granted[0]["Resource"]), ["${TargetRoleArns}"]);
+    // And nowhere else: the task role's own policy grants no STS action.
+    for s in statements(&template_policy()) {
+        let actions = strings(&s["Action"]);
+        assert!(
+            actions.iter().all(|a| !a.starts_with("sts:")),
+            "{actions:?}"
+        );
+    }
+    // The parameter is shown with what the daemon manages.
+    let groups = t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        .as_array()
+        .expect("parameter groups");
+    assert!(
+        groups
+            .iter()
+            .any(|g| strings(&g["Parameters"]).contains(&"TargetRoleArns".to_owned()))
+    );
+}
