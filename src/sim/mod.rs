@@ -121,8 +121,9 @@ pub struct Shared {
     /// While set, no fake ActiveGate answers a probe (the path from the prober to the tasks
     /// is cut, or the prober is too slow): probes time out, ECS sees its tasks healthy.
     unreachable: std::sync::atomic::AtomicBool,
-    /// ECS's token buckets, used when `options.ecs_rate_limits` is on. A lock of their own:
-    /// a throttled call never waits for the state.
+    /// ECS's token buckets, used when `options.ecs_rate_limits` is on. A lock of their own,
+    /// taken inside the state's lock (a call is counted and drawn in one step) and never the
+    /// other way round.
     buckets: Mutex<throttle::Buckets>,
 }
 
