@@ -376,6 +376,19 @@ fn reconcile_seconds(targets: &serde_json::Map<String, Value>) -> Vec<f64> {
     took
 }
 
+/// Services the simulator counted with no healthy task at some moment since `since`
+/// (simulated seconds): ECS's own view, beside what the monitors probed.
+fn without_healthy_task(site: &Site, since: f64) -> usize {
+    let services: std::collections::BTreeSet<String> = site
+        .sim
+        .timeline()
+        .into_iter()
+        .filter(|e| e.time >= since && e.kind == "healthy-count" && e.detail == "0")
+        .map(|e| e.subject)
+        .collect();
+    services.len()
+}
+
 /// What the monitors saw, summed over the targets: downtime seconds and failed probes.
 fn seen(targets: &serde_json::Map<String, Value>) -> (f64, u64) {
     targets.values().fold((0.0, 0), |(d, f), t| {
@@ -400,6 +413,7 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
         site.sim.publish_tag(REPO_NAME, NEW);
     }
     let seen_before = seen(&targets_of(daemon).await);
+    let sim_started: Vec<f64> = sites.iter().map(|s| s.sim.now()).collect();
     let before = Counts::now(sites);
     let started = Instant::now();
     daemon.signal("HUP");
@@ -433,6 +447,11 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
         new = on_new(sites, shape);
     }
     let all_new = started.elapsed();
+    let without_healthy: usize = sites
+        .iter()
+        .zip(&sim_started)
+        .map(|(site, since)| without_healthy_task(site, *since))
+        .sum();
     let (downtime, failed_probes) = (
         seen_after.0 - seen_before.0,
         seen_after.1.saturating_sub(seen_before.1),
@@ -458,11 +477,11 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
 
     println!("\n### The fleet-wide update (a new version in every registry, then SIGHUP)\n");
     println!(
-        "| targets | max_parallel | every target reconciled | every target on the new version (ECS) | outcomes | one reconcile (median / slowest) | RegisterTaskDefinition | throttled (goal 0) | lower bound of the buckets: max over (account, region) of (n − 20) / 1 s | lower bound of max_parallel: targets × median / max_parallel | downtime the monitors counted (sum) | failed probes | AWS calls | peak RSS so far |"
+        "| targets | max_parallel | every target reconciled | every target on the new version (ECS) | outcomes | one reconcile (median / slowest) | RegisterTaskDefinition | throttled (goal 0) | lower bound of the buckets: max over (account, region) of (n − 20) / 1 s | lower bound of max_parallel: targets × median / max_parallel | downtime the monitors counted (sum) | failed probes | services ECS saw with no healthy task | AWS calls | peak RSS so far |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {:.1} s | {new} of {} at {:.1} s | {} | {median:.1} s / {slowest:.1} s | {registers} | {throttled} | {bound} s | {parallel_bound:.0} s | {downtime:.0} s | {failed_probes} | {} | {peak:.1} MiB |",
+        "| {} | {} | {:.1} s | {new} of {} at {:.1} s | {} | {median:.1} s / {slowest:.1} s | {registers} | {throttled} | {bound} s | {parallel_bound:.0} s | {downtime:.0} s | {failed_probes} | {without_healthy} | {} | {peak:.1} MiB |",
         shape.targets,
         shape.targets.min(MAX_PARALLEL),
         reconciled.as_secs_f64(),
@@ -506,6 +525,7 @@ async fn update(sites: &[Site], shape: &Shape, daemon: &Daemon) -> Value {
         "max_parallel_bound_seconds": parallel_bound,
         "downtime_seconds_sum": downtime,
         "failed_probes": failed_probes,
+        "services_without_healthy_task": without_healthy,
         "register_task_definition": registers,
         "throttled": throttled,
         "bound_seconds": bound,
