@@ -248,6 +248,21 @@ fn reconciled(s: &serde_json::Value, i: usize, outcome: Option<&str>) -> bool {
     held && last.is_some() && outcome.is_none_or(|o| last == Some(o))
 }
 
+/// The `status` command's table, asked of the daemon at `url`.
+async fn status_table(url: &str) -> String {
+    let url = url.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(simkit::binary::BIN)
+            .args(["status", "--url", &url])
+            .output()
+            .expect("status runs")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "status: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The replica id in a write call's user agent (`app/<id>`).
 fn writer(user_agent: &str) -> Option<String> {
     user_agent
@@ -338,6 +353,26 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
             "{metrics}"
         );
         assert!(metrics.contains("activegate_lifecycle_lease_round_errors_total"));
+    }
+    // `status` asked of each replica: every target's row says "this replica" on its holder
+    // only, with the holder's id.
+    for r in &replicas {
+        let (url, me) = (r.url.clone(), r.id.clone());
+        until(Duration::from_secs(20), || async {
+            let table = status_table(&url).await;
+            let header = table.lines().next().is_some_and(|h| h.contains(" HOLDER "));
+            let rows_agree = (0..TARGETS).all(|i| {
+                let name = format!("{} ", target_name(i));
+                table
+                    .lines()
+                    .find(|l| l.starts_with(&name))
+                    .is_some_and(|row| {
+                        row.contains(&format!(" {me} (this replica) ")) == (first[&i] == me)
+                    })
+            });
+            (header && rows_agree).then_some(())
+        })
+        .await;
     }
     println!("fleet settled in {:?}", started.elapsed());
 

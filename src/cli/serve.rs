@@ -151,7 +151,9 @@ pub(super) fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
 
 /// The `status` table of a daemon's `/status` answer. With `[daemon.lease]` (a `lease`
 /// section), a HOLDER column: who holds each target's lease as the asked replica saw it at
-/// its last round, `(this replica)` when it is the one asked; `-` for none.
+/// its last round — `<id> (this replica)` when it is the one asked, another replica's id when
+/// the lease is assigned to the asked one but still held there, else `-` (not held by the
+/// asked replica; it reads only the leases assigned to it, so it does not know who has it).
 fn status_table(v: &serde_json::Value) -> String {
     let lease = v["lease"].as_object();
     let mut out = match lease {
@@ -305,7 +307,7 @@ mod tests {
         assert!(row("eu").contains(" replica-0 (this replica) "), "{table}");
         assert!(row("us").contains(" replica-1 "), "{table}");
         assert!(!row("us").contains("this replica"), "{table}");
-        // Nobody held it at the last round: a dash where the holder goes.
+        // Not held by the asked replica, holder unknown to it: a dash where the holder goes.
         let ap = row("ap");
         let cells: Vec<&str> = ap.split_whitespace().collect();
         assert_eq!(
