@@ -354,8 +354,8 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
         );
         assert!(metrics.contains("activegate_lifecycle_lease_round_errors_total"));
     }
-    // `status` asked of each replica: every target's row says "this replica" on its holder
-    // only, with the holder's id.
+    // `status` asked of each replica: every target's row names its holder, "this replica" on
+    // the holder itself only.
     for r in &replicas {
         let (url, me) = (r.url.clone(), r.id.clone());
         until(Duration::from_secs(20), || async {
@@ -367,7 +367,8 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
                     .lines()
                     .find(|l| l.starts_with(&name))
                     .is_some_and(|row| {
-                        row.contains(&format!(" {me} (this replica) ")) == (first[&i] == me)
+                        let here = row.contains(&format!(" {me} (this replica) "));
+                        here == (first[&i] == me) && row.contains(&format!(" {} ", first[&i]))
                     })
             });
             (header && rows_agree).then_some(())

@@ -150,12 +150,15 @@ pub(super) fn status_command(args: &StatusArgs) -> Result<ExitCode, Failure> {
 }
 
 /// The `status` table of a daemon's `/status` answer. With `[daemon.lease]` (a `lease`
-/// section), a HOLDER column: who holds each target's lease as the asked replica saw it at
-/// its last round — `<id> (this replica)` when it is the one asked, another replica's id when
-/// the lease is assigned to the asked one but still held there, else `-` (not held by the
-/// asked replica; it reads only the leases assigned to it, so it does not know who has it).
+/// section), a HOLDER column: each target's lease as the asked replica saw it at its last
+/// round — `<id> (this replica)` when the asked one holds it; another replica's id when the
+/// lease is assigned to the asked one but that replica still holds it; else the replica the
+/// assignment gives it to, `<id> (assigned)` (a replica reads only the leases assigned to it;
+/// every replica computes the same assignment from the live replicas, and takes exactly its
+/// own); `-` when there is none.
 fn status_table(v: &serde_json::Value) -> String {
     let lease = v["lease"].as_object();
+    let assigned = lease.map(assignment).unwrap_or_default();
     let mut out = match lease {
         Some(_) => format!(
             "{:<20} {:<12} {:<14} {:<26} {:<40} {}\n",
@@ -177,7 +180,7 @@ fn status_table(v: &serde_json::Value) -> String {
         let revision = t["revision"]
             .as_str()
             .map_or_else(|| "-".to_owned(), TaskDefinitionArn::shorten);
-        let holder = lease.map(|l| holder(&l["replica"], &l["targets"][name]));
+        let holder = lease.map(|l| holder(&l["replica"], &l["targets"][name], &assigned));
         out.push_str(&format!(
             "{:<20} {:<12} {:<14} {:<26} ",
             name,
@@ -197,12 +200,42 @@ fn status_table(v: &serde_json::Value) -> String {
 }
 
 /// A target's lease holder as the asked replica (`me`) last saw it.
-fn holder(me: &serde_json::Value, lease: &serde_json::Value) -> String {
+fn holder(
+    me: &serde_json::Value,
+    lease: &serde_json::Value,
+    assigned: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let me = me.as_str().unwrap_or("?");
     if lease["held"].as_bool() == Some(true) {
-        format!("{} (this replica)", me.as_str().unwrap_or("?"))
-    } else {
-        lease["holder"].as_str().unwrap_or("-").to_owned()
+        return format!("{me} (this replica)");
     }
+    if let Some(other) = lease["holder"].as_str() {
+        return other.to_owned();
+    }
+    match lease["key"].as_str().and_then(|k| assigned.get(k)) {
+        Some(r) if r != me => format!("{r} (assigned)"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The replicas' assignment of the leases (key → replica), from the keys and the live
+/// replicas `/status` shows: the daemon's own function, so the same answer as theirs.
+fn assignment(
+    lease: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, String> {
+    let keys: Vec<String> = lease["targets"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, t)| t["key"].as_str().map(str::to_owned))
+        .collect();
+    let replicas: Vec<String> = lease["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    daemon::lease::assign(&keys, &replicas)
 }
 
 /// One plain HTTP/1.1 request over a std socket: no runtime, no TLS, a few hundred
@@ -276,21 +309,35 @@ mod tests {
 
     #[test]
     fn with_leases_each_target_shows_its_holder() {
+        use activegate_lifecycle::daemon::lease::assign;
+        let names = ["t0", "t1", "t2", "t3", "t4", "t5"];
+        let key = |n: &str| format!("lease/us-east-1/observability/{n}");
+        let keys: Vec<String> = names.iter().map(|n| key(n)).collect();
+        let replicas = ["replica-0", "replica-1", "replica-2"].map(String::from);
+        let assigned = assign(&keys, &replicas);
+        // As replica-0 sees it: it holds what is assigned to it, but one of those (the
+        // first) is still held by the replica it was assigned to before.
+        let mine: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| assigned[&key(n)] == "replica-0")
+            .collect();
+        assert!(!mine.is_empty() && mine.len() < names.len(), "{assigned:?}");
+        let waiting = mine[0];
+        let mut targets = serde_json::Map::new();
+        let mut leases = serde_json::Map::new();
+        for n in names {
+            targets.insert(n.into(), target("verified"));
+            let held = mine.contains(&n) && n != waiting;
+            let holder = (n == waiting).then_some("replica-2");
+            leases.insert(
+                n.into(),
+                serde_json::json!({ "key": key(n), "held": held, "holder": holder }),
+            );
+        }
         let v = serde_json::json!({
-            "targets": {
-                "eu": target("verified"),
-                "us": target("up-to-date"),
-                "ap": target("verified"),
-            },
-            "lease": {
-                "replica": "replica-0",
-                "replicas": ["replica-0", "replica-1"],
-                "targets": {
-                    "eu": { "key": "lease/eu", "held": true, "fence": 4, "holder": null },
-                    "us": { "key": "lease/us", "held": false, "holder": "replica-1" },
-                    "ap": { "key": "lease/ap", "held": false, "holder": null },
-                },
-            },
+            "targets": targets,
+            "lease": { "replica": "replica-0", "replicas": replicas, "targets": leases },
         });
         let table = status_table(&v);
         let row = |name: &str| {
@@ -304,18 +351,40 @@ mod tests {
             table.lines().next().is_some_and(|h| h.contains(" HOLDER ")),
             "{table}"
         );
-        assert!(row("eu").contains(" replica-0 (this replica) "), "{table}");
-        assert!(row("us").contains(" replica-1 "), "{table}");
-        assert!(!row("us").contains("this replica"), "{table}");
-        // Not held by the asked replica, holder unknown to it: a dash where the holder goes.
-        let ap = row("ap");
-        let cells: Vec<&str> = ap.split_whitespace().collect();
+        for n in names {
+            let expected = if n == waiting {
+                " replica-2 ".to_owned()
+            } else if mine.contains(&n) {
+                " replica-0 (this replica) ".to_owned()
+            } else {
+                format!(" {} (assigned) ", assigned[&key(n)])
+            };
+            assert!(row(n).contains(&expected), "{n}: {expected}\n{table}");
+            // The revision still comes last.
+            assert!(row(n).ends_with(" activegate:3"), "{table}");
+        }
+        assert!(!row(waiting).contains("this replica"), "{table}");
+
+        // No live replica known yet (before the first round): no assignment, a dash.
+        let v = serde_json::json!({
+            "targets": { "t0": target("verified") },
+            "lease": {
+                "replica": "replica-0",
+                "replicas": [],
+                "targets": { "t0": { "key": key("t0"), "held": false, "holder": null } },
+            },
+        });
+        let table = status_table(&v);
+        let cells: Vec<&str> = table
+            .lines()
+            .nth(1)
+            .expect("a row")
+            .split_whitespace()
+            .collect();
         assert_eq!(
             cells,
-            ["ap", "idle", "verified", "-", "-", "activegate:3"],
+            ["t0", "idle", "verified", "-", "-", "activegate:3"],
             "{table}"
         );
-        // The revision still comes last.
-        assert!(row("eu").ends_with(" activegate:3"), "{table}");
     }
 }
