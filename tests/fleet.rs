@@ -604,3 +604,74 @@ async fn a_rollout_command_names_itself_in_every_write() {
     );
     rig.w.sim.shutdown().await;
 }
+
+/// Everything the daemon logs in-process (one thread: the test's own subscriber sees it).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// A SIGHUP does not apply `[daemon.lease]` (the keeper is built at start): the reload says
+/// so, once, and the run goes on without leases.
+#[tokio::test]
+async fn a_reload_that_adds_leases_warns_they_take_effect_at_restart() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut rig = Rig::new().await;
+    let d = rig.daemon();
+    d.until(|t| t.outcomes.get("verified").copied() == Some(1))
+        .await;
+    // The table is never reached: the reload does not build a keeper.
+    rig.edit_config(&[(
+        "[aws]",
+        "[daemon.lease]\ntable = \"ag-leases\"\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\n[aws]",
+    )]);
+    d.signals
+        .send(activegate_lifecycle::daemon::Signal::Reload)
+        .await
+        .expect("send");
+    until(Duration::from_secs(20), || async {
+        (d.board.snapshot().reloads == 1).then_some(())
+    })
+    .await;
+    let log = captured.text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("[daemon.lease] changed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("take effect at restart"), "{log}");
+    assert!(
+        d.board.snapshot().lease.is_none(),
+        "no leases before a restart"
+    );
+    d.stop().await;
+    rig.w.sim.shutdown().await;
+}
