@@ -79,20 +79,26 @@ impl ClientSettings {
 const APP_NAME_MAX: usize = 50;
 
 /// `text` as the SDK's app name: every character the SDK refuses (it allows ASCII letters,
-/// digits and ``!#$%&'*+-.^_`|~``) replaced by `-`, cut to 50 characters; `None` for an
-/// empty text. A replica id comes from the command line or the environment, so it is made
-/// to fit rather than refused.
+/// digits and ``!#$%&'*+-.^_`|~``) replaced by `-`; past 50 characters, its first 24 and last
+/// 25 joined by `~` (a default replica id, `<hostname>-<pid>-<hex>`, keeps both the host and
+/// the part that tells two processes on it apart); `None` for an empty text. A replica id
+/// comes from the command line or the environment, so it is made to fit rather than refused.
 fn app_name(text: &str) -> Option<aws_config::AppName> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    let name: String = text
+    let mut name: Vec<char> = text
         .chars()
         .map(|c| if allowed(c) { c } else { '-' })
-        .take(APP_NAME_MAX)
         .collect();
+    if name.len() > APP_NAME_MAX {
+        let tail = name.split_off(name.len() - (APP_NAME_MAX - 25));
+        name.truncate(24);
+        name.push('~');
+        name.extend(tail);
+    }
     if name.is_empty() {
         return None;
     }
-    aws_config::AppName::new(name).ok()
+    aws_config::AppName::new(name.into_iter().collect::<String>()).ok()
 }
 
 /// The secret access key of static credentials is left out.
@@ -184,7 +190,7 @@ pub struct Clients {
 struct Shared {
     /// A tokio mutex, held while a configuration is built: 1,000 targets starting at once
     /// build it once and wait for it, instead of loading credentials 1,000 times.
-    configs: tokio::sync::Mutex<Vec<(ConfigKey, aws_config::SdkConfig)>>,
+    configs: tokio::sync::Mutex<Vec<(ConfigKey, Sdk)>>,
     /// Never held across an await.
     budgets: Mutex<Vec<(BudgetKey, Arc<Budget>)>>,
     /// The services a reconcile runs on, among every `Aws` handed out (`claims`).
@@ -210,13 +216,13 @@ impl Clients {
     /// the system's root certificates and fetched its credentials 1,000 times — and so are
     /// the rate budgets of the (identity, region). Call counts stay per `Aws`.
     pub async fn aws(&self, settings: ClientSettings) -> Aws {
-        let config = self.sdk_config(&settings).await;
+        let sdk = self.sdk(&settings).await;
         let budget = self.budget(&settings);
         Aws {
-            ecs: aws_sdk_ecs::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            ecs: sdk.ecs,
+            logs: sdk.logs,
+            sts: sdk.sts,
+            dynamodb: sdk.dynamodb,
             claims: self.shared.claims.clone(),
             budget,
             settings,
@@ -256,16 +262,33 @@ impl Clients {
         b
     }
 
-    async fn sdk_config(&self, settings: &ClientSettings) -> aws_config::SdkConfig {
+    async fn sdk(&self, settings: &ClientSettings) -> Sdk {
         let key = ConfigKey::of(settings);
         let mut configs = self.shared.configs.lock().await;
         if let Some((_, c)) = configs.iter().find(|(k, _)| *k == key) {
             return c.clone();
         }
-        let c = sdk_config(settings).await;
+        let config = sdk_config(settings).await;
+        let c = Sdk {
+            ecs: aws_sdk_ecs::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        };
         configs.push((key, c.clone()));
         c
     }
+}
+
+/// The SDK clients of one configuration, built once and shared (a clone is a handle): each
+/// client carries its own runtime plugins and configuration bag, about 20 KiB, which a
+/// 1,000-target daemon used to build twice per target (engine and monitor).
+#[derive(Clone)]
+struct Sdk {
+    ecs: aws_sdk_ecs::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sts: aws_sdk_sts::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 async fn sdk_config(settings: &ClientSettings) -> aws_config::SdkConfig {
@@ -467,6 +490,13 @@ mod tests {
         );
         let long = "a".repeat(80);
         assert_eq!(shown(&long).map(|n| n.len()), Some(50));
+        // A long default replica id keeps its host's start and its pid and random end.
+        let id = "ip-172-31-10-200.eu-central-1.compute.internal-12345-9f3a";
+        assert_eq!(
+            shown(id).as_deref(),
+            Some("ip-172-31-10-200.eu-cent~mpute.internal-12345-9f3a")
+        );
+        assert_eq!(shown(&"b".repeat(50)), Some("b".repeat(50)), "50 fit");
         assert_eq!(shown(""), None);
         // Every name it makes, the SDK takes.
         for t in ["x y", "ünïcödé", "~!#$%&'*+-.^_`|", &long] {
