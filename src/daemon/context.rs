@@ -68,18 +68,22 @@ fn digest(path: &std::path::Path) -> Option<Vec<u8>> {
 /// What a context was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Inputs {
-    /// The target's section and the config outside the targets, as parsed.
-    section: String,
+    /// SHA-256 of the target's section and the config outside the targets, as parsed (a
+    /// digest: the text itself is kilobytes per target, kept for the context's life).
+    section: Vec<u8>,
     manifest: Option<PathBuf>,
     bytes: Option<Vec<u8>>,
 }
 
 impl Inputs {
     fn of(config: &Config, target: &Target) -> Inputs {
-        let section = format!(
+        let text = format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}",
             config.path, config.base_dir, config.aws, config.daemon, target
         );
+        let section = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+            .as_ref()
+            .to_vec();
         let manifest = target.manifest.as_ref().map(|m| config.resolve(m));
         let bytes = manifest.as_deref().and_then(digest);
         Inputs {
@@ -103,6 +107,8 @@ struct Built {
 /// client adjustment, the board the engine reports to.
 pub struct Env<'a> {
     pub clients: &'a Clients,
+    /// The manifests parsed for this build, shared by the targets that read the same bytes.
+    pub manifests: &'a wiring::Manifests,
     pub adjust: &'a Adjust,
     pub board: &'a Arc<Board>,
 }
@@ -160,7 +166,7 @@ impl TargetContext {
     async fn parts(config: &Config, target: &Target, env: &Env<'_>) -> Built {
         let a = env.adjust.clone();
         let settings = wiring::client_settings(config, target, |c| a(c));
-        let checked = match wiring::check(config, target) {
+        let checked = match wiring::check_shared(config, target, env.manifests) {
             Ok(checked) => checked,
             Err(e) => {
                 // The monitor needs only the manifest and the prober: a target whose rollout

@@ -128,7 +128,9 @@ impl Job {
                 });
             }
             let started = clock.now();
-            self.reconcile(why, &mut retries).await;
+            // Boxed: a reconcile's future (the engine's whole pass) is tens of KiB, and the
+            // loop's own future, alive for the daemon's life, would otherwise hold its size.
+            Box::pin(self.reconcile(why, &mut retries)).await;
             if let (Some(t), Some(_)) = (ticker.as_deref(), next) {
                 // Scheduled times that passed while this run went on are skipped, not queued.
                 let missed = t.schedule().fires_between(started, clock.now());
@@ -196,6 +198,7 @@ impl Job {
                 &self.target,
                 &context::Env {
                     clients: &self.clients,
+                    manifests: &super::wiring::Manifests::default(),
                     adjust: &self.options.adjust_client,
                     board: &self.board,
                 },

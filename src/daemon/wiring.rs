@@ -88,7 +88,7 @@ pub fn preflight(config: &Config, target: &Target) -> Result<Vec<WiringError>, W
         }
         other => other,
     };
-    match inputs(config, target) {
+    match inputs(config, target, &Manifests::default()) {
         Err(e) if e.is_unset_variable() => {
             soft(Err(e))?;
             super::settings::trust(config, target)?;
@@ -124,7 +124,7 @@ pub fn engine_from(target: &Target, checked: Checked, aws: Aws) -> Engine {
         target: target.name.to_string(),
         cluster: target.cluster.to_string(),
         service: target.service.to_string(),
-        manifest: Arc::new(checked.manifest),
+        manifest: checked.manifest,
         settings: checked.settings,
         deployment: super::settings::deployment(target),
         keep_revisions: target.rollout.keep_revisions.0,
@@ -147,7 +147,8 @@ pub fn engine_from(target: &Target, checked: Checked, aws: Aws) -> Engine {
 
 /// Everything a target's engine is made of but its AWS clients, each input checked.
 pub struct Checked {
-    pub manifest: translate::Manifest,
+    /// Shared with every target of the config version that reads the same bytes.
+    pub manifest: Arc<translate::Manifest>,
     pub settings: translate::Settings,
     pub prober: Prober,
     pub versions: Option<Discovery>,
@@ -159,7 +160,16 @@ pub struct Checked {
 /// settings, the Dynatrace-side check's. `run` builds every engine from it; `check-config`
 /// makes the same checks, step by step, through [`preflight`].
 pub fn check(config: &Config, target: &Target) -> Result<Checked, WiringError> {
-    let inputs = inputs(config, target)?;
+    check_shared(config, target, &Manifests::default())
+}
+
+/// [`check`], with the manifest parsed once for every target that reads the same bytes.
+pub fn check_shared(
+    config: &Config,
+    target: &Target,
+    manifests: &Manifests,
+) -> Result<Checked, WiringError> {
+    let inputs = inputs(config, target, manifests)?;
     Ok(Checked {
         versions: discovery(config, target)?,
         environment: environment_check(config, target)?,
@@ -285,7 +295,7 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
 
 /// What an engine and the availability monitor are made of.
 pub struct Parts {
-    pub manifest: translate::Manifest,
+    pub manifest: Arc<translate::Manifest>,
     pub settings: translate::Settings,
     pub prober: Prober,
     pub aws: Aws,
@@ -321,7 +331,7 @@ pub async fn parts(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Result<Parts, WiringError> {
-    let inputs = inputs(config, target)?;
+    let inputs = inputs(config, target, &Manifests::default())?;
     let aws = aws(config, target, adjust).await;
     Ok(Parts {
         manifest: inputs.manifest,
@@ -334,13 +344,13 @@ pub async fn parts(
 /// The manifest, the translator's settings and the prober: what the engine and the
 /// availability monitor share.
 struct Inputs {
-    manifest: translate::Manifest,
+    manifest: Arc<translate::Manifest>,
     settings: translate::Settings,
     prober: Prober,
 }
 
 /// Reads and translates the target's manifest and builds its prober.
-fn inputs(config: &Config, target: &Target) -> Result<Inputs, WiringError> {
+fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inputs, WiringError> {
     let Some(manifest_path) = &target.manifest else {
         return Err(WiringError::NoManifest {
             config: config.path.clone(),
@@ -355,7 +365,7 @@ fn inputs(config: &Config, target: &Target) -> Result<Inputs, WiringError> {
             source,
         }
     })?;
-    let manifest = translate::parse(&shown, &bytes)?;
+    let manifest = manifests.parse(&shown, &bytes)?;
     let settings = super::settings::translate(target);
     // With version discovery and no configured image, each reconcile picks the image; until
     // then the repository stands in, so that a manifest whose image is a placeholder still
@@ -381,4 +391,31 @@ fn inputs(config: &Config, target: &Target) -> Result<Inputs, WiringError> {
         settings,
         prober,
     })
+}
+
+/// Parsed manifests by (path as shown, SHA-256 of the bytes), for the targets of one config
+/// version: a fleet's targets often render one manifest, which parsed (its raw documents
+/// kept for the report) is tens of KiB per copy. Never process-wide: one per build.
+#[derive(Default)]
+pub struct Manifests(
+    std::sync::Mutex<std::collections::BTreeMap<(String, Vec<u8>), Arc<translate::Manifest>>>,
+);
+
+impl Manifests {
+    fn parse(&self, shown: &str, bytes: &[u8]) -> Result<Arc<translate::Manifest>, WiringError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes)
+            .as_ref()
+            .to_vec();
+        let key = (shown.to_owned(), digest);
+        let mut parsed = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = parsed.get(&key) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(translate::parse(shown, bytes)?);
+        parsed.insert(key, m.clone());
+        Ok(m)
+    }
 }

@@ -84,7 +84,10 @@ impl Aws {
                 });
             }
             self.count(op, |c| c.calls += 1);
-            match f().await {
+            // On the heap for the call's duration: an SDK operation's future is several KiB,
+            // and inline it would make every future that awaits a call (a target's loop, its
+            // monitor: each held for the daemon's life) that much larger.
+            match Box::pin(f()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let throttled = e.is_throttling();

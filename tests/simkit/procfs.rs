@@ -33,8 +33,22 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// `run` with the simulator's fixed credentials, quiet logs and `extra` arguments; callers
 /// add what they need (environment, where stderr goes) before [`spawn`].
+///
+/// `SIMKIT_DAEMON_WRAP` (words split at spaces) runs the daemon under another program, e.g.
+/// `SIMKIT_DAEMON_WRAP="heaptrack -o /tmp/daemon"` to see where a benchmark's memory goes;
+/// `SIMKIT_DAEMON_BIN` runs another build of it (one with symbols).
 pub fn daemon_command(config: &std::ffi::OsStr, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let bin = std::env::var("SIMKIT_DAEMON_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let wrap = std::env::var("SIMKIT_DAEMON_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
     cmd.arg("run")
         .args(extra)
         .arg("--config")
