@@ -69,7 +69,9 @@ pub async fn watch(
         None => Writes::Always,
     };
     let mut m = Monitor::new(aws, prober, target, board, options, mesh, writes, feed);
-    m.start(not_before).await;
+    // Each step boxed: inline, the largest (a round's probes, reads and writes) would set
+    // the size of this future, which lives as long as the daemon, for each target.
+    Box::pin(m.start(not_before)).await;
     // The first wait is a random part of the interval: targets' rounds spread over it
     // rather than all starting together.
     let mut wait = m.interval.mul_f64(fastrand::f64());
@@ -79,9 +81,9 @@ pub async fn watch(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = m.interval;
-        m.round().await;
+        Box::pin(m.round()).await;
     }
-    m.finish().await;
+    Box::pin(m.finish()).await;
 }
 
 /// Whether the monitor may write the target's tags and mesh destination: always without
