@@ -112,7 +112,7 @@ impl Config {
 /// Names are unique, and no two targets manage one service.
 fn unique_targets(at: &Locator<'_>, targets: &[toml::Spanned<Target>]) -> Result<(), ConfigError> {
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut services: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut services: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     for (i, t) in targets.iter().enumerate() {
         let target = t.get_ref();
         if !seen.insert(target.name.0.clone()) {
@@ -126,7 +126,14 @@ fn unique_targets(at: &Locator<'_>, targets: &[toml::Spanned<Target>]) -> Result
                 ),
             ));
         }
+        // The same cluster and service names in another account (a target with `role_arn`)
+        // are another service.
         let key = (
+            target
+                .role_arn
+                .as_ref()
+                .map_or("", |r| r.account())
+                .to_owned(),
             target.region.to_string(),
             target.cluster.to_string(),
             target.service.to_string(),

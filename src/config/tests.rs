@@ -190,6 +190,28 @@ fn duplicate_targets_are_refused() {
         .expect_err("same service")
         .to_string();
     assert!(msg.contains("would fight"), "{msg}");
+    // The same names in another account (through `role_arn`) are another service; in the
+    // same account through a role, the same one.
+    let in_account = |account: &str, name: &str| {
+        MINIMAL.replace("prod-eu", name).replace(
+            "execution_role_arn",
+            &format!("role_arn = \"arn:aws:iam::{account}:role/ag\"\nexecution_role_arn"),
+        )
+    };
+    Config::parse(
+        "ag.toml",
+        &format!("{MINIMAL}\n{}", in_account("210987654321", "prod-eu-b")),
+    )
+    .expect("another account's service of the same name");
+    let twice = format!(
+        "{}\n{}",
+        in_account("210987654321", "b-1"),
+        in_account("210987654321", "b-2")
+    );
+    let msg = Config::parse("ag.toml", &twice)
+        .expect_err("one account's service twice")
+        .to_string();
+    assert!(msg.contains("would fight"), "{msg}");
 }
 
 #[test]

@@ -470,11 +470,18 @@ pub async fn keeper_for(
 
 /// The lease key of a target: the service it writes.
 pub fn key_of(target: &crate::config::Target) -> String {
-    LeaseTable::key_of(
+    let key = LeaseTable::key_of(
         &target.region.to_string(),
         target.cluster.as_str(),
         target.service.as_str(),
-    )
+    );
+    // A service in another account (reached through `role_arn`) is another service, whose
+    // lease must not be the one of a same-named service in the daemon's own account. The
+    // daemon's own account keeps the key it always had, so replicas of two versions agree.
+    match &target.role_arn {
+        Some(role) => format!("{key}@{}", role.account()),
+        None => key,
+    }
 }
 
 /// On SIGHUP: the keeper, its table's clients and its timing were built at start, so a

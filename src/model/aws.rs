@@ -173,6 +173,13 @@ string_id!(
     check_role_arn
 );
 
+impl RoleArn {
+    /// The role's account (checked at parse: 12 digits).
+    pub fn account(&self) -> &str {
+        parse_arn(self.as_str()).map_or("", |a| a.account)
+    }
+}
+
 fn check_secret_arn(s: &str) -> Result<(), InvalidId> {
     const EXPECTED: &str = "a Secrets Manager secret ARN \
         (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or an SSM parameter ARN \

@@ -318,6 +318,16 @@ tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenan
         f.set_targets(&config);
         let key = key_of(&config.targets[0]);
         assert_eq!(key, "lease/eu-central-1/observability/dynatrace-activegate");
+        // The same service names in another account have a lease of their own.
+        let other = CONFIG.replace(
+            "[[target]]",
+            "[[target]]\nrole_arn = \"arn:aws:iam::210987654321:role/ag\"",
+        );
+        let other = Config::parse("ag.toml", &other).expect("valid");
+        assert_eq!(
+            key_of(&other.targets[0]),
+            "lease/eu-central-1/observability/dynatrace-activegate@210987654321"
+        );
         assert!(!f.may_write(&key));
         assert!(!(f.guard(&key))(), "the engine's guard fails too");
         assert!(f.turn("prod-eu", &key).is_none());
