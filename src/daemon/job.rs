@@ -70,7 +70,7 @@ impl Job {
         self.serve(triggers, stop, ticker.as_mut()).await;
         // The loop ends (stop, reload, shutdown): its next scheduled run is not left armed.
         if let Some(t) = &mut ticker {
-            t.disarm(&self.scheduler).await;
+            Box::pin(t.disarm(&self.scheduler)).await;
         }
     }
 
@@ -94,7 +94,8 @@ impl Job {
             // The next scheduled time, as a one-shot job on the daemon's scheduler (kept when
             // it is still the next one: a trigger in between does not move it).
             let next = match ticker.as_deref_mut() {
-                Some(t) => t.arm(&self.scheduler, clock.now()).await,
+                // Boxed like the reconcile: the scheduler crate's futures are large.
+                Some(t) => Box::pin(t.arm(&self.scheduler, clock.now())).await,
                 None => None,
             };
             self.board.target(&self.name(), |t| t.next_run = next);

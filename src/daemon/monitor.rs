@@ -51,24 +51,31 @@ pub async fn watch(
     lease: Option<Arc<Fleet>>,
     feed: Option<Feed>,
 ) {
+    // Built before the first wait, on the heap: what this future holds across its awaits
+    // (it lives as long as the daemon, one per target) stays a pointer, not the target's
+    // settings and the monitor.
+    let monitor = context.monitor().map(|(aws, prober)| {
+        let writes = match lease {
+            Some(fleet) => Writes::Lease {
+                key: super::lease::key_of(&target),
+                fleet,
+            },
+            None => Writes::Always,
+        };
+        Box::new(Monitor::new(
+            aws, prober, target, board, options, mesh, writes, feed,
+        ))
+    });
     // A read of the tags from before the previous monitor's last write would undo it.
     let mut not_before = None;
     if let Some(b) = before {
         b.wait().await;
         not_before = Some(Instant::now());
     }
-    let Some((aws, prober)) = context.monitor() else {
-        // The context said why when it was built.
+    // The context said why when it was built.
+    let Some(mut m) = monitor else {
         return;
     };
-    let writes = match lease {
-        Some(fleet) => Writes::Lease {
-            key: super::lease::key_of(&target),
-            fleet,
-        },
-        None => Writes::Always,
-    };
-    let mut m = Monitor::new(aws, prober, target, board, options, mesh, writes, feed);
     // Each step boxed: inline, the largest (a round's probes, reads and writes) would set
     // the size of this future, which lives as long as the daemon, for each target.
     Box::pin(m.start(not_before)).await;
