@@ -147,8 +147,9 @@ impl ConfigKey {
     }
 }
 
-/// Whose ECS buckets a call draws from: ECS throttles per account and region. The account
-/// of the base credentials is not known without a call; the role, the static access key or
+/// Whose ECS buckets a call draws from: ECS throttles per account and region. A role's
+/// account is in its ARN (two roles of one account share that account's buckets); the
+/// account of the base credentials is not known without a call, so the static access key or
 /// "the default chain" stand for it (one daemon has one default chain).
 #[derive(PartialEq)]
 struct BudgetKey {
@@ -159,7 +160,8 @@ struct BudgetKey {
 
 #[derive(PartialEq)]
 enum Identity {
-    Role(String),
+    /// A role's account (the whole ARN where it names none).
+    Account(String),
     StaticKey(String),
     DefaultChain,
 }
@@ -167,7 +169,11 @@ enum Identity {
 impl BudgetKey {
     fn of(s: &ClientSettings) -> Self {
         let identity = match (&s.role, &s.static_credentials) {
-            (Some(role), _) => Identity::Role(role.arn.clone()),
+            (Some(role), _) => Identity::Account(
+                crate::model::aws::parse_arn(&role.arn)
+                    .map_or(role.arn.as_str(), |a| a.account)
+                    .to_owned(),
+            ),
             (None, Some((id, _))) => Identity::StaticKey(id.clone()),
             (None, None) => Identity::DefaultChain,
         };
@@ -460,6 +466,15 @@ mod tests {
         // Another role (account) or region: ECS's buckets of another account or region.
         assert!(a != BudgetKey::of(&with_role("eu-west-1", "arn:aws:iam::2:role/a")));
         assert!(a != BudgetKey::of(&with_role("us-east-1", "arn:aws:iam::1:role/a")));
+        // Two roles of one account draw from that account's buckets.
+        let (one, other) = (
+            "arn:aws:iam::123456789012:role/a",
+            "arn:aws:iam::123456789012:role/b",
+        );
+        assert!(
+            BudgetKey::of(&with_role("eu-west-1", one))
+                == BudgetKey::of(&with_role("eu-west-1", other))
+        );
         // The base credentials are another identity than the role they assume.
         let mut base = with_role("eu-west-1", "arn:aws:iam::1:role/a");
         base.role = None;
