@@ -398,8 +398,11 @@ fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inp
 /// kept for the report) is tens of KiB per copy. Never process-wide: one per build.
 #[derive(Default)]
 pub struct Manifests(
-    std::sync::Mutex<std::collections::BTreeMap<(String, Vec<u8>), Arc<translate::Manifest>>>,
+    std::sync::Mutex<std::collections::BTreeMap<ManifestKey, Arc<translate::Manifest>>>,
 );
+
+/// A manifest's path as shown and the SHA-256 of its bytes.
+type ManifestKey = (String, Vec<u8>);
 
 impl Manifests {
     fn parse(&self, shown: &str, bytes: &[u8]) -> Result<Arc<translate::Manifest>, WiringError> {
