@@ -231,6 +231,12 @@ fn daemon_config(sites: &[Site], shape: &Shape, lease: Option<&str>) -> String {
             &format!("ag-{i}"),
         ));
     }
+    // The daemon refuses a larger file; say so here rather than through its log.
+    assert!(
+        text.len() <= 1 << 20,
+        "the config is {} bytes, more than the 1 MiB a config may have",
+        text.len()
+    );
     text
 }
 

@@ -257,7 +257,9 @@ where
 
 /// One `[[target]]`: a rolling service of 2 tasks in `site`, reached at its simulator's
 /// endpoint (through `ROLE` in the role's account), probed every 15 s with the simulator's
-/// CA, its versions discovered in the simulator's registry.
+/// CA, its versions discovered in the simulator's registry. Defaults are left out (the
+/// timeout of 2 s, 3 failures, the deadline of 1800 s, the logs' retention and prefix): a
+/// config file may hold at most 1 MiB, and 1,000 of these sections must fit.
 pub fn target_toml(site: &Site, name: &str, cluster: &str, service: &str) -> String {
     let manifest = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -288,8 +290,6 @@ subnets = ["subnet-0123456789abcdef0"]
 
 [target.logs]
 group = "{LOG_GROUP}"
-retention_days = 7
-stream_prefix = "ag"
 
 [target.secrets]
 tenant_token = "arn:aws:secretsmanager:{region}:{account}:secret:dt/tenant-AbCdEf"
@@ -301,15 +301,11 @@ DT_SERVER = "https://abc12345.live.dynatrace.com/communication"
 [target.rollout]
 strategy = "rolling"
 bake_seconds = 0.3
-deadline_seconds = 1800
-keep_revisions = 3
 
 [target.probe]
 interval_seconds = 15
-timeout_seconds = 2
 grace_seconds = 3
 healthy_after = 2
-unhealthy_after = 3
 ca_bundle = "{ca}"
 
 [target.versions]
