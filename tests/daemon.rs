@@ -186,32 +186,7 @@ async fn targets_of_one_group_never_roll_at_the_same_time() {
 
 /// The daemon as `Rig::daemon` starts it, with the given retry backoff.
 fn daemon_retrying(rig: &Rig, retry: Backoff) -> Running {
-    use activegate_lifecycle::config::Config;
-    use activegate_lifecycle::daemon::{Options, board::Board};
-    use std::sync::Arc;
-    let path = rig.dir.path().join("ag.toml");
-    let config = Config::load(&path).expect("config");
-    let board = Arc::new(Board::default());
-    let (signals, rx) = tokio::sync::mpsc::channel(16);
-    let options = Options {
-        retry,
-        adjust_client: Arc::new(|c| {
-            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
-            c.initial_backoff = Duration::from_millis(10);
-        }),
-        ..Options::default()
-    };
-    let b = board.clone();
-    let task = tokio::spawn(async move {
-        daemon::run(path, config, b, options, rx)
-            .await
-            .expect("the daemon runs");
-    });
-    Running {
-        board,
-        signals,
-        task,
-    }
+    rig.daemon_with(|o| o.retry = retry)
 }
 
 /// DescribeServices answers ThrottlingException to every call, and the daemon makes one attempt

@@ -183,32 +183,7 @@ async fn one_read_per_cluster_feeds_every_target_and_downtime_is_still_counted()
 
 /// Starts the daemon in-process like `Rig::daemon`, without the start-up reconcile.
 fn daemon_without_initial_run(rig: &Rig) -> Running {
-    use activegate_lifecycle::config::Config;
-    use activegate_lifecycle::daemon::{self, Options, board::Board};
-    use std::sync::Arc;
-    let path = rig.dir.path().join("ag.toml");
-    let config = Config::load(&path).expect("config");
-    let board = Arc::new(Board::default());
-    let (signals, rx) = tokio::sync::mpsc::channel(16);
-    let options = Options {
-        no_initial_run: true,
-        adjust_client: Arc::new(|c| {
-            c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
-            c.initial_backoff = Duration::from_millis(10);
-        }),
-        ..Options::default()
-    };
-    let b = board.clone();
-    let task = tokio::spawn(async move {
-        daemon::run(path, config, b, options, rx)
-            .await
-            .expect("the daemon runs");
-    });
-    Running {
-        board,
-        signals,
-        task,
-    }
+    rig.daemon_with(|o| o.no_initial_run = true)
 }
 
 /// Twelve services per cluster: two DescribeServices a poll (10 and 2); a task each.

@@ -277,19 +277,29 @@ pub struct Running {
 impl Rig {
     /// Starts the daemon in-process on the rig's config file, with the simulator's credentials.
     pub fn daemon(&self) -> Running {
+        self.daemon_with(|_| {})
+    }
+
+    /// [`Rig::daemon`], with its options changed by `tweak` first (a retry backoff, no
+    /// initial run).
+    pub fn daemon_with(
+        &self,
+        tweak: impl FnOnce(&mut activegate_lifecycle::daemon::Options),
+    ) -> Running {
         use activegate_lifecycle::daemon::{self, Options, board::Board};
         use std::sync::Arc;
         let path = self.dir.path().join("ag.toml");
         let config = Config::load(&path).expect("config");
         let board = Arc::new(Board::default());
         let (signals, rx) = tokio::sync::mpsc::channel(16);
-        let options = Options {
+        let mut options = Options {
             adjust_client: Arc::new(|c| {
                 c.static_credentials = Some(("AKIDSIMULATOR".into(), "not-a-secret".into()));
                 c.initial_backoff = Duration::from_millis(10);
             }),
             ..Options::default()
         };
+        tweak(&mut options);
         let b = board.clone();
         let task = tokio::spawn(async move {
             daemon::run(path, config, b, options, rx)
