@@ -248,6 +248,26 @@ async fn the_engines_calls_are_understood_by_moto() {
             .collect::<Vec<_>>()
     );
 
+    // The observer's read of the managed services: DescribeServices in batches of at most 10
+    // (12 names: two calls), tags included; a name moto does not know is no service (ECS's
+    // MISSING failure), not an error.
+    let mut names = vec![external.service_name.clone()];
+    names.extend((0..11).map(|i| format!("not-created-{i}")));
+    let services = aws
+        .cluster_services(cluster, &names)
+        .await
+        .expect("the cluster's services, in batches of 10");
+    let found: Vec<&String> = services
+        .iter()
+        .filter_map(|(name, s)| s.as_ref().map(|_| name))
+        .collect();
+    assert_eq!(found, [&external.service_name], "{services:?}");
+    assert_eq!(
+        services.len(),
+        names.len(),
+        "every name asked for is answered"
+    );
+
     // DescribeServices lists the task sets with their revisions.
     let svc = aws
         .describe_service(cluster, &external.service_name)
