@@ -23,7 +23,9 @@
 //!    without either); one is SIGKILLed and the time until the survivor holds every target's
 //!    lease is measured, next to the lease's duration and renewal interval.
 //!
-//! Run: `cargo bench --bench fleet` (about 20 minutes on 2 cores at 1,000 targets). Shape:
+//! Run: `cargo bench --bench fleet` (at 1,000 targets on 2 cores: 14 minutes, measured 2
+//! December 2026 — 30 s set-up, 180 s window, 7 minutes of update — plus about 4 minutes of
+//! release build). Shape:
 //! `FLEET_TARGETS`, `FLEET_CLUSTERS` (default 1000, 10), `FLEET_WINDOW_SECONDS` (steady-state
 //! window, 180), `FLEET_SETTLE_SECONDS` (after every target is watched, 60: one observer
 //! period), `FLEET_LEASE_SECONDS` / `FLEET_RENEW_SECONDS` / `FLEET_MARGIN_SECONDS` (30, 5, 5:
