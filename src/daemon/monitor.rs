@@ -317,7 +317,21 @@ impl Monitor {
             self.refresh().await;
         }
         self.round = self.round.wrapping_add(1);
-        let (ok, failed, latencies) = self.probe_all().await;
+        let mut probed = self.probe_all().await;
+        if probed.0 == 0 && self.ever_healthy {
+            // The tasks may have been replaced since they were last read (a rollout stops the
+            // old ones): before counting downtime, read them again and probe what runs now.
+            // Probes of addresses that no longer run are not failures of the service.
+            if let Some(feed) = &mut self.feed {
+                feed.fresh(self.interval).await;
+            }
+            let before = self.ips.clone();
+            self.refresh().await;
+            if self.ips != before {
+                probed = self.probe_all().await;
+            }
+        }
+        let (ok, failed, latencies) = probed;
         self.follow_mesh();
         let now = self.options.clock.now();
         let from = std::mem::replace(&mut self.last, now);

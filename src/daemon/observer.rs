@@ -360,20 +360,41 @@ pub(super) mod testing {
     pub struct Publisher {
         tx: watch::Sender<Snapshot>,
         seq: u64,
+        nudge: Arc<Notify>,
     }
 
     pub fn feed() -> (Feed, Publisher) {
         let (tx, rx) = watch::channel(Snapshot::default());
+        let nudge = Arc::new(Notify::new());
         let feed = Feed {
             rx,
-            nudge: Arc::new(Notify::new()),
+            nudge: nudge.clone(),
             taken: 0,
             services_taken: 0,
         };
-        (feed, Publisher { tx, seq: 0 })
+        (feed, Publisher { tx, seq: 0, nudge })
     }
 
     impl Publisher {
+        /// Waits until a monitor asks for an early read.
+        pub async fn nudged(&self) {
+            self.nudge.notified().await;
+        }
+
+        /// A read of the tasks asked for at `asked_at`.
+        pub fn tasks(&mut self, asked_at: Instant, tasks: TasksByService) {
+            self.seq += 1;
+            let read = Arc::new(Read {
+                seq: self.seq,
+                asked_at,
+                tasks,
+            });
+            self.tx.send_modify(|s| {
+                s.polls += 1;
+                s.read = Some(read);
+            });
+        }
+
         /// A read of the services asked for at `asked_at`.
         pub fn services(&mut self, asked_at: Instant, services: ServicesByName) {
             self.seq += 1;

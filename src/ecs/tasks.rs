@@ -42,6 +42,26 @@ impl TaskState {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// A RUNNING task at `ip`, for tests of what reads tasks.
+    #[cfg(test)]
+    pub fn running_at(id: &str, ip: &str) -> TaskState {
+        TaskState {
+            arn: format!("arn:aws:ecs:us-east-1:123456789012:task/c/{id}"),
+            id: id.to_owned(),
+            task_definition: String::new(),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            health: String::new(),
+            ip: Some(ip.to_owned()),
+            created_at: None,
+            started_at: None,
+            stopped_reason: None,
+            stop_code: None,
+            started_by: None,
+            exit_codes: Vec::new(),
+        }
+    }
 }
 
 impl Aws {

@@ -184,3 +184,87 @@ async fn without_a_read_of_its_service_the_monitor_neither_counts_nor_writes() {
     assert_eq!(tag_writes(&sim), 0, "the tag already holds the count");
     sim.shutdown().await;
 }
+
+/// An HTTPS server answering 200 to anything on `ip`:9999 (the test prober trusts any
+/// certificate), until the returned task is aborted.
+fn healthy_at(ip: std::net::IpAddr) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = crate::sim::tls::Authority::new("monitor test").expect("a CA");
+    let acceptor = tokio_rustls::TlsAcceptor::from(authority.server_config(ip).expect("a cert"));
+    let listener = std::net::TcpListener::bind((ip, 9999)).expect("bind the task's address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn tasks_replaced_since_the_last_read_are_read_again_before_downtime_is_counted() {
+    let Setup {
+        sim,
+        mut monitor,
+        mut publisher,
+        lease: _,
+    } = setup().await;
+    // Outside the simulators' task range (127.20–127.51): no other test binds these.
+    let (old, new) = ("127.7.61.1", "127.7.61.2");
+    let server = healthy_at(new.parse().expect("an address"));
+    publisher.services(Instant::now(), read(&today(0.0)));
+    publisher.tasks(
+        Instant::now(),
+        crate::ecs::TasksByService::from([(
+            "ag".to_owned(),
+            vec![crate::ecs::TaskState::running_at("a", old)],
+        )]),
+    );
+    monitor.start(None).await;
+    // The observer's read is taken: the monitor knows the old task (nothing answers there
+    // any more: a rollout replaced it) and has seen the service healthy before.
+    monitor.ips = vec![old.to_owned()];
+    monitor.refresh().await;
+    assert_eq!(monitor.ips, [old]);
+    monitor.ever_healthy = true;
+    // A nudge left from the start must not answer the round's request for a fresh read.
+    let _ = tokio::time::timeout(Duration::ZERO, publisher.nudged()).await;
+    let reader = tokio::spawn(async move {
+        publisher.nudged().await;
+        publisher.tasks(
+            Instant::now(),
+            crate::ecs::TasksByService::from([(
+                "ag".to_owned(),
+                vec![crate::ecs::TaskState::running_at("b", new)],
+            )]),
+        );
+        publisher
+    });
+    monitor.round().await;
+    // The round has ended: had it not asked for a fresh read, nobody ever will.
+    let asked = reader.is_finished();
+    reader.abort();
+    assert!(asked, "the round asked the observer for a fresh read");
+    assert_eq!(monitor.ips, [new], "the tasks were read again");
+    let now = monitor.options.clock.now();
+    assert_eq!(
+        monitor.count.report(now).downtime_seconds,
+        0.0,
+        "the service had a healthy task all along"
+    );
+    server.abort();
+    sim.shutdown().await;
+}
