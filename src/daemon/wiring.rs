@@ -95,7 +95,7 @@ pub fn preflight(config: &Config, target: &Target) -> Result<Vec<WiringError>, W
         }
         r => soft(r.map(|_| ()))?,
     }
-    soft(discovery(config, target).map(|_| ()))?;
+    soft(discovery(config, target, &Manifests::default()).map(|_| ()))?;
     soft(environment_check(config, target).map(|_| ()))?;
     Ok(unset)
 }
@@ -171,7 +171,7 @@ pub fn check_shared(
 ) -> Result<Checked, WiringError> {
     let inputs = inputs(config, target, manifests)?;
     Ok(Checked {
-        versions: discovery(config, target)?,
+        versions: discovery(config, target, manifests)?,
         environment: environment_check(config, target)?,
         manifest: inputs.manifest,
         settings: inputs.settings,
@@ -225,7 +225,11 @@ fn environment_check(
 }
 
 /// Version discovery from the target's `versions` settings.
-fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, WiringError> {
+fn discovery(
+    config: &Config,
+    target: &Target,
+    shared: &Manifests,
+) -> Result<Option<Discovery>, WiringError> {
     use crate::config::VersionSourceKind;
     use crate::versions::{Constraint, Policy, registry};
     let Some(v) = &target.versions else {
@@ -261,8 +265,8 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
         (None, None) => None,
     };
     let basic = v.username.clone().zip(password);
-    let registry = registry::Registry::new(&base, &name, basic)
-        .map_err(|e| WiringError::Versions(e.to_string()))?;
+    let client = shared.discovery_client()?;
+    let registry = registry::Registry::with_client(client.clone(), &base, &name, basic);
     let policy = Policy {
         constraint: Constraint::parse(&v.constraint.0)
             .map_err(|e| WiringError::Versions(e.to_string()))?,
@@ -279,8 +283,7 @@ fn discovery(config: &Config, target: &Target) -> Result<Option<Discovery>, Wiri
                 var: var.clone(),
                 field: "versions.token_env",
             })?;
-            let m = crate::versions::dynatrace::Metainfo::new(&env.0, token)
-                .map_err(|e| WiringError::Versions(e.to_string()))?;
+            let m = crate::versions::dynatrace::Metainfo::with_client(client, &env.0, token);
             Some(Arc::new(m))
         }
         _ => None,
@@ -393,13 +396,16 @@ fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inp
     })
 }
 
-/// Parsed manifests by (path as shown, SHA-256 of the bytes), for the targets of one config
-/// version: a fleet's targets often render one manifest, which parsed (its raw documents
-/// kept for the report) is tens of KiB per copy. Never process-wide: one per build.
+/// What the targets of one build (a config version) share rather than make each: parsed
+/// manifests by (path as shown, SHA-256 of the bytes) — a fleet's targets often render one
+/// manifest, which parsed (its raw documents kept for the report) is tens of KiB per copy —
+/// and version discovery's HTTP client, which keeps the system's root certificates (~100 KiB
+/// a copy). Never process-wide: one per build.
 #[derive(Default)]
-pub struct Manifests(
-    std::sync::Mutex<std::collections::BTreeMap<ManifestKey, Arc<translate::Manifest>>>,
-);
+pub struct Manifests {
+    parsed: std::sync::Mutex<std::collections::BTreeMap<ManifestKey, Arc<translate::Manifest>>>,
+    discovery: std::sync::OnceLock<reqwest::Client>,
+}
 
 /// A manifest's path as shown and the SHA-256 of its bytes.
 type ManifestKey = (String, Vec<u8>);
@@ -411,7 +417,7 @@ impl Manifests {
             .to_vec();
         let key = (shown.to_owned(), digest);
         let mut parsed = self
-            .0
+            .parsed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = parsed.get(&key) {
@@ -420,5 +426,15 @@ impl Manifests {
         let m = Arc::new(translate::parse(shown, bytes)?);
         parsed.insert(key, m.clone());
         Ok(m)
+    }
+
+    /// Version discovery's client, built on first use.
+    fn discovery_client(&self) -> Result<reqwest::Client, WiringError> {
+        if let Some(c) = self.discovery.get() {
+            return Ok(c.clone());
+        }
+        let c = crate::versions::registry::client()
+            .map_err(|e| WiringError::Versions(e.to_string()))?;
+        Ok(self.discovery.get_or_init(|| c).clone())
     }
 }

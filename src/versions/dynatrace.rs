@@ -2,8 +2,6 @@
 //! `GET <environment>/api/v1/deployment/installer/gateway/unix/latest/metainfo`
 //! (a PaaS / InstallerDownload token) → `latestGatewayVersion`.
 
-use std::time::Duration;
-
 use super::registry::RegistryError;
 
 pub struct Metainfo {
@@ -23,17 +21,20 @@ impl std::fmt::Debug for Metainfo {
 
 impl Metainfo {
     pub fn new(environment_url: &str, token: String) -> Result<Metainfo, RegistryError> {
+        let client = super::registry::client().map_err(|e| RegistryError::Transport {
+            url: environment_url.to_owned(),
+            detail: e.to_string(),
+        })?;
+        Ok(Metainfo::with_client(client, environment_url, token))
+    }
+
+    /// [`Metainfo::new`] with a shared client (see `registry::Registry::with_client`).
+    pub fn with_client(client: reqwest::Client, environment_url: &str, token: String) -> Metainfo {
         let url = format!(
             "{}/api/v1/deployment/installer/gateway/unix/latest/metainfo",
             environment_url.trim_end_matches('/')
         );
-        let client = crate::http_client(Duration::from_secs(20))
-            .build()
-            .map_err(|e| RegistryError::Transport {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
-        Ok(Metainfo { client, url, token })
+        Metainfo { client, url, token }
     }
 
     /// The latest gateway version, e.g. `1.301.70.20241127-162512`.

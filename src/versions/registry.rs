@@ -126,25 +126,39 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// The HTTP client version discovery reads registries and Dynatrace's API with.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    crate::http_client(Duration::from_secs(20)).build()
+}
+
 impl Registry {
     pub fn new(
         base: &str,
         name: &str,
         basic: Option<(String, String)>,
     ) -> Result<Registry, RegistryError> {
-        let client = crate::http_client(Duration::from_secs(20))
-            .build()
-            .map_err(|e| RegistryError::Transport {
-                url: base.to_owned(),
-                detail: e.to_string(),
-            })?;
-        Ok(Registry {
+        let client = client().map_err(|e| RegistryError::Transport {
+            url: base.to_owned(),
+            detail: e.to_string(),
+        })?;
+        Ok(Registry::with_client(client, base, name, basic))
+    }
+
+    /// A registry read through `client` (one of [`client`], shared: each client loads and
+    /// keeps the system's root certificates, ~100 KiB, which 1,000 targets need only once).
+    pub fn with_client(
+        client: reqwest::Client,
+        base: &str,
+        name: &str,
+        basic: Option<(String, String)>,
+    ) -> Registry {
+        Registry {
             client,
             base: base.trim_end_matches('/').to_owned(),
             name: name.to_owned(),
             basic,
             token: Mutex::new(None),
-        })
+        }
     }
 
     fn token(&self) -> Option<String> {
