@@ -219,7 +219,8 @@ async fn an_idle_daemon_makes_only_the_monitors_calls_and_reads_its_manifest_onc
     tokio::time::sleep(Duration::from_secs(3)).await;
     let quiet = calls_between(&before, &rig.w.sim.calls());
     eprintln!("calls in a quiet window of 3 s: {quiet:?}");
-    let monitor = ["ListTasks", "DescribeTasks"];
+    // The observer's reads: the cluster's tasks and the watched services (their tags).
+    let monitor = ["ListTasks", "DescribeTasks", "DescribeServices"];
     assert!(
         quiet.keys().all(|op| monitor.contains(&op.as_str())),
         "between reconciles only the monitor's calls: {quiet:?}"
