@@ -126,9 +126,11 @@ impl Head {
             .is_some_and(|v| v.starts_with("Api-Token ") && v.len() > "Api-Token ".len())
     }
 
-    /// An awsQuery call (STS): a form-encoded POST without `X-Amz-Target`.
+    /// An awsQuery call (STS): a form-encoded POST to `/` without `X-Amz-Target`. The control
+    /// API's and Dynatrace's paths are not (a client may send their JSON as a form's type).
     fn is_query_call(&self) -> bool {
         self.method == hyper::Method::POST
+            && self.path == "/"
             && self
                 .content_type
                 .as_deref()
