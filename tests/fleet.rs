@@ -13,7 +13,7 @@
 mod simkit;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ use activegate_lifecycle::model::marks::ROLLOUT_TO;
 use activegate_lifecycle::rollout::{Outcome, RolloutError};
 use simkit::rig::*;
 use simkit::*;
+
+type Replica = simkit::fleet::Daemon;
 
 #[tokio::test]
 async fn the_engine_stops_before_a_step_once_its_guard_fails_and_a_later_reconcile_resumes() {
@@ -142,73 +144,15 @@ async fn lease_table(moto: &str) -> LeaseTable {
     t
 }
 
-struct Replica {
-    id: String,
-    child: Option<Child>,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Replica {
-    async fn start(config: &std::path::Path, id: &str, log: &std::path::Path) -> Replica {
-        let mut cmd = simkit::procfs::daemon_command(config.as_os_str(), &["--replica-id", id]);
-        // No `AWS_SDK_UA_APP_ID`: the user agent's `app/<id>` must come from the product.
-        cmd.env_remove("AWS_SDK_UA_APP_ID")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,activegate_lifecycle::daemon::lease=debug")
-            .stderr(std::fs::File::create(log).expect("log file"));
-        let (child, url) = simkit::procfs::spawn(cmd).await;
-        Replica {
-            id: id.to_owned(),
-            child: Some(child),
-            url,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn status(&self) -> Option<serde_json::Value> {
-        let r = self
-            .http
-            .get(format!("{}/status", self.url))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        r.json().await.ok()
-    }
-
-    fn signal(&self, sig: &str) {
-        let child = self.child.as_ref().expect("running");
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(ok.success(), "kill -{sig}");
-    }
-
-    async fn sigkill(&mut self) {
-        if let Some(child) = self.child.take() {
-            simkit::binary::kill(child).await;
-        }
-    }
-
-    async fn terminate(&mut self) {
-        if let Some(child) = self.child.take() {
-            tokio::task::spawn_blocking(move || simkit::procfs::stop(child))
-                .await
-                .expect("join");
-        }
-    }
-}
-
-/// A replica left running by a failed assertion is killed with the test.
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A daemon replica: `--replica-id id`, and no `AWS_SDK_UA_APP_ID`, since the user agent's
+/// `app/<id>` must come from the product.
+async fn replica(config: &std::path::Path, id: &str, log: &std::path::Path) -> Replica {
+    let mut cmd = simkit::procfs::daemon_command(config.as_os_str(), &["--replica-id", id]);
+    cmd.env_remove("AWS_SDK_UA_APP_ID")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info,activegate_lifecycle::daemon::lease=debug")
+        .stderr(std::fs::File::create(log).expect("log file"));
+    Replica::spawn(id, cmd).await
 }
 
 /// The live leases, by key (read from the table).
@@ -301,7 +245,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
     let mut replicas = Vec::new();
     for id in &ids {
         let log = dir.path().join(format!("{id}.log"));
-        replicas.push(Replica::start(&config, id, &log).await);
+        replicas.push(replica(&config, id, &log).await);
     }
 
     // Every target gets exactly one holder, a fair share each, and is reconciled by it.
@@ -315,7 +259,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
             return None;
         }
         for (i, r) in &h {
-            let replica = replicas.iter().find(|x| x.id == *r)?;
+            let replica = replicas.iter().find(|x| x.name == *r)?;
             if !reconciled(&replica.status().await?, *i, None) {
                 return None;
             }
@@ -325,7 +269,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
     .await;
     for r in &replicas {
         let s = r.status().await.expect("status");
-        assert_eq!(s["lease"]["replica"], r.id.as_str());
+        assert_eq!(s["lease"]["replica"], r.name.as_str());
         let live: BTreeSet<&str> = s["lease"]["replicas"]
             .as_array()
             .expect("replicas")
@@ -336,7 +280,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
             live,
             all.iter().copied().collect(),
             "{} sees every replica",
-            r.id
+            r.name
         );
         assert_eq!(s["lease"]["held"].as_u64(), Some(share as u64));
         let metrics = r
@@ -357,7 +301,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
     // `status` asked of each replica: every target's row names its holder, "this replica" on
     // the holder itself only.
     for r in &replicas {
-        let (url, me) = (r.url.clone(), r.id.clone());
+        let (url, me) = (r.url.clone(), r.name.clone());
         until(Duration::from_secs(20), || async {
             let table = status_table(&url).await;
             let header = table.lines().next().is_some_and(|h| h.contains(" HOLDER "));
@@ -392,7 +336,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
     }
     let victim = replicas
         .iter()
-        .position(|r| r.id == victim_id)
+        .position(|r| r.name == victim_id)
         .expect("the holder is one of ours");
     until(Duration::from_secs(20), || async {
         let s = replicas[victim].status().await?;
@@ -447,7 +391,7 @@ async fn three_replicas_share_thirty_targets_and_take_over_a_killed_ones_rollout
     let heir_id = after[&0].clone();
     let heir = replicas
         .iter()
-        .find(|r| r.id == heir_id)
+        .find(|r| r.name == heir_id)
         .expect("a survivor");
     // Its status shows t00 verified at a revision of V2 (not the V1 it may have created).
     until(Duration::from_secs(30), || async {

@@ -11,18 +11,8 @@ mod simkit;
 use std::time::{Duration, Instant};
 
 use activegate_lifecycle::ecs::{Aws, Bucket, ClientSettings, Clients, Family, RateLimits};
-use activegate_lifecycle::model::task_definition::TaskDefinition;
 
 const REGISTER: &str = "RegisterTaskDefinition";
-
-fn task_definition() -> TaskDefinition {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/activegate.task-definition.json"
-    );
-    serde_json::from_slice(&std::fs::read(path).expect("golden task definition"))
-        .expect("a task definition")
-}
 
 fn settings(world: &simkit::World, region: &str) -> ClientSettings {
     let mut s = ClientSettings::new(region);
@@ -49,7 +39,7 @@ async fn a_burst_of_registrations_is_paced_by_the_default_bucket_and_never_throt
         },
         "ECS's documented RegisterTaskDefinition bucket"
     );
-    let td = task_definition();
+    let td = simkit::golden_task_definition();
 
     let start = Instant::now();
     for _ in 0..25 {
@@ -101,7 +91,7 @@ async fn clients_of_one_key_share_a_bucket_and_other_regions_and_caches_do_not()
     let other_cache = Clients::new()
         .aws(one_a_quarter_second(settings(&world, "us-east-1")))
         .await;
-    let td = task_definition();
+    let td = simkit::golden_task_definition();
 
     first
         .register_task_definition(&td, &[])

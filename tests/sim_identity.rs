@@ -3,15 +3,13 @@
 //! for roles of the simulator's account; with `require_assumed_role` ECS calls signed with
 //! any other key are refused, and with `check_region` calls scoped to another region are.
 
+mod simkit;
+
 use activegate_lifecycle::ecs::{AssumeRole, ClientSettings, Clients, EcsError};
 use activegate_lifecycle::model::secret::Redacted;
-use activegate_lifecycle::model::task_definition::TaskDefinition;
 use activegate_lifecycle::sim::{Sim, SimHandle, SimOptions};
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ecs::config::{Credentials, Region};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
-use aws_smithy_http_client::tls;
 
 const ACCOUNT: &str = "210987654321";
 const ROLE: &str = "arn:aws:iam::210987654321:role/activegate-lifecycle";
@@ -36,26 +34,13 @@ async fn sim(region: &str, require_assumed_role: bool, check_region: bool) -> Si
 
 /// An SDK configuration signing with the base key in `region`, one attempt per call.
 async fn base_config(sim: &SimHandle, region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .credentials_provider(Credentials::new(
-            BASE_KEY,
-            "not-a-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(sim.endpoint())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
+    simkit::sdk_config(
+        sim.endpoint(),
+        region,
+        simkit::credentials(BASE_KEY),
+        RetryConfig::disabled(),
+    )
+    .await
 }
 
 fn settings(sim: &SimHandle, role: Option<&str>) -> ClientSettings {
@@ -69,15 +54,6 @@ fn settings(sim: &SimHandle, role: Option<&str>) -> ClientSettings {
         session_name: SESSION.into(),
     });
     s
-}
-
-fn task_definition() -> TaskDefinition {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/activegate.task-definition.json"
-    );
-    serde_json::from_slice(&std::fs::read(path).expect("golden task definition"))
-        .expect("a task definition")
 }
 
 /// The error code of an ECS call made through the raw SDK.
@@ -123,7 +99,7 @@ async fn the_product_assumes_a_role_at_the_simulator_and_only_its_keys_may_call_
 
     // ECS with the assumed credentials is served, and attributed to the issued key.
     let arn = assumed
-        .register_task_definition(&task_definition(), &[])
+        .register_task_definition(&simkit::golden_task_definition(), &[])
         .await
         .expect("registered with the assumed role");
     assert!(
@@ -144,7 +120,7 @@ async fn the_product_assumes_a_role_at_the_simulator_and_only_its_keys_may_call_
     // The base key may call STS but not ECS: AWS does not know it as an ECS caller here.
     let base = clients.aws(settings(&sim, None)).await;
     let refused = base
-        .register_task_definition(&task_definition(), &[])
+        .register_task_definition(&simkit::golden_task_definition(), &[])
         .await
         .expect_err("the base key is refused");
     match refused {

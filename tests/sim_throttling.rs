@@ -3,15 +3,13 @@
 //! is spent; the product's budgeted client with the default `[aws.rate_limits]` is paced
 //! instead and never throttled. Counts are asserted, not timings.
 
+mod simkit;
+
 use activegate_lifecycle::ecs::{ClientSettings, Clients};
-use activegate_lifecycle::model::task_definition::TaskDefinition;
 use activegate_lifecycle::sim::{Sim, SimHandle, SimOptions};
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ecs::config::{Credentials, Region};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
-use aws_smithy_http_client::tls;
 
 const REGISTER: &str = "RegisterTaskDefinition";
 
@@ -32,26 +30,13 @@ async fn sim(ecs_rate_limits: bool) -> SimHandle {
 
 /// A raw SDK client: one attempt per call, no client-side pacing.
 async fn raw_ecs(sim: &SimHandle) -> aws_sdk_ecs::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDRAW",
-            "not-a-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(sim.endpoint())
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await;
+    let config = simkit::sdk_config(
+        sim.endpoint(),
+        "us-east-1",
+        simkit::credentials("AKIDRAW"),
+        RetryConfig::disabled(),
+    )
+    .await;
     aws_sdk_ecs::Client::new(&config)
 }
 
@@ -173,15 +158,6 @@ async fn without_ecs_rate_limits_nothing_is_throttled() {
     sim.shutdown().await;
 }
 
-fn task_definition() -> TaskDefinition {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/activegate.task-definition.json"
-    );
-    serde_json::from_slice(&std::fs::read(path).expect("golden task definition"))
-        .expect("a task definition")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budgeted_client_with_default_rate_limits_is_never_throttled() {
     let sim = sim(true).await;
@@ -191,7 +167,7 @@ async fn the_budgeted_client_with_default_rate_limits_is_never_throttled() {
     // One attempt: a throttle would surface as an error instead of being retried away.
     settings.max_attempts = 1;
     let aws = Clients::new().aws(settings).await;
-    let td = task_definition();
+    let td = simkit::golden_task_definition();
     // 20 at once, then 5 paced at 1 /s: about 5 s.
     for i in 0..25 {
         aws.register_task_definition(&td, &[])

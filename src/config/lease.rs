@@ -94,23 +94,7 @@ impl LeaseSettings {
 mod tests {
     use crate::config::{Config, ConfigError};
 
-    const TARGET: &str = r#"
-[[target]]
-name = "prod-eu"
-region = "eu-central-1"
-cluster = "observability"
-service = "dynatrace-activegate"
-execution_role_arn = "arn:aws:iam::123456789012:role/exec"
-
-[target.network]
-subnets = ["subnet-0123456789abcdef0"]
-
-[target.logs]
-group = "/ecs/activegate"
-
-[target.secrets]
-tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
-"#;
+    use crate::config::MINIMAL_TARGET as TARGET;
 
     fn parse(lease: &str) -> Result<Config, ConfigError> {
         Config::parse("ag.toml", &format!("[daemon.lease]\n{lease}\n{TARGET}"))

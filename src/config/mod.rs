@@ -147,5 +147,25 @@ pub struct Place {
     pub column: u64,
 }
 
+/// The smallest valid target ("prod-eu" in eu-central-1), for the unit tests that need a
+/// config and care about one section of it.
+#[cfg(test)]
+pub(crate) const MINIMAL_TARGET: &str = r#"[[target]]
+name = "prod-eu"
+region = "eu-central-1"
+cluster = "observability"
+service = "dynatrace-activegate"
+execution_role_arn = "arn:aws:iam::123456789012:role/exec"
+
+[target.network]
+subnets = ["subnet-0123456789abcdef0"]
+
+[target.logs]
+group = "/ecs/activegate"
+
+[target.secrets]
+tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
+"#;
+
 #[cfg(test)]
 mod tests;

@@ -2,22 +2,7 @@ use super::*;
 
 const EXAMPLE: &str = include_str!("../../config/activegate-lifecycle.toml");
 
-const MINIMAL: &str = r#"[[target]]
-name = "prod-eu"
-region = "eu-central-1"
-cluster = "observability"
-service = "dynatrace-activegate"
-execution_role_arn = "arn:aws:iam::123456789012:role/exec"
-
-[target.network]
-subnets = ["subnet-0123456789abcdef0"]
-
-[target.logs]
-group = "/ecs/activegate"
-
-[target.secrets]
-tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
-"#;
+const MINIMAL: &str = MINIMAL_TARGET;
 
 fn invalid(text: &str) -> (usize, usize, String, String) {
     match Config::parse("ag.toml", text) {

@@ -107,8 +107,8 @@ struct Built {
 /// client adjustment, the board the engine reports to.
 pub struct Env<'a> {
     pub clients: &'a Clients,
-    /// The manifests parsed for this build, shared by the targets that read the same bytes.
-    pub manifests: &'a wiring::Manifests,
+    /// What this build's targets share: parsed manifests, version discovery's HTTP client.
+    pub shared: &'a wiring::Shared,
     pub adjust: &'a Adjust,
     pub board: &'a Arc<Board>,
 }
@@ -166,7 +166,7 @@ impl TargetContext {
     async fn parts(config: &Config, target: &Target, env: &Env<'_>) -> Built {
         let a = env.adjust.clone();
         let settings = wiring::client_settings(config, target, |c| a(c));
-        let checked = match wiring::check_shared(config, target, env.manifests) {
+        let checked = match wiring::check_shared(config, target, env.shared) {
             Ok(checked) => checked,
             Err(e) => {
                 // The monitor needs only the manifest and the prober: a target whose rollout

@@ -199,7 +199,7 @@ impl Job {
                 &self.target,
                 &context::Env {
                     clients: &self.clients,
-                    manifests: &super::wiring::Manifests::default(),
+                    shared: &super::wiring::Shared::default(),
                     adjust: &self.options.adjust_client,
                     board: &self.board,
                 },

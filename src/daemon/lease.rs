@@ -548,23 +548,7 @@ mod tests {
 
     #[test]
     fn a_reload_that_changes_the_lease_settings_warns_they_apply_at_restart() {
-        let target = r#"
-[[target]]
-name = "prod-eu"
-region = "eu-central-1"
-cluster = "observability"
-service = "dynatrace-activegate"
-execution_role_arn = "arn:aws:iam::123456789012:role/exec"
-
-[target.network]
-subnets = ["subnet-0123456789abcdef0"]
-
-[target.logs]
-group = "/ecs/activegate"
-
-[target.secrets]
-tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
-"#;
+        let target = crate::config::MINIMAL_TARGET;
         let with = |lease: &str| {
             crate::config::Config::parse("ag.toml", &format!("{lease}\n{target}")).expect("valid")
         };

@@ -110,10 +110,10 @@ impl Supervisor {
         }
         let mut previous = std::mem::take(&mut self.running);
         let contexts = std::mem::take(&mut self.contexts);
-        let manifests = wiring::Manifests::default();
+        let shared = wiring::Shared::default();
         let env = context::Env {
             clients: &self.clients,
-            manifests: &manifests,
+            shared: &shared,
             adjust: &self.options.adjust_client,
             board: &self.board,
         };

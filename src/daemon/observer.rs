@@ -1,6 +1,7 @@
 //! One observer per (identity, region, endpoint, cluster) and config version: it reads the
-//! cluster's tasks (one paginated ListTasks, DescribeTasks in batches of 100) and the services
-//! of its targets (DescribeServices with their tags, in batches of 10), and hands every
+//! cluster's tasks (one paginated ListTasks, DescribeTasks in batches of 100) and, every
+//! [`SERVICES_EVERY`] polls or when a monitor needs them sooner, the services of its targets
+//! (DescribeServices with their tags, in batches of 10), and hands every
 //! target's availability monitor its own service's tasks and description from those reads, so
 //! that the steady state's AWS calls grow with the clusters, not with the targets. Every
 //! target of a config version subscribes before its observer starts, so the first poll covers
@@ -276,30 +277,31 @@ impl Observer {
     async fn run(self, mut stop: Shutdown) {
         let period = self.interval * REFRESH_EVERY;
         let mut seq = Seqs::default();
+        let mut nudged = false;
         loop {
             let began = Instant::now();
             tokio::select! {
                 _ = stop.recv() => break,
                 _ = self.tx.closed() => break,
-                _ = self.poll(&mut seq, began) => {}
+                _ = self.poll(&mut seq, began, nudged) => {}
             }
-            tokio::select! {
+            nudged = tokio::select! {
                 _ = stop.recv() => break,
                 _ = self.tx.closed() => break,
-                _ = tokio::time::sleep_until(began + period) => {}
+                _ = tokio::time::sleep_until(began + period) => false,
                 _ = async {
                     self.nudge.notified().await;
                     tokio::time::sleep_until(began + self.interval).await;
-                } => {}
-            }
+                } => true,
+            };
         }
         self.board.add_aws_counts(self.aws.counts());
     }
 
-    /// One read of the cluster's tasks and one of its services, handed to every subscriber;
-    /// a failed one is logged and retried on the next period, the last good read staying
-    /// what the monitors see.
-    async fn poll(&self, seq: &mut Seqs, asked_at: Instant) {
+    /// One read of the cluster's tasks and, when [`Seqs::services_due`], one of its
+    /// services, handed to every subscriber; a failed one is logged and retried on the next
+    /// period, the last good read staying what the monitors see.
+    async fn poll(&self, seq: &mut Seqs, asked_at: Instant, nudged: bool) {
         let read = match self.aws.cluster_tasks(&self.cluster).await {
             Ok(tasks) => {
                 seq.tasks += 1;
@@ -314,6 +316,18 @@ impl Observer {
                 None
             }
         };
+        let tasks = read.as_ref().map(|r| &r.tasks);
+        if !seq.services_due(nudged, tasks, &self.services) {
+            seq.skipped += 1;
+            self.tx.send_modify(|s| {
+                s.polls += 1;
+                if read.is_some() {
+                    s.read = read;
+                }
+            });
+            return;
+        }
+        seq.skipped = 0;
         let asked_at = Instant::now();
         let services = match self
             .aws
@@ -322,6 +336,10 @@ impl Observer {
         {
             Ok(services) => {
                 seq.services += 1;
+                seq.incomplete = self
+                    .services
+                    .iter()
+                    .any(|s| !matches!(services.get(s), Some(Some(_))));
                 Some(Arc::new(ServicesRead {
                     seq: seq.services,
                     asked_at,
@@ -329,6 +347,7 @@ impl Observer {
                 }))
             }
             Err(e) => {
+                seq.incomplete = true;
                 tracing::warn!(cluster = %self.cluster, error = %chain(&e), "cannot read the cluster's services; the monitors keep the last read");
                 None
             }
@@ -345,11 +364,41 @@ impl Observer {
     }
 }
 
-/// The reads an observer has made, of each kind.
+/// A poll reads the services (their tags: the downtime another replica's monitor wrote)
+/// at least every this many polls; more often only when a monitor needs it (see
+/// [`Seqs::services_due`]). ARNs do not change and a holder's monitor keeps its own count,
+/// so between those reads the services' calls would tell nothing new.
+pub(super) const SERVICES_EVERY: u64 = 4;
+
+/// The reads an observer has made, of each kind, and what decides the next services read.
 #[derive(Debug, Default)]
 struct Seqs {
     tasks: u64,
     services: u64,
+    /// Polls since the last services read (or its attempt).
+    skipped: u64,
+    /// The last services read failed, or did not find every watched service.
+    incomplete: bool,
+}
+
+impl Seqs {
+    /// Whether this poll reads the services too: the first poll; one a monitor asked for
+    /// (it starts, or took a lease over, and waits for the tags); while the last read failed
+    /// or a service was missing (it may be created any moment); when a watched service has
+    /// no running task in this poll's read of the tasks (scaled in, being replaced, or
+    /// deleted: its monitor must learn which); and at least every [`SERVICES_EVERY`] polls.
+    fn services_due(
+        &self,
+        nudged: bool,
+        tasks: Option<&TasksByService>,
+        watched: &[String],
+    ) -> bool {
+        self.services == 0
+            || nudged
+            || self.incomplete
+            || self.skipped + 1 >= SERVICES_EVERY
+            || tasks.is_some_and(|t| watched.iter().any(|s| t.get(s).is_none_or(Vec::is_empty)))
+    }
 }
 
 /// A feed without an observer, for the monitor's tests: the test publishes the reads.
@@ -408,5 +457,62 @@ pub(super) mod testing {
                 s.services = Some(read);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched() -> Vec<String> {
+        vec!["ag-a".to_owned(), "ag-b".to_owned()]
+    }
+
+    /// Both watched services with a running task each.
+    fn running() -> TasksByService {
+        watched()
+            .into_iter()
+            .map(|s| (s, vec![crate::ecs::TaskState::running_at("t1", "10.0.0.1")]))
+            .collect()
+    }
+
+    #[test]
+    fn the_services_are_read_first_then_every_few_polls_or_when_a_monitor_needs_them() {
+        let w = watched();
+        let all = running();
+        let mut s = Seqs::default();
+        assert!(s.services_due(false, Some(&all), &w), "the first poll");
+        s.services = 1;
+        for skipped in 0..SERVICES_EVERY - 1 {
+            s.skipped = skipped;
+            assert_eq!(
+                s.services_due(false, Some(&all), &w),
+                skipped + 1 == SERVICES_EVERY,
+                "{skipped} polls since the last read"
+            );
+        }
+        s.skipped = 0;
+        assert!(!s.services_due(false, Some(&all), &w));
+        assert!(
+            !s.services_due(false, None, &w),
+            "a failed read of the tasks alone"
+        );
+        assert!(s.services_due(true, Some(&all), &w), "a monitor asked");
+        let mut gone = all.clone();
+        gone.remove("ag-b");
+        assert!(
+            s.services_due(false, Some(&gone), &w),
+            "a service without tasks"
+        );
+        gone.insert("ag-b".into(), Vec::new());
+        assert!(
+            s.services_due(false, Some(&gone), &w),
+            "an empty entry alike"
+        );
+        s.incomplete = true;
+        assert!(
+            s.services_due(false, Some(&all), &w),
+            "a service missing last time"
+        );
     }
 }

@@ -88,14 +88,14 @@ pub fn preflight(config: &Config, target: &Target) -> Result<Vec<WiringError>, W
         }
         other => other,
     };
-    match inputs(config, target, &Manifests::default()) {
+    match inputs(config, target, &Shared::default()) {
         Err(e) if e.is_unset_variable() => {
             soft(Err(e))?;
             super::settings::trust(config, target)?;
         }
         r => soft(r.map(|_| ()))?,
     }
-    soft(discovery(config, target, &Manifests::default()).map(|_| ()))?;
+    soft(discovery(config, target, &Shared::default()).map(|_| ()))?;
     soft(environment_check(config, target).map(|_| ()))?;
     Ok(unset)
 }
@@ -160,18 +160,18 @@ pub struct Checked {
 /// settings, the Dynatrace-side check's. `run` builds every engine from it; `check-config`
 /// makes the same checks, step by step, through [`preflight`].
 pub fn check(config: &Config, target: &Target) -> Result<Checked, WiringError> {
-    check_shared(config, target, &Manifests::default())
+    check_shared(config, target, &Shared::default())
 }
 
 /// [`check`], with the manifest parsed once for every target that reads the same bytes.
 pub fn check_shared(
     config: &Config,
     target: &Target,
-    manifests: &Manifests,
+    shared: &Shared,
 ) -> Result<Checked, WiringError> {
-    let inputs = inputs(config, target, manifests)?;
+    let inputs = inputs(config, target, shared)?;
     Ok(Checked {
-        versions: discovery(config, target, manifests)?,
+        versions: discovery(config, target, shared)?,
         environment: environment_check(config, target)?,
         manifest: inputs.manifest,
         settings: inputs.settings,
@@ -228,7 +228,7 @@ fn environment_check(
 fn discovery(
     config: &Config,
     target: &Target,
-    shared: &Manifests,
+    shared: &Shared,
 ) -> Result<Option<Discovery>, WiringError> {
     use crate::config::VersionSourceKind;
     use crate::versions::{Constraint, Policy, registry};
@@ -334,7 +334,7 @@ pub async fn parts(
     target: &Target,
     adjust: impl FnOnce(&mut ClientSettings),
 ) -> Result<Parts, WiringError> {
-    let inputs = inputs(config, target, &Manifests::default())?;
+    let inputs = inputs(config, target, &Shared::default())?;
     let aws = aws(config, target, adjust).await;
     Ok(Parts {
         manifest: inputs.manifest,
@@ -353,7 +353,7 @@ struct Inputs {
 }
 
 /// Reads and translates the target's manifest and builds its prober.
-fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inputs, WiringError> {
+fn inputs(config: &Config, target: &Target, shared: &Shared) -> Result<Inputs, WiringError> {
     let Some(manifest_path) = &target.manifest else {
         return Err(WiringError::NoManifest {
             config: config.path.clone(),
@@ -368,7 +368,7 @@ fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inp
             source,
         }
     })?;
-    let manifest = manifests.parse(&shown, &bytes)?;
+    let manifest = shared.parse(&shown, &bytes)?;
     let settings = super::settings::translate(target);
     // With version discovery and no configured image, each reconcile picks the image; until
     // then the repository stands in, so that a manifest whose image is a placeholder still
@@ -402,7 +402,7 @@ fn inputs(config: &Config, target: &Target, manifests: &Manifests) -> Result<Inp
 /// and version discovery's HTTP client, which keeps the system's root certificates (~100 KiB
 /// a copy). Never process-wide: one per build.
 #[derive(Default)]
-pub struct Manifests {
+pub struct Shared {
     parsed: std::sync::Mutex<std::collections::BTreeMap<ManifestKey, Arc<translate::Manifest>>>,
     discovery: std::sync::OnceLock<reqwest::Client>,
 }
@@ -410,7 +410,7 @@ pub struct Manifests {
 /// A manifest's path as shown and the SHA-256 of its bytes.
 type ManifestKey = (String, Vec<u8>);
 
-impl Manifests {
+impl Shared {
     fn parse(&self, shown: &str, bytes: &[u8]) -> Result<Arc<translate::Manifest>, WiringError> {
         let digest = ring::digest::digest(&ring::digest::SHA256, bytes)
             .as_ref()

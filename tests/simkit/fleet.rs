@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use activegate_lifecycle::model::marks;
 use activegate_lifecycle::sim::{Behaviour, Mode, Sim, SimHandle, SimOptions};
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ecs::config::{Credentials, Region};
+use aws_sdk_ecs::config::Credentials;
 use aws_sdk_ecs::error::ProvideErrorMetadata;
-use aws_smithy_http_client::tls;
 
 use super::{LOG_GROUP, install_crypto};
 
@@ -74,21 +72,9 @@ pub fn site_options(account: &str, region: &str) -> SimOptions {
     }
 }
 
+/// Throttling is waited out by `patient`, not by the SDK's retry quota.
 async fn sdk_config(endpoint: &str, region: &str, creds: Credentials) -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .credentials_provider(creds)
-        .endpoint_url(endpoint)
-        .http_client(http)
-        // Throttling is waited out by `patient`, not by the SDK's retry quota.
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await
+    super::sdk_config(endpoint, region, creds, RetryConfig::disabled()).await
 }
 
 fn base_credentials() -> Credentials {
@@ -322,7 +308,7 @@ pub struct Daemon {
     child: Option<Child>,
     pub pid: u32,
     pub url: String,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl Daemon {
@@ -335,6 +321,12 @@ impl Daemon {
         if let Ok(filter) = std::env::var("FLEET_RUST_LOG") {
             cmd.env("RUST_LOG", filter);
         }
+        Self::spawn(name, cmd).await
+    }
+
+    /// The daemon `cmd` (from [`super::procfs::daemon_command`]) runs, once it answers
+    /// `/status`; `name` is how the caller tells its daemons apart.
+    pub async fn spawn(name: &str, cmd: Command) -> Daemon {
         let (child, url) = super::procfs::spawn(cmd).await;
         Daemon {
             name: name.to_owned(),

@@ -60,26 +60,43 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-async fn sdk_config(endpoint: &str, retry: RetryConfig) -> aws_config::SdkConfig {
+/// A raw SDK configuration (no client-side pacing, the product's rustls with ring) signing
+/// with `creds` in `region` at `endpoint`.
+pub async fn sdk_config(
+    endpoint: &str,
+    region: &str,
+    creds: Credentials,
+    retry: RetryConfig,
+) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDSIMULATOR",
-            "not-a-secret",
-            None,
-            None,
-            "sim",
-        ))
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(creds)
         .endpoint_url(endpoint)
         .http_client(http)
         .retry_config(retry)
         .load()
         .await
+}
+
+/// Static test credentials with `key` (the secret is no secret).
+pub fn credentials(key: &str) -> Credentials {
+    Credentials::new(key, "not-a-secret", None, None, "test")
+}
+
+/// The golden task definition (`tests/golden/activegate.task-definition.json`), which the
+/// translator makes of the fixture manifest.
+pub fn golden_task_definition() -> activegate_lifecycle::model::task_definition::TaskDefinition {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/activegate.task-definition.json"
+    );
+    serde_json::from_slice(&std::fs::read(path).expect("golden task definition"))
+        .expect("a task definition")
 }
 
 impl World {
@@ -104,7 +121,13 @@ impl World {
         })
         .await
         .expect("the simulator starts");
-        let config = sdk_config(sim.endpoint(), retry).await;
+        let config = sdk_config(
+            sim.endpoint(),
+            "us-east-1",
+            credentials("AKIDSIMULATOR"),
+            retry,
+        )
+        .await;
         let world = World {
             ecs: aws_sdk_ecs::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),

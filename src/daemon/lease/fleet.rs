@@ -275,27 +275,11 @@ mod tests {
     use crate::ecs::leases::LeaseTable;
     use crate::ecs::{Aws, ClientSettings};
 
-    const CONFIG: &str = r#"
-[daemon.lease]
-table = "ag-leases"
-region = "eu-central-1"
+    const LEASE: &str = "[daemon.lease]\ntable = \"ag-leases\"\nregion = \"eu-central-1\"\n";
 
-[[target]]
-name = "prod-eu"
-region = "eu-central-1"
-cluster = "observability"
-service = "dynatrace-activegate"
-execution_role_arn = "arn:aws:iam::123456789012:role/exec"
-
-[target.network]
-subnets = ["subnet-0123456789abcdef0"]
-
-[target.logs]
-group = "/ecs/activegate"
-
-[target.secrets]
-tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenant-AbCdEf"
-"#;
+    fn config_text() -> String {
+        format!("{LEASE}\n{}", crate::config::MINIMAL_TARGET)
+    }
 
     /// A fleet whose table is never called (nothing here takes a lease).
     async fn fleet(board: &Arc<Board>) -> Arc<Fleet> {
@@ -314,12 +298,12 @@ tenant_token = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:dt/tenan
         let _ = rustls::crypto::ring::default_provider().install_default();
         let board = Arc::new(Board::default());
         let f = fleet(&board).await;
-        let config = Config::parse("ag.toml", CONFIG).expect("valid");
+        let config = Config::parse("ag.toml", &config_text()).expect("valid");
         f.set_targets(&config);
         let key = key_of(&config.targets[0]);
         assert_eq!(key, "lease/eu-central-1/observability/dynatrace-activegate");
         // The same service names in another account have a lease of their own.
-        let other = CONFIG.replace(
+        let other = config_text().replace(
             "[[target]]",
             "[[target]]\nrole_arn = \"arn:aws:iam::210987654321:role/ag\"",
         );
