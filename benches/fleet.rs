@@ -20,14 +20,16 @@
 //!    downtime and failed probes the availability monitors counted meanwhile;
 //! 3. takeover: two replicas with `[daemon.lease]` on a DynamoDB table in moto
 //!    (`MOTO_ENDPOINT`, or `.venv/bin/moto_server` started here; skipped, saying why,
-//!    without either); one is SIGKILLed and the time until the survivor holds every target's
-//!    lease is measured, next to the lease's duration and renewal interval.
+//!    without either); once they share the targets, the ECS calls of both over a window (each
+//!    watches every target); then one is SIGKILLed and the time until the survivor holds
+//!    every target's lease is measured, next to the lease's duration and renewal interval.
 //!
 //! Run: `cargo bench --bench fleet` (at 1,000 targets on 2 cores: 14 minutes, measured 2
 //! December 2026 — 30 s set-up, 180 s window, 7 minutes of update — plus about 4 minutes of
 //! release build). Shape:
 //! `FLEET_TARGETS`, `FLEET_CLUSTERS` (default 1000, 10), `FLEET_WINDOW_SECONDS` (steady-state
-//! window, 180), `FLEET_SETTLE_SECONDS` (after every target is watched, 60: one observer
+//! window, of one daemon and of the two replicas, 240: the observers read the services every
+//! 4th poll of 60 s), `FLEET_SETTLE_SECONDS` (after every target is watched, 60: one observer
 //! period), `FLEET_LEASE_SECONDS` / `FLEET_RENEW_SECONDS` / `FLEET_MARGIN_SECONDS` (30, 5, 5:
 //! the product's defaults). The daemons' logs land in `target/bench/fleet-*.log`.
 
@@ -614,6 +616,14 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
         println!("\n### Takeover\n\nnot measured: {why}");
         return json!({"failed": why});
     }
+    // Both replicas watch every target (only the holder writes): the ECS calls of the pair.
+    tokio::time::sleep(shape.settle).await;
+    let before = Counts::now(sites);
+    tokio::time::sleep(shape.window).await;
+    let pair = before.since(sites);
+    let pair_calls = pair.calls_total();
+    let pair_per_second = aws_total(&pair_calls) as f64 / shape.window.as_secs_f64();
+    let pair_throttled = pair.throttled_total();
     let held_before: Vec<u64> = {
         let mut v = Vec::new();
         for r in &replicas {
@@ -648,14 +658,19 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
 
     println!("\n### Takeover (two replicas, `[daemon.lease]` on moto's DynamoDB)\n");
     println!(
-        "| targets | lease duration | renew interval | margin | both replicas sharing after | held before the kill ({} / {}) | survivor holds every lease after SIGKILL | survivor's failed lease rounds (whole run) | peak RSS {} | peak RSS {} |",
-        victim.name, survivor.name, victim.name, survivor.name
+        "| targets | lease duration | renew interval | margin | both replicas sharing after | ECS calls per second of both (goal ≤ 3), throttled | by operation ({} s) | held before the kill ({} / {}) | survivor holds every lease after SIGKILL | survivor's failed lease rounds (whole run) | peak RSS {} | peak RSS {} |",
+        shape.window.as_secs(),
+        victim.name,
+        survivor.name,
+        victim.name,
+        survivor.name
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {duration} s | {renew} s | {margin} s | {:.1} s | {} / {} | **{:.1} s** | {} | {victim_peak:.1} MiB | {survivor_peak:.1} MiB |",
+        "| {} | {duration} s | {renew} s | {margin} s | {:.1} s | {pair_per_second:.2}, {pair_throttled} | {} | {} / {} | **{:.1} s** | {} | {victim_peak:.1} MiB | {survivor_peak:.1} MiB |",
         shape.targets,
         shared.as_secs_f64(),
+        by_operation(&pair_calls),
         held_before[0],
         held_before[1],
         took.as_secs_f64(),
@@ -666,6 +681,8 @@ async fn takeover(sites: &[Site], shape: &Shape, dir: &Path) -> Value {
         "renew_seconds": renew,
         "margin_seconds": margin,
         "shared_after_seconds": shared.as_secs_f64(),
+        "both_replicas": {"window_seconds": shape.window.as_secs(), "calls": pair_calls,
+            "calls_per_second": pair_per_second, "throttled": pair_throttled},
         "held_before_kill": {victim.name.clone(): held_before[0], survivor.name.clone(): held_before[1]},
         "takeover_seconds": took.as_secs_f64(),
         "survivor_lease_round_errors": errors.as_ref().map(|e| e.0),
@@ -696,7 +713,7 @@ async fn main() {
     let shape = Shape {
         targets: env_or("FLEET_TARGETS", 1000) as usize,
         clusters: env_or("FLEET_CLUSTERS", 10) as usize,
-        window: Duration::from_secs(env_or("FLEET_WINDOW_SECONDS", 180)),
+        window: Duration::from_secs(env_or("FLEET_WINDOW_SECONDS", 240)),
         settle: Duration::from_secs(env_or("FLEET_SETTLE_SECONDS", 60)),
     };
     let begun = Instant::now();

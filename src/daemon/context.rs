@@ -318,6 +318,8 @@ impl Contexts {
         let mut previous = previous.0;
         let mut next = BTreeMap::new();
         for target in &config.targets {
+            // A thousand targets are seconds of work: let the probes and renewals run between.
+            tokio::task::yield_now().await;
             let name = target.name.to_string();
             let kept = match previous.remove(&name) {
                 Some(slot) if slot.get().await.matches(config, target) => Some(slot),

@@ -197,7 +197,16 @@ impl Supervisor {
 
     /// SIGHUP: the new config, or the running one when the new one is invalid.
     async fn reload(&mut self, config_path: &std::path::Path, config: &mut Arc<Config>) {
-        match Config::load(config_path) {
+        // A large config takes seconds to parse: off the event loop, whose probes and lease
+        // renewals go on meanwhile.
+        let path = config_path.to_owned();
+        let loaded = match tokio::task::spawn_blocking(move || Config::load(&path)).await {
+            Ok(loaded) => loaded,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        };
+        match loaded {
             Err(e) => {
                 // Config errors name fields and shapes, never values; the scrub is the last guard.
                 let why = crate::model::secret::scrub(&context::chain(&e)).into_owned();

@@ -32,6 +32,17 @@ use count::Count;
 /// Task IPs are refreshed from ECS every this many probe rounds (the cluster's observer reads
 /// every this many probe intervals).
 pub(super) const REFRESH_EVERY: u32 = 4;
+/// What one probe of every known task found.
+#[derive(Debug, Default)]
+struct Probed {
+    ok: u64,
+    failed: u64,
+    /// Failures that were timeouts.
+    timed_out: u64,
+    /// Of every probe, in seconds.
+    latencies: Vec<f64>,
+}
+
 /// Downtime is written to the service tag at most this often (and at shutdown).
 const PERSIST_EVERY: Duration = Duration::from_secs(60);
 
@@ -318,28 +329,38 @@ impl Monitor {
         }
         self.round = self.round.wrapping_add(1);
         let mut probed = self.probe_all().await;
-        if probed.0 == 0 && self.ever_healthy {
+        if probed.ok == 0 && self.ever_healthy {
             // The tasks may have been replaced since they were last read (a rollout stops the
             // old ones): before counting downtime, read them again and probe what runs now.
             // Probes of addresses that no longer run are not failures of the service.
-            if let Some(feed) = &mut self.feed {
-                feed.fresh(self.interval).await;
-            }
             let before = self.ips.clone();
-            self.refresh().await;
+            self.reread().await;
             if self.ips != before {
                 probed = self.probe_all().await;
             }
         }
-        let (ok, failed, latencies) = probed;
+        let Probed {
+            ok,
+            failed,
+            timed_out,
+            latencies,
+        } = probed;
         self.follow_mesh();
         let now = self.options.clock.now();
         let from = std::mem::replace(&mut self.last, now);
         self.ever_healthy |= ok > 0;
-        // A service that has answered before and now has no healthy task is down.
+        // A service that has answered before and now has no healthy task is down, unless
+        // every probe timed out while this daemon's event loop ran late: then the daemon was
+        // too busy to tell (a reload of a large config, say), which is not the ActiveGates'
+        // downtime, as it is no verdict on a version.
+        let late = self.prober.load().event_loop_lateness();
         if ok == 0 && self.ever_healthy && self.service_arn.is_some() {
-            self.count.add_downtime(from, now);
-            tracing::warn!(target = %self.name, tasks = self.ips.len(), "no ActiveGate task answered healthy");
+            if failed > 0 && timed_out == failed && late > crate::health::load::LATE_EVENT_LOOP {
+                tracing::warn!(target = %self.name, tasks = self.ips.len(), late_s = late.as_secs_f64(), "no ActiveGate task answered in time while the daemon's event loop ran late; not counted as downtime");
+            } else {
+                self.count.add_downtime(from, now);
+                tracing::warn!(target = %self.name, tasks = self.ips.len(), "no ActiveGate task answered healthy");
+            }
         }
         let report = self.count.report(now);
         self.board.target(&self.name, |t| {
@@ -363,10 +384,7 @@ impl Monitor {
     /// the observer (without one, the service until it is known).
     async fn refresh(&mut self) {
         if let Some((asked_at, tasks)) = self.tasks().await {
-            self.ips = crate::ecs::running_ips(tasks, None);
-            self.listed_at = asked_at;
-            let ips = &self.ips;
-            self.answered.retain(|a| ips.contains(a));
+            self.took(asked_at, tasks);
         }
         if self.feed.is_some() {
             self.follow_feed();
@@ -414,8 +432,44 @@ impl Monitor {
         feed.take_new(&self.service)
     }
 
-    /// Probes every known task at once; returns (healthy, failed, latencies in seconds).
-    async fn probe_all(&mut self) -> (u64, u64, Vec<f64>) {
+    /// Reads the tasks again before a round without a healthy answer counts: a fresh read of
+    /// the observer (asked for now, waited for at most one probe interval), or when none came
+    /// in that time (the observer is behind, its calls waiting for the rate budget) or there
+    /// is no observer, the monitor's own ListTasks and DescribeTasks.
+    async fn reread(&mut self) {
+        let fresh = match &mut self.feed {
+            Some(feed) => {
+                feed.fresh(self.interval).await;
+                feed.take_new(&self.service)
+            }
+            None => None,
+        };
+        let read = match fresh {
+            Some(read) => Some(read),
+            None => {
+                let asked_at = tokio::time::Instant::now();
+                let tasks = self.aws.tasks(&self.cluster, &self.service, false).await;
+                tasks.ok().map(|t| (asked_at, t))
+            }
+        };
+        if let Some((asked_at, tasks)) = read {
+            self.took(asked_at, tasks);
+        }
+        if self.feed.is_some() {
+            self.follow_feed();
+        }
+    }
+
+    /// Takes a read of the service's tasks: their addresses, and when they were asked for.
+    fn took(&mut self, asked_at: tokio::time::Instant, tasks: Vec<crate::ecs::TaskState>) {
+        self.ips = crate::ecs::running_ips(tasks, None);
+        self.listed_at = asked_at;
+        let ips = &self.ips;
+        self.answered.retain(|a| ips.contains(a));
+    }
+
+    /// Probes every known task at once.
+    async fn probe_all(&mut self) -> Probed {
         let mut probes = JoinSet::new();
         for ip in &self.ips {
             let (prober, ip) = (self.prober.clone(), ip.clone());
@@ -424,18 +478,26 @@ impl Monitor {
                 (prober.probe(&ip).await, ip)
             });
         }
-        let (mut ok, mut failed) = (0u64, 0u64);
-        let mut latencies = Vec::with_capacity(self.ips.len());
+        let mut probed = Probed {
+            latencies: Vec::with_capacity(self.ips.len()),
+            ..Probed::default()
+        };
         while let Some(Ok((p, ip))) = probes.join_next().await {
-            latencies.push(p.latency.as_secs_f64());
-            if p.result.is_ok() {
-                ok += 1;
-                self.answered.insert(ip);
-            } else {
-                failed += 1
+            probed.latencies.push(p.latency.as_secs_f64());
+            match p.result {
+                Ok(()) => {
+                    probed.ok += 1;
+                    self.answered.insert(ip);
+                }
+                Err(e) => {
+                    probed.failed += 1;
+                    if e == crate::health::ProbeFailure::Timeout {
+                        probed.timed_out += 1;
+                    }
+                }
             }
         }
-        (ok, failed, latencies)
+        probed
     }
 
     /// A task replaced by ECS, or one started by a rollout, changes the mesh destination: the

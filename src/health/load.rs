@@ -17,6 +17,10 @@ use tokio::time::Instant;
 /// over an interval, few enough that a 2-vCPU task does not spend its time in TLS handshakes.
 pub const MAX_PROBES_IN_FLIGHT: usize = 64;
 
+/// Event-loop lateness above which the daemon's own probes are not to be trusted: neither a
+/// verdict on a version nor downtime is drawn from their timeouts.
+pub const LATE_EVENT_LOOP: Duration = Duration::from_secs(1);
+
 /// How often the lateness watch wakes up.
 pub const TICK: Duration = Duration::from_millis(1000);
 
@@ -50,6 +54,13 @@ impl Load {
     /// How late the event loop ran recently (0 when nothing watches it).
     pub fn event_loop_lateness(&self) -> Duration {
         Duration::from_micros(self.lateness_micros.load(Ordering::Relaxed))
+    }
+
+    /// Sets the lateness, for tests of what reads it.
+    #[cfg(test)]
+    pub fn set_lateness(&self, late: Duration) {
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.lateness_micros.store(micros, Ordering::Relaxed);
     }
 
     /// Watches the event loop the way tokio users do: a task that sleeps `TICK` and measures

@@ -87,8 +87,7 @@ pub enum VerifyError {
     Aws(#[from] EcsError),
 }
 
-/// Event-loop lateness above which the daemon's own probes are not to be trusted.
-pub const LATE_EVENT_LOOP: Duration = Duration::from_secs(1);
+pub use crate::health::load::LATE_EVENT_LOOP;
 
 /// What one probe round saw, for [`inconclusive`].
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -268,3 +268,62 @@ async fn tasks_replaced_since_the_last_read_are_read_again_before_downtime_is_co
     server.abort();
     sim.shutdown().await;
 }
+
+/// A TCP listener on `ip`:9999 that accepts and never answers: every probe times out.
+fn silent_at(ip: std::net::IpAddr) -> tokio::task::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind((ip, 9999)).expect("bind the task's address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    })
+}
+
+#[tokio::test]
+async fn timeouts_while_the_daemons_event_loop_runs_late_are_not_downtime() {
+    let Setup {
+        sim,
+        mut monitor,
+        mut publisher,
+        lease: _,
+    } = setup().await;
+    let task = "127.7.61.3";
+    let server = silent_at(task.parse().expect("an address"));
+    let tasks = || {
+        crate::ecs::TasksByService::from([(
+            "ag".to_owned(),
+            vec![crate::ecs::TaskState::running_at("c", task)],
+        )])
+    };
+    publisher.services(Instant::now(), read(&today(0.0)));
+    publisher.tasks(Instant::now(), tasks());
+    monitor.start(None).await;
+    // Known already (an empty list would wait for a fresh read nobody answers yet).
+    monitor.ips = vec![task.to_owned()];
+    monitor.refresh().await;
+    assert_eq!(monitor.ips, [task]);
+    monitor.ever_healthy = true;
+    // The observer answers each request for a fresh read: the same task.
+    let reader = tokio::spawn(async move {
+        loop {
+            publisher.nudged().await;
+            publisher.tasks(Instant::now(), tasks());
+        }
+    });
+    // The event loop ran 2 s late: the round's timeouts are the daemon's, not downtime.
+    monitor.prober.load().set_lateness(Duration::from_secs(2));
+    monitor.round().await;
+    let now = monitor.options.clock.now();
+    assert_eq!(monitor.count.report(now).downtime_seconds, 0.0);
+    // On time, the same timeouts are downtime.
+    monitor.prober.load().set_lateness(Duration::ZERO);
+    monitor.round().await;
+    let now = monitor.options.clock.now();
+    assert!(monitor.count.report(now).downtime_seconds > 0.0);
+    reader.abort();
+    server.abort();
+    sim.shutdown().await;
+}
