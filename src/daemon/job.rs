@@ -32,7 +32,9 @@ fn show_retry(t: &mut TargetStatus, r: &Retries) {
 
 pub(super) struct Job {
     pub config: Arc<Config>,
-    pub target: Target,
+    /// The target's place in `config.targets` (the config holds it; a copy here would be
+    /// 2 KiB per target for the daemon's life).
+    pub index: usize,
     pub board: Arc<Board>,
     pub options: Options,
     pub limit: Arc<Semaphore>,
@@ -47,8 +49,12 @@ pub(super) struct Job {
 }
 
 impl Job {
+    fn target(&self) -> &Target {
+        &self.config.targets[self.index]
+    }
+
     fn name(&self) -> String {
-        self.target.name.to_string()
+        self.target().name.to_string()
     }
 
     /// Runs the loop once `before` (the previous config version's loop) has ended.
@@ -62,11 +68,11 @@ impl Job {
             b.wait().await;
         }
         let jitter = self
-            .target
+            .target()
             .jitter_seconds
             .as_ref()
             .map_or(Duration::ZERO, |j| Duration::from_secs_f64(j.0.max(0.0)));
-        let mut ticker = self.target.schedule().map(|s| Ticker::new(s, jitter));
+        let mut ticker = self.target().schedule().map(|s| Ticker::new(s, jitter));
         self.serve(triggers, stop, ticker.as_mut()).await;
         // The loop ends (stop, reload, shutdown): its next scheduled run is not left armed.
         if let Some(t) = &mut ticker {
@@ -122,7 +128,7 @@ impl Job {
             if why == Trigger::Retry {
                 let attempt = retries.attempt;
                 retries.fire();
-                tracing::info!(target = %self.target.name, attempt, "retrying the reconcile that failed");
+                tracing::info!(target = %self.target().name, attempt, "retrying the reconcile that failed");
                 self.board.target(&self.name(), |t| {
                     t.retries += 1;
                     show_retry(t, &retries);
@@ -136,7 +142,7 @@ impl Job {
                 // Scheduled times that passed while this run went on are skipped, not queued.
                 let missed = t.schedule().fires_between(started, clock.now());
                 if missed > 0 {
-                    tracing::warn!(target = %self.target.name, missed, "the schedule fired while a reconcile was running; those runs were skipped");
+                    tracing::warn!(target = %self.target().name, missed, "the schedule fired while a reconcile was running; those runs were skipped");
                     self.board
                         .target(&self.name(), |t| t.missed_fires += missed);
                 }
@@ -158,9 +164,9 @@ impl Job {
         if why != Trigger::Schedule {
             return false;
         }
-        if let Some(m) = &self.target.maintenance {
+        if let Some(m) = &self.target().maintenance {
             let tz = self
-                .target
+                .target()
                 .schedule()
                 .map_or(chrono_tz::UTC, |s| s.timezone());
             if !m.window().contains(self.options.clock.now(), tz) {
@@ -196,7 +202,7 @@ impl Job {
             .context
             .current(
                 &self.config,
-                &self.target,
+                self.target(),
                 &context::Env {
                     clients: &self.clients,
                     shared: &super::wiring::Shared::default(),
@@ -211,7 +217,7 @@ impl Job {
             None => None,
         };
         // Checked after the waits above: the lease may have moved during them.
-        let key = super::lease::key_of(&self.target);
+        let key = super::lease::key_of(self.target());
         let turn = match &self.lease {
             Some(fleet) => match fleet.turn(&name, &key) {
                 Some(turn) => Some(turn),
@@ -281,11 +287,11 @@ impl Job {
         let (Ok(o), Some(sink)) = (result, self.events()) else {
             return;
         };
-        let image = self.target.image.as_ref().map(|i| i.0.as_str());
+        let image = self.target().image.as_ref().map(|i| i.0.as_str());
         if let Some(e) = events::Sink::event(
             &self.name(),
-            self.target.cluster.as_str(),
-            self.target.service.as_str(),
+            self.target().cluster.as_str(),
+            self.target().service.as_str(),
             o,
             image,
         ) {
@@ -356,8 +362,8 @@ impl Job {
             match engine
                 .aws()
                 .tasks(
-                    self.target.cluster.as_str(),
-                    self.target.service.as_str(),
+                    self.target().cluster.as_str(),
+                    self.target().service.as_str(),
                     false,
                 )
                 .await

@@ -126,7 +126,7 @@ impl Supervisor {
         let mut entries = Vec::new();
         // One observer per (identity, region, endpoint, cluster) of this config version.
         let mut observers = observer::Observers::new(self.clients.clone());
-        for target in &config.targets {
+        for (index, target) in config.targets.iter().enumerate() {
             let name = target.name.to_string();
             let (tx, rx) = mpsc::channel(1);
             if let Some(t) = first {
@@ -171,7 +171,7 @@ impl Supervisor {
             ));
             let job = job::Job {
                 config: config.clone(),
-                target: target.clone(),
+                index,
                 board: self.board.clone(),
                 options: self.options.clone(),
                 limit: limit.clone(),

@@ -51,20 +51,20 @@ const PERSIST_EVERY: Duration = Duration::from_secs(60);
 /// has ended, so that it reads what that one wrote last. With `lease`, it writes (tags, the
 /// mesh) only while this replica holds the target's lease.
 #[allow(clippy::too_many_arguments)] // what one target's monitor is started with, each once
-pub async fn watch(
+pub fn watch(
     context: Arc<TargetContext>,
     target: Target,
     board: Arc<Board>,
     options: Options,
     mesh: Option<Arc<MeshSync>>,
-    mut stop: Shutdown,
+    stop: Shutdown,
     before: Option<Done>,
     lease: Option<Arc<Fleet>>,
     feed: Option<Feed>,
-) {
-    // Built before the first wait, on the heap: what this future holds across its awaits
-    // (it lives as long as the daemon, one per target) stays a pointer, not the target's
-    // settings and the monitor.
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Built now, on the heap, and not in the future: what the future holds (it lives as long
+    // as the daemon, one per target) is a pointer, not the target's settings (an async fn
+    // would keep its `target` argument for its whole life) and the monitor.
     let monitor = context.monitor().map(|(aws, prober)| {
         let writes = match lease {
             Some(fleet) => Writes::Lease {
@@ -77,6 +77,12 @@ pub async fn watch(
             aws, prober, target, board, options, mesh, writes, feed,
         ))
     });
+    run(monitor, stop, before)
+}
+
+/// The monitor's life: after `before` has ended, its start, then a round every interval
+/// until `stop`, then its last write.
+async fn run(monitor: Option<Box<Monitor>>, mut stop: Shutdown, before: Option<Done>) {
     // A read of the tags from before the previous monitor's last write would undo it.
     let mut not_before = None;
     if let Some(b) = before {

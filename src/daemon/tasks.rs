@@ -29,6 +29,10 @@ impl Tasks {
     /// Spawns `task` and tracks it.
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) -> Done {
         let (alive, done) = watch::channel(());
+        // On the heap and awaited from there: an async block that awaits a captured future
+        // keeps it twice (the capture and the awaited state), which for a target's loop was
+        // 6 KiB more per target.
+        let task = Box::pin(task);
         self.set.spawn(async move {
             let _alive = alive;
             task.await;

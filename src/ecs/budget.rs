@@ -209,9 +209,16 @@ impl Clock for TokioClock {
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
 
+/// ECS calls in flight at once per (identity, region). Each holds an SDK future of about
+/// 12 KiB and a connection (its buffers, its TLS state) until it ends; ECS's own buckets
+/// allow 20 a second at most in any family, so this many at ~100 ms each never hold
+/// a call back that a bucket would let through.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// The token buckets of one (identity, region), with their wait counters.
 pub(crate) struct Budget {
     limits: RateLimits,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
     limiters: [Limiter; 6],
     waits: [AtomicU64; 6],
     waited_nanos: [AtomicU64; 6],
@@ -240,12 +247,25 @@ impl Budget {
         }
         Self {
             limits,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             limiters: Family::ALL.map(|family| {
                 RateLimiter::direct_with_clock(limits.bucket(family).quota(), TokioClock)
             }),
             waits: Default::default(),
             waited_nanos: Default::default(),
         }
+    }
+
+    /// One of the [`MAX_IN_FLIGHT`] slots for an ECS call (waits while all are out); `None`
+    /// for a call outside ECS, which no slot holds back.
+    pub(crate) async fn in_flight(
+        &self,
+        op: &'static str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if outside_ecs(op) {
+            return None;
+        }
+        self.in_flight.clone().acquire_owned().await.ok()
     }
 
     /// Waits until the bucket of `op`'s family has a token and takes it; how long it
@@ -332,6 +352,30 @@ mod tests {
                 .filter(|(f, _)| *f != Family::TaskDefinitions)
                 .all(|(_, c)| *c == WaitCount::default())
         );
+    }
+
+    #[tokio::test]
+    async fn at_most_max_in_flight_ecs_calls_at_once_and_lease_calls_are_not_held() {
+        let budget = Budget::new(RateLimits::default());
+        let mut held = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT {
+            held.push(
+                budget
+                    .in_flight("TagResource")
+                    .await
+                    .expect("an ECS call has a slot"),
+            );
+        }
+        // Every slot is out: the next ECS call waits, of any family.
+        let waiting = budget.in_flight("DescribeTasks");
+        tokio::pin!(waiting);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        // A lease write is not an ECS call: no slot, no wait.
+        assert!(budget.in_flight("UpdateItem").await.is_none());
+        // One call ends: the waiting one goes.
+        held.pop();
+        assert!(waiting.await.is_some());
     }
 
     #[tokio::test(start_paused = true)]

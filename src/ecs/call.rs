@@ -75,19 +75,26 @@ impl Aws {
     {
         let mut attempt = 0;
         loop {
-            // Before every attempt, retries included: a retry after a throttle must not
-            // spend a token the bucket does not have.
-            if let Some(waited) = self.budget.acquire(op).await {
-                self.count(op, |c| {
-                    c.budget_waits += 1;
-                    c.budget_waited += waited;
-                });
-            }
-            self.count(op, |c| c.calls += 1);
-            // On the heap for the call's duration: an SDK operation's future is several KiB,
-            // and inline it would make every future that awaits a call (a target's loop, its
-            // monitor: each held for the daemon's life) that much larger.
-            match Box::pin(f()).await {
+            let result = {
+                // One of the calls in flight of this (identity, region), held for the attempt
+                // (not for a backoff): a burst of a thousand monitors' writes goes out a few
+                // dozen at a time, not as a thousand SDK futures and connections at once.
+                let _slot = self.budget.in_flight(op).await;
+                // Before every attempt, retries included: a retry after a throttle must not
+                // spend a token the bucket does not have.
+                if let Some(waited) = self.budget.acquire(op).await {
+                    self.count(op, |c| {
+                        c.budget_waits += 1;
+                        c.budget_waited += waited;
+                    });
+                }
+                self.count(op, |c| c.calls += 1);
+                // On the heap for the call's duration: an SDK operation's future is several
+                // KiB, and inline it would make every future that awaits a call (a target's
+                // loop, its monitor: each held for the daemon's life) that much larger.
+                Box::pin(f()).await
+            };
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let throttled = e.is_throttling();
