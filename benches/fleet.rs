@@ -24,8 +24,9 @@
 //!    watches every target); then one is SIGKILLed and the time until the survivor holds
 //!    every target's lease is measured, next to the lease's duration and renewal interval.
 //!
-//! Run: `cargo bench --bench fleet` (at 1,000 targets on 2 cores: 14 minutes, measured 2
-//! December 2026 — 30 s set-up, 180 s window, 7 minutes of update — plus about 4 minutes of
+//! Run: `cargo bench --bench fleet` (at 1,000 targets on 2 cores: 20 minutes, measured 2
+//! December 2026 — 30 s set-up, a 240 s window, 7 minutes of update, two replicas' 240 s window
+//! and the takeover — plus about 4 minutes of
 //! release build). Shape:
 //! `FLEET_TARGETS`, `FLEET_CLUSTERS` (default 1000, 10), `FLEET_WINDOW_SECONDS` (steady-state
 //! window, of one daemon and of the two replicas, 240: the observers read the services every
