@@ -132,7 +132,7 @@ async fn scale(n: usize) -> Scale {
         block = replace_once(&block, from, to);
     }
     let mut config = format!(
-        "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = 100\nshutdown_deadline_seconds = 30\n\n{head}"
+        "[daemon]\nstatus_listen = \"127.0.0.1:0\"\nmax_parallel = 100\nshutdown_deadline_seconds = 30\n\n{head}\n# The simulator does not throttle here: what is measured is the daemon's own cost, not\n# ECS's buckets (the fleet benchmark runs with them).\n{UNTHROTTLED}\n"
     );
     for i in 0..n {
         config.push_str("[[target]]");
