@@ -32,6 +32,7 @@ use count::Count;
 /// Task IPs are refreshed from ECS every this many probe rounds (the cluster's observer reads
 /// every this many probe intervals).
 pub(super) const REFRESH_EVERY: u32 = 4;
+
 /// What one probe of every known task found.
 #[derive(Debug, Default)]
 struct Probed {
