@@ -317,19 +317,28 @@ impl Observer {
             }
         };
         let tasks = read.as_ref().map(|r| &r.tasks);
-        if !seq.services_due(nudged, tasks, &self.services) {
+        let services = if seq.services_due(nudged, tasks, &self.services) {
+            seq.skipped = 0;
+            self.read_services(seq).await
+        } else {
             seq.skipped += 1;
-            self.tx.send_modify(|s| {
-                s.polls += 1;
-                if read.is_some() {
-                    s.read = read;
-                }
-            });
-            return;
-        }
-        seq.skipped = 0;
+            None
+        };
+        self.tx.send_modify(|s| {
+            s.polls += 1;
+            if read.is_some() {
+                s.read = read;
+            }
+            if services.is_some() {
+                s.services = services;
+            }
+        });
+    }
+
+    /// One read of the watched services; `None` when it failed (logged).
+    async fn read_services(&self, seq: &mut Seqs) -> Option<Arc<ServicesRead>> {
         let asked_at = Instant::now();
-        let services = match self
+        match self
             .aws
             .cluster_services(&self.cluster, &self.services)
             .await
@@ -351,16 +360,7 @@ impl Observer {
                 tracing::warn!(cluster = %self.cluster, error = %chain(&e), "cannot read the cluster's services; the monitors keep the last read");
                 None
             }
-        };
-        self.tx.send_modify(|s| {
-            s.polls += 1;
-            if read.is_some() {
-                s.read = read;
-            }
-            if services.is_some() {
-                s.services = services;
-            }
-        });
+        }
     }
 }
 
